@@ -1,0 +1,74 @@
+"""Command-line entry points. Each turns every user mistake into one line on stderr."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+
+from .errors import UserFacingError
+
+
+def guarded(run: Callable[[], None], program: str, log_dir: Path | None = None) -> int:
+    """Run ``run``; a user mistake becomes one message, an internal failure one line plus a log file."""
+    try:
+        run()
+    except UserFacingError as error:
+        print(f"{program}: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"{program}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as error:  # the message must still be one line for the participant
+        log = _write_crash_log(log_dir, program)
+        where = f" (details in {log})" if log else ""
+        print(f"{program}: internal error: {type(error).__name__}: {error}{where}", file=sys.stderr)
+        return 3
+    return 0
+
+
+def _write_crash_log(log_dir: Path | None, program: str) -> Path | None:
+    if log_dir is None:
+        return None
+    try:
+        log_dir.mkdir(parents=True, exist_ok=True)
+        path = log_dir / f"{program}_internal_error.log"
+        path.write_text(traceback.format_exc(), encoding="utf-8")
+        return path
+    except OSError:
+        return None
+
+
+def score_main(argv: list[str] | None = None) -> int:
+    """``score.py INPUT OUTPUT``: INPUT holds ref/ (ground truth) and res/ (results)."""
+    parser = argparse.ArgumentParser(prog="score.py", description="Score Cityscapes results (CodaLab convention).")
+    parser.add_argument("input", type=Path, help="folder holding ref/ and res/")
+    parser.add_argument("output", type=Path, help="folder that receives scores.txt, scores.json, detailed_results.html")
+    parser.add_argument("--workers", type=int, default=None, help="worker processes (default: all cores)")
+    args = parser.parse_args(argv)
+
+    def run() -> None:
+        from .evaluation import evaluate
+        from .score_files import write_score_files
+
+        scores = evaluate(args.input / "ref", args.input / "res", args.workers)
+        write_score_files(args.output, scores)
+        for warning in scores.warnings:
+            print(f"warning: {warning}", file=sys.stderr)
+        print(_summary(scores))
+
+    return guarded(run, "score.py", args.output)
+
+
+def _summary(scores) -> str:
+    return "\n".join(f"{key}: {value:.4f}" for key, value in scores.leaderboard().items())
+
+
+def main(argv: list[str] | None = None) -> int:
+    return score_main(argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,170 @@
+"""Evaluation of one frame: decode its files, check them, and produce the metric records.
+
+This is the unit of work that runs in the worker processes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from pycocotools import mask as rle_codec
+
+from .distances import region_distances
+from .errors import ReferenceDataError, SubmissionError
+from .groundtruth import GroundTruthFrame, GroundTruthImage, load_ground_truth
+from .labels import NUM_LABEL_IDS
+from .metrics import instance as instance_metric
+from .metrics import pixel as pixel_metric
+from .png_io import PngReadError, read_mask, read_single_channel
+from .results_format import InstanceLine, MaskFile, RleMask
+
+_PIXEL_FIX = "A pixel prediction is a one-channel PNG of label ids 0..33 at the size of the test image."
+_MASK_FIX = "A mask is a PNG at the size of the test image whose nonzero pixels are the instance."
+
+
+@dataclass(frozen=True)
+class FrameJob:
+    ground_truth: GroundTruthFrame
+    pixel_prediction: Path | None  # None: pixel task not entered
+    instance_lines: tuple[InstanceLine, ...] | None  # None: instance task not entered
+    with_distances: bool
+
+
+@dataclass
+class FrameRecords:
+    pixel: pixel_metric.PixelFrameRecord | None
+    instance: instance_metric.InstanceFrameRecord | None
+
+
+def evaluate_frame(job: FrameJob) -> FrameRecords:
+    wants_distances = job.with_distances and job.instance_lines is not None
+    gt = load_ground_truth(job.ground_truth, wants_distances)
+    region_counts = _checked_region_counts(gt, job.ground_truth)
+    pixel = None
+    if job.pixel_prediction is not None:
+        prediction = read_pixel_prediction(job.pixel_prediction, gt)
+        pixel = pixel_metric.evaluate_frame(gt.label_ids, gt.instance_ids, prediction)
+    instance = None
+    if job.instance_lines is not None:
+        instance = _evaluate_instances(job, gt, region_counts)
+    return FrameRecords(pixel, instance)
+
+
+def _checked_region_counts(gt: GroundTruthImage, frame: GroundTruthFrame) -> np.ndarray:
+    """Pixel count per instanceIds value, after checking every value names a label 0..33."""
+    counts = np.bincount(gt.instance_ids.ravel())
+    values = np.flatnonzero(counts)
+    bad = values[((values >= NUM_LABEL_IDS) & (values < 1000)) | (values >= NUM_LABEL_IDS * 1000)]
+    if len(bad):
+        raise ReferenceDataError(
+            f"holds value {int(bad[0])}, which is neither a label id 0..33 nor labelId*1000+k",
+            frame.instance_ids,
+            "Regenerate the reference data.",
+        )
+    return counts
+
+
+def read_pixel_prediction(path: Path, gt: GroundTruthImage) -> np.ndarray:
+    try:
+        prediction = read_single_channel(path, gt.size)
+    except PngReadError as exc:
+        raise SubmissionError(str(exc), path, _PIXEL_FIX) from None
+    if prediction.dtype != np.uint8:
+        low, high = int(prediction.min()), int(prediction.max())
+        if low < 0 or high >= NUM_LABEL_IDS:
+            raise SubmissionError(f"holds values {low}..{high}, outside the label ids 0..33", path, _PIXEL_FIX)
+        prediction = prediction.astype(np.uint8)
+    elif int(prediction.max()) >= NUM_LABEL_IDS:
+        high = int(prediction.max())
+        hint = " (255 looks like a trainId 'ignore': map trainIds to labelIds)" if high == 255 else ""
+        raise SubmissionError(f"holds value {high}, outside the label ids 0..33{hint}", path, _PIXEL_FIX)
+    return prediction
+
+
+def _evaluate_instances(
+    job: FrameJob, gt: GroundTruthImage, region_counts: np.ndarray
+) -> instance_metric.InstanceFrameRecord:
+    region_ids, region_sizes = instance_metric.ground_truth_regions_from_counts(region_counts)
+    distances = None
+    if gt.disparity is not None and gt.camera is not None:
+        distances = region_distances(gt.instance_ids, region_ids, gt.disparity, gt.camera)
+    predictions = (_decode(line, gt) for line in job.instance_lines if _in_task(line))
+    return instance_metric.evaluate_frame(gt.instance_ids, predictions, distances, (region_ids, region_sizes))
+
+
+def _in_task(line: InstanceLine) -> bool:
+    """Predictions of classes outside the task are skipped unread, as the official code does."""
+    return instance_metric.is_instance_class(line.label_id)
+
+
+def _decode(line: InstanceLine, gt: GroundTruthImage) -> instance_metric.Prediction:
+    pixels = _mask_file_pixels(line, gt) if isinstance(line.mask, MaskFile) else _rle_pixels(line.mask, line, gt)
+    return instance_metric.Prediction(pixels, line.label_id, line.confidence)
+
+
+def _mask_file_pixels(line: InstanceLine, gt: GroundTruthImage) -> np.ndarray:
+    path = line.mask.path
+    if not path.is_file():
+        raise SubmissionError(f"{line.source}: the mask {path.name} does not exist", path.parent, _MASK_FIX)
+    try:
+        return np.flatnonzero(read_mask(path, gt.size))
+    except PngReadError as exc:
+        raise SubmissionError(f"{exc} (mask of {line.source})", path, _MASK_FIX) from None
+
+
+def _rle_pixels(mask: RleMask, line: InstanceLine, gt: GroundTruthImage) -> np.ndarray:
+    width, height = gt.size
+    if list(mask.rle["size"]) != [height, width]:
+        raise SubmissionError(
+            f"{line.source}: segmentation size {mask.rle['size']} is not [{height}, {width}]",
+            line.source.split(" ")[0],
+            "RLE sizes are [height, width] of the test image.",
+        )
+    rle = _checked_rle(mask.rle, height * width, line)
+    return np.flatnonzero(rle_codec.decode(rle))
+
+
+def _checked_rle(rle: dict, pixel_count: int, line: InstanceLine) -> dict:
+    """An RLE whose runs cover exactly the image: pycocotools writes past its buffer otherwise."""
+    counts = rle["counts"]
+    runs = decode_rle_counts(counts) if isinstance(counts, str) else counts
+    if (
+        not all(isinstance(run, int) and not isinstance(run, bool) and run >= 0 for run in runs)
+        or sum(runs) != pixel_count
+    ):
+        raise SubmissionError(
+            f"{line.source}: the RLE runs do not cover the {pixel_count} pixels of the image",
+            line.source.split(" ")[0],
+            "Encode masks with pycocotools.mask.encode(np.asfortranarray(mask)).",
+        )
+    if isinstance(counts, list):
+        return rle_codec.frPyObjects(rle, *rle["size"])
+    return {"size": rle["size"], "counts": counts.encode("ascii")}
+
+
+def decode_rle_counts(text: str) -> list[int]:
+    """The run lengths of a COCO compressed RLE string (the LEB128-like format of pycocotools)."""
+    runs: list[int] = []
+    position = 0
+    try:
+        data = text.encode("ascii")
+    except UnicodeEncodeError:
+        return [-1]
+    while position < len(data):
+        value, shift, more = 0, 0, True
+        while more:
+            if position >= len(data):
+                return [-1]
+            char = data[position] - 48
+            value |= (char & 0x1F) << (5 * shift)
+            more = bool(char & 0x20)
+            position += 1
+            shift += 1
+            if not more and (char & 0x10):
+                value |= -1 << (5 * shift)
+        if len(runs) > 2:
+            value += runs[-2]
+        runs.append(value)
+    return runs

@@ -1,0 +1,137 @@
+"""The organiser's ground truth, in the Cityscapes dataset layout, found by recursive search."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .errors import ReferenceDataError
+from .labels import NUM_LABEL_IDS
+from .naming import (
+    CAMERA_SUFFIX,
+    DISPARITY_SUFFIX,
+    GT_INSTANCE_IDS_SUFFIX,
+    GT_LABEL_IDS_SUFFIX,
+    FrameId,
+    parse_frame_id,
+)
+from .png_io import PngReadError, Size, open_png, read_single_channel
+
+_FIX = "Regenerate the reference data or check the Cityscapes download it was built from."
+
+
+@dataclass(frozen=True)
+class Camera:
+    baseline: float  # metres
+    fx: float  # pixels
+
+
+@dataclass(frozen=True)
+class GroundTruthFrame:
+    frame: FrameId
+    label_ids: Path
+    instance_ids: Path
+    disparity: Path | None = None
+    camera: Path | None = None
+
+    @property
+    def has_distances(self) -> bool:
+        return self.disparity is not None and self.camera is not None
+
+
+@dataclass
+class GroundTruthImage:
+    """The decoded ground truth of one frame."""
+
+    label_ids: np.ndarray  # uint8, label ids 0..33
+    instance_ids: np.ndarray  # uint16/int32, labelId*1000+k for instances, else the label id
+    disparity: np.ndarray | None = None  # uint16 raw disparity
+    camera: Camera | None = None
+
+    @property
+    def size(self) -> Size:
+        height, width = self.label_ids.shape
+        return width, height
+
+
+def discover_ground_truth(ref_root: Path) -> list[GroundTruthFrame]:
+    """Every ``*_gtFine_labelIds.png`` under ``ref_root``, with its companions, in frame order."""
+    if not ref_root.is_dir():
+        raise ReferenceDataError("the reference data folder does not exist", ref_root, _FIX)
+    label_files = _index_by_frame(ref_root, GT_LABEL_IDS_SUFFIX)
+    if not label_files:
+        raise ReferenceDataError(
+            f"holds no ground truth (no file named *{GT_LABEL_IDS_SUFFIX} in any sub-folder)", ref_root, _FIX
+        )
+    disparities = _index_by_frame(ref_root, DISPARITY_SUFFIX)
+    cameras = _index_by_frame(ref_root, CAMERA_SUFFIX)
+    frames = []
+    for frame_id, label_path in sorted(label_files.items()):
+        instance_path = label_path.with_name(frame_id.stem + GT_INSTANCE_IDS_SUFFIX)
+        if not instance_path.is_file():
+            raise ReferenceDataError(f"is missing; it belongs with {label_path.name}", instance_path, _FIX)
+        frames.append(
+            GroundTruthFrame(frame_id, label_path, instance_path, disparities.get(frame_id), cameras.get(frame_id))
+        )
+    return frames
+
+
+def _index_by_frame(root: Path, suffix: str) -> dict[FrameId, Path]:
+    index: dict[FrameId, Path] = {}
+    for path in root.rglob("*" + suffix):
+        frame_id = parse_frame_id(path.name)
+        if frame_id is None or path.name != frame_id.stem + suffix:
+            continue
+        if frame_id in index:
+            raise ReferenceDataError(f"appears twice in the reference data (also {index[frame_id]})", path, _FIX)
+        index[frame_id] = path
+    return index
+
+
+def load_ground_truth(frame: GroundTruthFrame, with_distances: bool) -> GroundTruthImage:
+    label_ids = _read(frame.label_ids, None)
+    if label_ids.size and (int(label_ids.max()) >= NUM_LABEL_IDS or int(label_ids.min()) < 0):
+        raise ReferenceDataError(
+            f"holds label ids {int(label_ids.min())}..{int(label_ids.max())}; ids are 0..33", frame.label_ids, _FIX
+        )
+    label_ids = label_ids.astype(np.uint8, copy=False)
+    size = (label_ids.shape[1], label_ids.shape[0])
+    instance_ids = _read(frame.instance_ids, size).astype(np.int32, copy=False)
+    image = GroundTruthImage(label_ids, instance_ids)
+    if with_distances and frame.disparity is not None and frame.camera is not None:
+        image.disparity = _read(frame.disparity, size).astype(np.uint16, copy=False)
+        image.camera = read_camera(frame.camera)
+    return image
+
+
+def ground_truth_size(frame: GroundTruthFrame) -> Size:
+    """The image size from the labelIds header alone."""
+    try:
+        with open_png(frame.label_ids, None) as image:
+            return image.size
+    except PngReadError as exc:
+        raise ReferenceDataError(str(exc), frame.label_ids, _FIX) from None
+
+
+def read_camera(path: Path) -> Camera:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        camera = Camera(float(data["extrinsic"]["baseline"]), float(data["intrinsic"]["fx"]))
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as exc:
+        raise ReferenceDataError(
+            f"is not a Cityscapes camera file with extrinsic.baseline and intrinsic.fx ({exc})", path, _FIX
+        ) from None
+    if not (math.isfinite(camera.baseline) and math.isfinite(camera.fx) and camera.baseline > 0 and camera.fx > 0):
+        raise ReferenceDataError("has a baseline or fx that is not a positive number", path, _FIX)
+    return camera
+
+
+def _read(path: Path, size: Size | None) -> np.ndarray:
+    try:
+        return read_single_channel(path, size)
+    except PngReadError as exc:
+        raise ReferenceDataError(str(exc), path, _FIX) from None

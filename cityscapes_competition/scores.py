@@ -1,0 +1,80 @@
+"""The scores of one evaluation: what the metrics produce and the reports consume."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+# Leaderboard columns, in the order of scores.txt.
+PIXEL_KEYS = ("iou_class", "iiou_class", "iou_category", "iiou_category")
+INSTANCE_KEYS = ("ap", "ap50", "ap100m", "ap50m")
+LEADERBOARD_KEYS = PIXEL_KEYS + INSTANCE_KEYS
+
+
+@dataclass
+class PixelScores:
+    """Pixel-level semantic labeling, as evalPixelLevelSemanticLabeling.py reports it."""
+
+    iou_class: float
+    iiou_class: float
+    iou_category: float
+    iiou_category: float
+    class_iou: dict[str, float]  # the 19 scored classes
+    class_iiou: dict[str, float]  # the 8 instance classes
+    category_iou: dict[str, float]  # the 7 scored categories
+    category_iiou: dict[str, float]  # human, vehicle
+    confusion_matrix: np.ndarray  # 34x34, rows ground truth, columns prediction (label ids)
+
+    def leaderboard(self) -> dict[str, float]:
+        return {key: getattr(self, key) for key in PIXEL_KEYS}
+
+
+@dataclass
+class InstanceScores:
+    """Instance-level semantic labeling, as evalInstanceLevelSemanticLabeling.py reports it."""
+
+    ap: float
+    ap50: float
+    ap100m: float | None  # None without disparity and camera data
+    ap50m: float | None
+    class_scores: dict[str, dict[str, float]]  # class name -> {"ap", "ap50", ["ap100m", "ap50m"]}
+    ap_matrix: np.ndarray  # (distance settings, classes, overlaps), the official resultApMatrix
+    distance_note: str | None = None  # why ap100m/ap50m are absent, if they are
+
+    def leaderboard(self) -> dict[str, float]:
+        values = {"ap": self.ap, "ap50": self.ap50}
+        if self.ap100m is not None and self.ap50m is not None:
+            values |= {"ap100m": self.ap100m, "ap50m": self.ap50m}
+        return values
+
+
+@dataclass
+class Scores:
+    """Both tasks; a task the participant did not enter is None and scores 0 on the leaderboard."""
+
+    pixel: PixelScores | None
+    instance: InstanceScores | None
+    warnings: list[str] = field(default_factory=list)
+    image_count: int = 0
+    distances_available: bool = True
+
+    def leaderboard(self) -> dict[str, float]:
+        """The scores.txt columns. An absent task scores 0; distance metrics without distance data are left out."""
+        values: dict[str, float] = dict.fromkeys(PIXEL_KEYS, 0.0)
+        if self.pixel is not None:
+            values |= self.pixel.leaderboard()
+        if self.instance is not None:
+            values |= self.instance.leaderboard()
+        else:
+            absent = INSTANCE_KEYS if self.distances_available else INSTANCE_KEYS[:2]
+            values |= dict.fromkeys(absent, 0.0)
+        return values
+
+
+def finite_or_none(value: float | None) -> float | None:
+    """JSON has no NaN: undefined scores are null."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    return float(value)
