@@ -17,7 +17,7 @@ from .groundtruth import GroundTruthFrame, GroundTruthImage, load_ground_truth
 from .labels import NUM_LABEL_IDS
 from .metrics import instance as instance_metric
 from .metrics import pixel as pixel_metric
-from .png_io import PngReadError, read_mask, read_single_channel
+from .png_io import PngReadError, read_mask_pixels, read_single_channel
 from .results_format import InstanceLine, MaskFile, RleMask
 
 _PIXEL_FIX = "A pixel prediction is a one-channel PNG of label ids 0..33 at the size of the test image."
@@ -109,7 +109,7 @@ def _mask_file_pixels(line: InstanceLine, gt: GroundTruthImage) -> np.ndarray:
     if not path.is_file():
         raise SubmissionError(f"{line.source}: the mask {path.name} does not exist", path.parent, _MASK_FIX)
     try:
-        return np.flatnonzero(read_mask(path, gt.size))
+        return read_mask_pixels(path, gt.size)
     except PngReadError as exc:
         raise SubmissionError(f"{exc} (mask of {line.source})", path, _MASK_FIX) from None
 

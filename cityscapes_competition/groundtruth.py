@@ -19,7 +19,7 @@ from .naming import (
     FrameId,
     parse_frame_id,
 )
-from .png_io import PngReadError, Size, open_png, read_single_channel
+from .png_io import PngReadError, Size, image_size, read_single_channel
 
 _FIX = "Regenerate the reference data or check the Cityscapes download it was built from."
 
@@ -111,8 +111,7 @@ def load_ground_truth(frame: GroundTruthFrame, with_distances: bool) -> GroundTr
 def ground_truth_size(frame: GroundTruthFrame) -> Size:
     """The image size from the labelIds header alone."""
     try:
-        with open_png(frame.label_ids, None) as image:
-            return image.size
+        return image_size(frame.label_ids)
     except PngReadError as exc:
         raise ReferenceDataError(str(exc), frame.label_ids, _FIX) from None
 

@@ -1,81 +1,151 @@
-"""Reading the PNGs of the Cityscapes formats, safely.
+"""Reading the PNGs of the Cityscapes formats, safely and fast.
 
-Every read checks the header before any pixel is decoded: a file that is not a PNG, has the
-wrong size or an unsupported mode is refused, so a decompression bomb never inflates.
+Every read checks the header before any pixel is decoded: a file that is not a PNG, is too large
+or has the wrong size is refused, so a decompression bomb never inflates. Grayscale images go
+through ``fast_png``; everything else through Pillow, which the official evaluation uses, so both
+paths give the official pixel values.
 """
 
 from __future__ import annotations
 
+import io
 import warnings
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-from .errors import UserFacingError
+from .fast_png import PngFormatError, decode_grayscale, nonzero_bitmask_rows, read_header
 
-# Two-dimensional modes whose pixel values numpy reads as they are.
-_SINGLE_CHANNEL_MODES = {"L", "P", "1", "I;16", "I;16B", "I;16L", "I"}
 Size = tuple[int, int]  # (width, height), as Pillow reports it
 
-# No legitimate Cityscapes image is larger; anything above is refused before decoding.
-MAX_PIXELS = 4096 * 2048
+MAX_PIXELS = 4096 * 2048  # no legitimate Cityscapes image is larger
+MAX_FILE_BYTES = 64 * 1024 * 1024
+_SINGLE_CHANNEL_MODES = {"L", "P", "1", "I;16", "I;16B", "I;16L", "I"}
+_GRAYSCALE = 0
 
 
 class PngReadError(Exception):
     """A PNG could not be used; the message says why (the caller names the file)."""
 
 
-def open_png(path: Path, expected_size: Size | None) -> Image.Image:
-    """Open a PNG and check its header; pixels are not decoded yet."""
+def read_single_channel(path: Path, expected_size: Size | None = None) -> np.ndarray:
+    """The pixel values of a one-channel PNG (labelIds, instanceIds, disparity), as numpy reads Pillow's."""
+    data = _read_bytes(path)
+    depth, color_type = _check_header(data, expected_size)
+    if color_type == _GRAYSCALE and depth in (1, 8, 16):
+        pixels = _fast(decode_grayscale, data)
+        if pixels is not None:
+            return pixels
+    with _pillow(data) as image:
+        if image.mode not in _SINGLE_CHANNEL_MODES:
+            raise PngReadError(f"has {len(image.getbands())} channels (mode {image.mode}); one channel is needed")
+        return _decode(lambda: np.asarray(image))
+
+
+def read_mask_pixels(path: Path, expected_size: Size | None = None) -> np.ndarray:
+    """Flat indices of an instance mask's pixels: nonzero after conversion to 8-bit gray, as officially."""
+    data = _read_bytes(path)
+    depth, color_type = _check_header(data, expected_size)
+    if color_type == _GRAYSCALE and depth == 1:
+        packed = _fast(nonzero_bitmask_rows, data)
+        if packed is not None:
+            return _bit_positions(*packed)
+    if color_type == _GRAYSCALE and depth == 8:
+        pixels = _fast(decode_grayscale, data)
+        if pixels is not None:
+            return np.flatnonzero(pixels != 0)
+    with _pillow(data) as image:
+        gray = image if image.mode in ("1", "L") else _decode(lambda: image.convert("L"))
+        return np.flatnonzero(_decode(lambda: np.asarray(gray)) != 0)
+
+
+def _bit_positions(packed: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Flat pixel indices of the set bits of packed 1-bit rows, touching only nonzero bytes."""
+    row_bytes = packed.shape[1]
+    byte_index = np.flatnonzero(packed)
+    bits = np.unpackbits(packed.reshape(-1)[byte_index][:, None], axis=1).astype(bool)
+    byte_of_bit, bit = np.nonzero(bits)
+    source = byte_index[byte_of_bit]
+    column = (source % row_bytes) * 8 + bit
+    return (source // row_bytes) * width + column
+
+
+def image_size(path: Path) -> Size:
+    data = _read_bytes(path, header_only=True)
+    width, height, *_ = _header(data)
+    return width, height
+
+
+def _read_bytes(path: Path, header_only: bool = False) -> bytes:
+    try:
+        with open(path, "rb") as file:
+            if header_only:
+                return file.read(64)
+            data = file.read(MAX_FILE_BYTES + 1)
+    except FileNotFoundError:
+        raise PngReadError("does not exist") from None
+    except IsADirectoryError:
+        raise PngReadError("is a folder, not a PNG file") from None
+    except OSError as exc:
+        raise PngReadError(f"cannot be read ({exc.strerror})") from None
+    if len(data) > MAX_FILE_BYTES:
+        raise PngReadError(f"is larger than {MAX_FILE_BYTES // (1024 * 1024)} MB, far more than a Cityscapes PNG")
+    return data
+
+
+def _header(data: bytes) -> tuple[int, int, int, int, int]:
+    try:
+        return read_header(data)
+    except PngFormatError:
+        kind = _guess_format(data)
+        raise PngReadError(f"is {kind}, not a PNG image" if kind else "is not a PNG image") from None
+
+
+def _check_header(data: bytes, expected_size: Size | None) -> tuple[int, int]:
+    width, height, depth, color_type, _ = _header(data)
+    if width * height > MAX_PIXELS:
+        raise PngReadError(f"is {width}x{height} pixels, larger than any Cityscapes image")
+    if expected_size is not None and (width, height) != expected_size:
+        raise PngReadError(f"is {width}x{height} pixels but the ground truth is {expected_size[0]}x{expected_size[1]}")
+    return depth, color_type
+
+
+def _fast(decoder, data: bytes):
+    try:
+        return decoder(data)
+    except PngFormatError as exc:
+        raise PngReadError(f"is corrupt or truncated ({exc})") from None
+
+
+def _pillow(data: bytes) -> Image.Image:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(path)
+            return Image.open(io.BytesIO(data), formats=["PNG"])
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise PngReadError(f"is not a readable image ({_short(exc)})") from None
-    if image.format != "PNG":
-        image.close()
-        raise PngReadError(f"is a {image.format} file, not a PNG")
-    width, height = image.size
-    if width * height > MAX_PIXELS:
-        image.close()
-        raise PngReadError(f"is {width}x{height} pixels, larger than any Cityscapes image")
-    if expected_size is not None and image.size != expected_size:
-        image.close()
-        raise PngReadError(f"is {width}x{height} pixels but the ground truth is {expected_size[0]}x{expected_size[1]}")
-    return image
+        raise PngReadError(f"is not a readable PNG ({_short(exc)})") from None
 
 
-def read_single_channel(path: Path, expected_size: Size | None = None) -> np.ndarray:
-    """The pixel values of a one-channel PNG (labelIds, instanceIds, disparity)."""
-    image = open_png(path, expected_size)
-    with image:
-        if image.mode not in _SINGLE_CHANNEL_MODES:
-            raise PngReadError(f"has {len(image.getbands())} channels (mode {image.mode}); one channel is needed")
-        return _decode(image, lambda img: np.asarray(img))
-
-
-def read_mask(path: Path, expected_size: Size | None = None) -> np.ndarray:
-    """An instance mask as the official evaluation sees it: nonzero after conversion to 8-bit gray."""
-    image = open_png(path, expected_size)
-    with image:
-        if image.mode in ("1", "L"):
-            return _decode(image, lambda img: np.asarray(img)) != 0
-        return _decode(image, lambda img: np.asarray(img.convert("L"))) != 0
-
-
-def _decode(image: Image.Image, convert) -> np.ndarray:
+def _decode(convert):
     try:
-        return convert(image)
+        return convert()
     except (OSError, ValueError, SyntaxError, EOFError, MemoryError) as exc:
         raise PngReadError(f"is corrupt or truncated ({_short(exc)})") from None
 
 
+def _guess_format(data: bytes) -> str | None:
+    signatures = {b"\xff\xd8\xff": "a JPEG", b"GIF8": "a GIF", b"BM": "a BMP", b"PK\x03\x04": "a zip archive"}
+    for signature, name in signatures.items():
+        if data.startswith(signature):
+            return name
+    if data[:4] in (b"II*\x00", b"MM\x00*"):
+        return "a TIFF"
+    if not data:
+        return "an empty file"
+    return None
+
+
 def _short(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return text[:200]
-
-
-def describe(path: Path, error: PngReadError, error_type: type[UserFacingError], fix: str) -> UserFacingError:
-    return error_type(str(error), path, fix)
+    text = str(exc).strip()
+    return (text.splitlines()[0] if text else type(exc).__name__)[:200]
