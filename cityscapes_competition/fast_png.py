@@ -3,9 +3,8 @@
 Nearly all of a standard decoder's time on these images goes to inflating megabytes of mostly
 identical bytes and to per-row unfiltering in C loops one byte at a time. Here zlib-ng inflates
 and numpy unfilters whole groups of rows at once. Grayscale images of bit depth 1, 8 or 16, not
-interlaced, are handled; anything else (and any image whose filters do not settle, see
-``_unfilter_predicted_row``) returns None so the caller can use Pillow. Results are bit-identical
-to Pillow's; the tests compare them.
+interlaced, are handled; anything else returns None so the caller can use Pillow. Results are
+bit-identical to Pillow's; the tests compare them.
 """
 
 from __future__ import annotations
@@ -45,8 +44,6 @@ def decode_grayscale(data: bytes) -> np.ndarray | None:
     raw = _inflate(_image_data(data), expected)
     rows = np.frombuffer(raw, np.uint8).reshape(height, row_bytes + 1)
     pixels = _unfilter(rows[:, 1:], rows[:, 0], max(1, depth // 8))
-    if pixels is None:
-        return None
     if depth == 1:
         return np.unpackbits(pixels, axis=1, count=width).view(bool)
     if depth == 16:
@@ -62,8 +59,7 @@ def nonzero_bitmask_rows(data: bytes) -> tuple[np.ndarray, int, int] | None:
     row_bytes = (width + 7) // 8
     raw = _inflate(_image_data(data), height * (row_bytes + 1))
     rows = np.frombuffer(raw, np.uint8).reshape(height, row_bytes + 1)
-    packed = _unfilter(rows[:, 1:], rows[:, 0], 1)
-    return (packed, width, height) if packed is not None else None
+    return _unfilter(rows[:, 1:], rows[:, 0], 1), width, height
 
 
 def _image_data(data: bytes) -> bytes:
@@ -95,7 +91,7 @@ def _inflate(compressed: bytes, expected: int) -> bytes:
     return raw
 
 
-def _unfilter(filtered: np.ndarray, filters: np.ndarray, bpp: int) -> np.ndarray | None:
+def _unfilter(filtered: np.ndarray, filters: np.ndarray, bpp: int) -> np.ndarray:
     """Undo the PNG row filters. Rows without a dependency on the row above go first, all at once."""
     if filters.max(initial=0) > _PAETH:
         raise PngFormatError("unknown row filter")
@@ -109,10 +105,7 @@ def _unfilter(filtered: np.ndarray, filters: np.ndarray, bpp: int) -> np.ndarray
         if filters[row] == _UP:
             np.add(out[row], above, out=out[row])  # a loop of row adds beats numpy's slow cumsum on axis 0
             continue
-        decoded = _unfilter_predicted_row(out[row], above, bpp, int(filters[row]))
-        if decoded is None:
-            return None
-        out[row] = decoded
+        out[row] = _unfilter_predicted_row(out[row], above, bpp, int(filters[row]))
     return out
 
 
@@ -127,16 +120,24 @@ def _undo_sub(rows: np.ndarray, bpp: int) -> np.ndarray:
     return np.cumsum(lanes, axis=1, dtype=np.uint8).reshape(count, width)
 
 
-def _unfilter_predicted_row(raw: np.ndarray, above: np.ndarray, bpp: int, kind: int) -> np.ndarray | None:
+def _unfilter_predicted_row(raw: np.ndarray, above: np.ndarray, bpp: int, kind: int) -> np.ndarray:
     """Average and Paeth rows depend on their own left neighbours.
 
-    The row is the unique fixed point of ``x = raw + predict(left(x), above, upper_left)``: the
+    A Paeth row is the unique fixed point of ``x = raw + paeth(left(x), above, upper_left)``: the
     true row satisfies it, and any fixed point equals it byte by byte from the left. Each round
     takes the predictor choices implied by the current guess and solves them exactly; where the
     choice is "left", the bytes are a running sum from the last byte that does not depend on its
-    left neighbour, so a whole run settles in one round. Real images settle in a few rounds; if
-    a row has not after a bounded number, give up and let the caller decode with Pillow.
+    left neighbour, so a whole run settles in one round. Average rows (rare in these files) and
+    any row that has not settled after a few rounds are decoded byte by byte.
     """
+    if kind == _PAETH:
+        settled = _paeth_by_fixed_point(raw, above, bpp)
+        if settled is not None:
+            return settled
+    return _unfilter_sequentially(raw, above, bpp, kind)
+
+
+def _paeth_by_fixed_point(raw: np.ndarray, above: np.ndarray, bpp: int) -> np.ndarray | None:
     width = len(raw)
     pad = (-width) % bpp
     lanes_raw = np.concatenate([raw, np.zeros(pad, np.uint8)]).reshape(-1, bpp).astype(np.int64)
@@ -147,14 +148,37 @@ def _unfilter_predicted_row(raw: np.ndarray, above: np.ndarray, bpp: int, kind: 
     positions = np.arange(len(guess))[:, None]
     for _ in range(_MAX_FIXED_POINT_ROUNDS):
         left = np.vstack([np.zeros((1, bpp), np.int64), guess[:-1]])
-        if kind == _AVERAGE:
-            updated = (lanes_raw + ((left + lanes_above) >> 1)) & 0xFF
-        else:
-            updated = _solve_paeth_choices(lanes_raw, left, lanes_above, upper_left, running, positions)
+        updated = _solve_paeth_choices(lanes_raw, left, lanes_above, upper_left, running, positions)
         if np.array_equal(updated, guess):
             return guess.astype(np.uint8).reshape(-1)[:width]
         guess = updated
     return None
+
+
+def _unfilter_sequentially(raw: np.ndarray, above: np.ndarray, bpp: int, kind: int) -> np.ndarray:
+    """The PNG specification's own loop, for the rows the vectorized paths do not settle."""
+    filtered, prior = raw.tolist(), above.tolist()
+    out = [0] * len(filtered)
+    for i, value in enumerate(filtered):
+        left = out[i - bpp] if i >= bpp else 0
+        if kind == _AVERAGE:
+            prediction = (left + prior[i]) >> 1
+        else:
+            upper_left = prior[i - bpp] if i >= bpp else 0
+            estimate = left + prior[i] - upper_left
+            to_left, to_above, to_upper_left = (
+                abs(estimate - left),
+                abs(estimate - prior[i]),
+                abs(estimate - upper_left),
+            )
+            if to_left <= to_above and to_left <= to_upper_left:
+                prediction = left
+            elif to_above <= to_upper_left:
+                prediction = prior[i]
+            else:
+                prediction = upper_left
+        out[i] = (value + prediction) & 0xFF
+    return np.array(out, np.uint8)
 
 
 def _solve_paeth_choices(raw, left, above, upper_left, running, positions) -> np.ndarray:

@@ -1,0 +1,150 @@
+"""The fast PNG decoder gives exactly Pillow's pixels, whatever row filters the encoder chose."""
+
+from __future__ import annotations
+
+import io
+import struct
+import zlib
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from cityscapes_competition import fast_png
+from cityscapes_competition.png_io import PngReadError, read_mask_pixels, read_single_channel
+
+
+def _chunk(kind: bytes, payload: bytes) -> bytes:
+    return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
+
+
+def _filter_row(row: np.ndarray, above: np.ndarray, bpp: int, kind: int) -> np.ndarray:
+    row, above = row.astype(np.int64), above.astype(np.int64)
+    left = np.concatenate([np.zeros(bpp, np.int64), row[:-bpp]])
+    upper_left = np.concatenate([np.zeros(bpp, np.int64), above[:-bpp]])
+    if kind == 0:
+        prediction = np.zeros_like(row)
+    elif kind == 1:
+        prediction = left
+    elif kind == 2:
+        prediction = above
+    elif kind == 3:
+        prediction = (left + above) // 2
+    else:
+        estimate = left + above - upper_left
+        pa, pb, pc = np.abs(estimate - left), np.abs(estimate - above), np.abs(estimate - upper_left)
+        prediction = np.where((pa <= pb) & (pa <= pc), left, np.where(pb <= pc, above, upper_left))
+    return ((row - prediction) % 256).astype(np.uint8)
+
+
+def encode_png(pixels: np.ndarray, depth: int, filters: np.ndarray, idat_pieces: int = 1) -> bytes:
+    """A grayscale PNG with the given row filters (an encoder independent of the decoder under test)."""
+    height, width = pixels.shape
+    if depth == 1:
+        rows = np.packbits(pixels.astype(bool), axis=1)
+    elif depth == 16:
+        rows = pixels.astype(">u2").view(np.uint8).reshape(height, width * 2)
+    else:
+        rows = pixels.astype(np.uint8)
+    bpp = max(1, depth // 8)
+    above = np.zeros(rows.shape[1], np.uint8)
+    stream = bytearray()
+    for row, kind in zip(rows, filters, strict=True):
+        stream.append(int(kind))
+        stream += _filter_row(row, above, bpp, int(kind)).tobytes()
+        above = row
+    compressed = zlib.compress(bytes(stream), 6)
+    pieces = np.array_split(np.frombuffer(compressed, np.uint8), idat_pieces)
+    header = struct.pack(">IIBBBBB", width, height, depth, 0, 0, 0, 0)
+    body = b"".join(_chunk(b"IDAT", piece.tobytes()) for piece in pieces)
+    return b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", header) + body + _chunk(b"IEND", b"")
+
+
+def _scene(rng: np.random.Generator, height: int, width: int, high: int) -> np.ndarray:
+    """Blocky label-like content: constant runs with edges, where Paeth prefers 'left'."""
+    image = np.full((height, width), rng.integers(0, high), np.int64)
+    for _ in range(12):
+        y, x = rng.integers(0, height), rng.integers(0, width)
+        image[y : y + rng.integers(1, height), x : x + rng.integers(1, width)] = rng.integers(0, high)
+    noisy = rng.random((height, width)) < 0.02
+    image[noisy] = rng.integers(0, high, noisy.sum())
+    return image
+
+
+@pytest.mark.parametrize("depth", [1, 8, 16])
+@pytest.mark.parametrize("seed", range(6))
+def test_decoder_matches_pillow_for_every_filter_mix(depth: int, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    height, width = int(rng.integers(2, 70)), int(rng.integers(2, 150))
+    high = {1: 2, 8: 256, 16: 65536}[depth]
+    pixels = _scene(rng, height, width, high)
+    filters = rng.integers(0, 5, height)
+    data = encode_png(pixels, depth, filters, idat_pieces=int(rng.integers(1, 4)))
+    expected = np.asarray(Image.open(io.BytesIO(data)))
+    decoded = fast_png.decode_grayscale(data)
+    assert decoded is not None
+    assert decoded.dtype == expected.dtype
+    np.testing.assert_array_equal(decoded, expected)
+
+
+def test_paeth_rows_of_long_runs_settle_without_the_byte_loop() -> None:
+    """Label images hold long constant runs, where Paeth predicts from the left: the vectorized
+    fixed point must settle on them (the byte-by-byte loop is the slow path)."""
+    pixels = np.zeros((8, 2048), np.uint8)
+    pixels[3:, 100:1900] = 26
+    pixels[5:, 700:710] = 33
+    filtered = [_filter_row(pixels[r], pixels[r - 1] if r else np.zeros(2048, np.uint8), 1, 4) for r in range(8)]
+    for row in range(1, 8):
+        settled = fast_png._paeth_by_fixed_point(filtered[row], pixels[row - 1], 1)
+        assert settled is not None
+        np.testing.assert_array_equal(settled, pixels[row])
+
+
+def test_reader_falls_back_to_pillow_for_palette_images(tmp_path) -> None:
+    path = tmp_path / "palette.png"
+    values = np.arange(48, dtype=np.uint8).reshape(6, 8) % 34
+    Image.fromarray(values).convert("P").save(path)
+    np.testing.assert_array_equal(read_single_channel(path), np.asarray(Image.open(path)))
+
+
+@pytest.mark.parametrize("mode", ["1", "L", "P", "RGB", "I;16"])
+def test_mask_pixels_match_the_official_reading(tmp_path, mode: str) -> None:
+    """The official code reads a mask as ``np.array(Image.open(f).convert('L')) != 0``."""
+    rng = np.random.default_rng(3)
+    base = (rng.random((40, 61)) < 0.3).astype(np.uint8)
+    if mode == "RGB":
+        colors = np.array([[0, 0, 0], [0, 0, 1], [200, 10, 10]], np.uint8)  # (0,0,1) is 0 in gray
+        image = Image.fromarray(colors[base + (rng.random((40, 61)) < 0.2)])
+    elif mode == "I;16":
+        image = Image.fromarray(base.astype(np.uint16) * 300)
+    else:
+        image = Image.fromarray(base * 255).convert(mode)
+    path = tmp_path / f"mask_{mode.replace(';', '')}.png"
+    image.save(path)
+    official = np.flatnonzero(np.array(Image.open(path).convert("L")) != 0)
+    np.testing.assert_array_equal(read_mask_pixels(path), official)
+
+
+def test_oversized_header_is_refused_before_decoding(tmp_path) -> None:
+    """A bomb declares a huge size; it is refused from its header."""
+    header = struct.pack(">IIBBBBB", 100_000, 100_000, 8, 0, 0, 0, 0)
+    bomb = zlib.compress(b"\x00" * 10_000_000)
+    data = b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", header) + _chunk(b"IDAT", bomb) + _chunk(b"IEND", b"")
+    path = tmp_path / "bomb.png"
+    path.write_bytes(data)
+    with pytest.raises(PngReadError, match="larger than any Cityscapes image"):
+        read_single_channel(path)
+
+
+def test_truncated_and_foreign_files_are_refused(tmp_path) -> None:
+    data = encode_png(np.ones((20, 30), np.int64), 8, np.zeros(20, int))
+    truncated = tmp_path / "truncated.png"
+    truncated.write_bytes(data[: len(data) // 2])
+    with pytest.raises(PngReadError, match="corrupt or truncated"):
+        read_single_channel(truncated)
+    jpeg = tmp_path / "photo.png"
+    Image.new("L", (8, 8)).save(jpeg, format="JPEG")
+    with pytest.raises(PngReadError, match="JPEG"):
+        read_single_channel(jpeg)
+    with pytest.raises(PngReadError, match="is 30x20 pixels but the ground truth is 31x20"):
+        read_single_channel(truncated, (31, 20))
