@@ -1,0 +1,295 @@
+"""Every mistake a participant can make in a results folder: one clear message, no traceback."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import REPO, TinyCase
+from PIL import Image
+from pycocotools import mask as rle_codec
+
+from cityscapes_competition import results_format
+from cityscapes_competition.cli import score_main
+
+STEM = "frankfurt_000000_000019"
+
+
+def run_scoring(case: TinyCase, tmp_path: Path, capsys) -> tuple[int, str, Path]:
+    input_dir = case.ref.parent
+    output = tmp_path / "output"
+    code = score_main([str(input_dir), str(output)])
+    captured = capsys.readouterr()
+    return code, captured.err, output
+
+
+def assert_refused(case: TinyCase, tmp_path: Path, capsys, *fragments: str) -> str:
+    code, err, output = run_scoring(case, tmp_path, capsys)
+    assert code != 0
+    assert "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1, err
+    for fragment in fragments:
+        assert fragment in err, err
+    assert not (output / "scores.txt").exists()
+    return err
+
+
+def pixel_file(case: TinyCase, stem: str = STEM) -> Path:
+    return next((case.res / "pixel").rglob(f"{stem}*.png"))
+
+
+def txt_file(case: TinyCase, stem: str = STEM) -> Path:
+    return next((case.res / "instance").rglob(f"{stem}*.txt"))
+
+
+def test_valid_results_score(tiny_case, tmp_path, capsys) -> None:
+    code, err, output = run_scoring(tiny_case, tmp_path, capsys)
+    assert code == 0, err
+    scores = {}
+    for line in (output / "scores.txt").read_text().splitlines():
+        label, value = line.split(":")  # exactly as CodaLab parses it
+        scores[label] = float(value)
+    assert set(scores) == {"iou_class", "iiou_class", "iou_category", "iiou_category", "ap", "ap50", "ap100m", "ap50m"}
+    assert scores["ap"] == pytest.approx(1.0)
+    assert 0 < scores["iou_class"] < 1
+    document = json.loads((output / "scores.json").read_text())
+    assert document["classes"]["car"]["ap"] == pytest.approx(1.0)
+    assert "traffic light" in document["classes"]
+    assert (output / "detailed_results.html").stat().st_size > 1000
+
+
+def test_missing_predictions_are_listed(tiny_case, tmp_path, capsys) -> None:
+    pixel_file(tiny_case).unlink()
+    pixel_file(tiny_case, "lindau_000000_000019").unlink()
+    assert_refused(tiny_case, tmp_path, capsys, "2 of 3 test images", STEM, "lindau_000000_000019")
+
+
+def test_two_predictions_for_one_image(tiny_case, tmp_path, capsys) -> None:
+    original = pixel_file(tiny_case)
+    (original.parent / f"{STEM}_copy.png").write_bytes(original.read_bytes())
+    assert_refused(tiny_case, tmp_path, capsys, "2 files are predictions for test image", STEM)
+
+
+def test_wrong_size(tiny_case, tmp_path, capsys) -> None:
+    Image.fromarray(np.full((24, 48), 7, np.uint8)).save(pixel_file(tiny_case))
+    assert_refused(tiny_case, tmp_path, capsys, "48x24 pixels but the ground truth is 96x48", STEM)
+
+
+@pytest.mark.parametrize("value, hint", [(34, "outside the label ids 0..33"), (255, "trainId")])
+def test_values_outside_label_ids(tiny_case, tmp_path, capsys, value, hint) -> None:
+    path = pixel_file(tiny_case)
+    prediction = np.array(Image.open(path))
+    prediction[0, 0] = value
+    Image.fromarray(prediction).save(path)
+    assert_refused(tiny_case, tmp_path, capsys, hint, STEM)
+
+
+def test_sixteen_bit_values_outside_label_ids(tiny_case, tmp_path, capsys) -> None:
+    Image.fromarray(np.full((48, 96), 700, np.uint16)).save(pixel_file(tiny_case))
+    assert_refused(tiny_case, tmp_path, capsys, "values 700..700", STEM)
+
+
+def test_color_image_instead_of_label_ids(tiny_case, tmp_path, capsys) -> None:
+    Image.new("RGB", (96, 48), (128, 64, 128)).save(pixel_file(tiny_case))
+    assert_refused(tiny_case, tmp_path, capsys, "3 channels", "one channel")
+
+
+@pytest.mark.parametrize(
+    "content, fragment",
+    [(b"not an image", "not a PNG"), (b"", "empty file"), (b"\xff\xd8\xff\xe0 jpeg", "JPEG")],
+)
+def test_unreadable_or_non_png(tiny_case, tmp_path, capsys, content, fragment) -> None:
+    pixel_file(tiny_case).write_bytes(content)
+    assert_refused(tiny_case, tmp_path, capsys, fragment, STEM)
+
+
+def test_truncated_png(tiny_case, tmp_path, capsys) -> None:
+    path = pixel_file(tiny_case)
+    path.write_bytes(path.read_bytes()[:60])
+    assert_refused(tiny_case, tmp_path, capsys, "corrupt or truncated", STEM)
+
+
+def test_decompression_bomb_is_refused_from_its_header(tiny_case, tmp_path, capsys) -> None:
+    path = pixel_file(tiny_case)
+    Image.frombytes("L", (20000, 20000), b"\x00" * (20000 * 20000)).save(path, optimize=False, compress_level=9)
+    assert path.stat().st_size < 2_000_000
+    assert_refused(tiny_case, tmp_path, capsys, "larger than any Cityscapes image")
+
+
+@pytest.mark.parametrize(
+    "relative, fragment",
+    [("../../../../../etc/passwd", "leaves the results folder"), ("/etc/passwd", "is absolute")],
+)
+def test_mask_path_leaving_the_results(tiny_case, tmp_path, capsys, relative, fragment) -> None:
+    txt_file(tiny_case).write_text(f"{relative} 26 0.5\n")
+    assert_refused(tiny_case, tmp_path, capsys, fragment, STEM)
+
+
+def test_symbolic_link_out_of_the_results(tiny_case, tmp_path, capsys) -> None:
+    secret = tmp_path / "secret.png"
+    Image.fromarray(np.ones((48, 96), np.uint8)).save(secret)
+    link = txt_file(tiny_case).parent / "masks" / "link.png"
+    os.symlink(secret, link)
+    txt_file(tiny_case).write_text("masks/link.png 26 0.5\n")
+    assert_refused(tiny_case, tmp_path, capsys, "points outside the results folder")
+
+
+@pytest.mark.parametrize(
+    "line, fragment",
+    [
+        ("masks/a.png 26", "has 2 fields, not 3"),
+        ("masks/a.png car 0.5", "labelId 'car' is not a number"),
+        ("masks/a.png 40 0.5", "not a label id 0..33"),
+        ("masks/a.png 26.5 0.5", "not a label id 0..33"),
+        ("masks/a.png 26 high", "confidence 'high' is not a number"),
+        ("masks/a.png 26 nan", "not a finite number"),
+    ],
+)
+def test_malformed_instance_lines(tiny_case, tmp_path, capsys, line, fragment) -> None:
+    path = txt_file(tiny_case)
+    path.write_text(path.read_text() + line + "\n")
+    assert_refused(tiny_case, tmp_path, capsys, fragment, "line")
+
+
+def test_missing_mask_file(tiny_case, tmp_path, capsys) -> None:
+    txt_file(tiny_case).write_text("masks/nowhere.png 26 0.5\n")
+    assert_refused(tiny_case, tmp_path, capsys, "the mask nowhere.png does not exist", "line 1")
+
+
+def test_mask_of_wrong_size(tiny_case, tmp_path, capsys) -> None:
+    mask = txt_file(tiny_case).parent / "masks" / "small.png"
+    Image.fromarray(np.ones((10, 10), np.uint8)).save(mask)
+    txt_file(tiny_case).write_text("masks/small.png 26 0.5\n")
+    assert_refused(tiny_case, tmp_path, capsys, "10x10 pixels", "small.png")
+
+
+def test_binary_txt_file(tiny_case, tmp_path, capsys) -> None:
+    txt_file(tiny_case).write_bytes(b"\xff\xfe\x00garbage")
+    assert_refused(tiny_case, tmp_path, capsys, "not UTF-8 text")
+
+
+def test_too_many_instances_are_capped_with_a_warning(tiny_case, tmp_path, capsys, monkeypatch) -> None:
+    monkeypatch.setattr(results_format, "MAX_INSTANCES_PER_IMAGE", 2)
+    code, err, output = run_scoring(tiny_case, tmp_path, capsys)
+    assert code == 0
+    assert "only the 2 highest-scoring were evaluated" in err
+    assert "only the 2 highest-scoring" in " ".join(json.loads((output / "scores.json").read_text())["warnings"])
+
+
+@pytest.mark.parametrize("task, zero_keys", [("pixel", ("iou_class", "iiou_category")), ("instance", ("ap", "ap50m"))])
+def test_absent_task_scores_zero_with_a_warning(tiny_case, tmp_path, capsys, task, zero_keys) -> None:
+    import shutil
+
+    shutil.rmtree(tiny_case.res / task)
+    code, err, output = run_scoring(tiny_case, tmp_path, capsys)
+    assert code == 0
+    assert f"No '{task}' folder" in err
+    scores = dict(line.split(": ") for line in (output / "scores.txt").read_text().splitlines())
+    for key in zero_keys:
+        assert float(scores[key]) == 0.0
+    assert "not submitted" in (output / "detailed_results.html").read_text()
+
+
+def test_empty_results_are_refused(tiny_case, tmp_path, capsys) -> None:
+    import shutil
+
+    shutil.rmtree(tiny_case.res)
+    tiny_case.res.mkdir()
+    assert_refused(tiny_case, tmp_path, capsys, "neither a 'pixel' nor an 'instance' folder")
+
+
+def test_results_wrapped_in_one_folder(tiny_case, tmp_path, capsys) -> None:
+    wrapper = tiny_case.res / "my_results"
+    wrapper.mkdir()
+    for task in ("pixel", "instance"):
+        (tiny_case.res / task).rename(wrapper / task)
+    code, err, _ = run_scoring(tiny_case, tmp_path, capsys)
+    assert code == 0, err
+
+
+def _rle_document(case: TinyCase) -> list[dict]:
+    predictions = []
+    for txt in sorted((case.res / "instance").rglob("*.txt")):
+        for line in txt.read_text().splitlines():
+            mask_name, label, confidence = line.split()
+            mask = np.asfortranarray((np.array(Image.open(txt.parent / mask_name)) != 0).astype(np.uint8))
+            rle = rle_codec.encode(mask)
+            rle["counts"] = rle["counts"].decode("ascii")
+            stem = txt.name[: -len(".txt")]
+            predictions.append(
+                {"image_id": stem, "category_id": int(label), "segmentation": rle, "score": float(confidence)}
+            )
+    return predictions
+
+
+def _scores(output: Path) -> dict:
+    return json.loads((output / "scores.json").read_text())
+
+
+def test_rle_json_scores_like_the_txt_format(tiny_case, tmp_path, capsys) -> None:
+    code, _, output_txt = run_scoring(tiny_case, tmp_path / "txt", capsys)
+    document = _rle_document(tiny_case)
+    import shutil
+
+    shutil.rmtree(tiny_case.res / "instance")
+    (tiny_case.res / "instance").mkdir()
+    (tiny_case.res / "instance" / "predictions.json").write_text(json.dumps(document))
+    code_json, err, output_json = run_scoring(tiny_case, tmp_path / "json", capsys)
+    assert code == 0 and code_json == 0, err
+    assert _scores(output_json)["ap"] == _scores(output_txt)["ap"]
+    assert _scores(output_json)["ap50m"] == _scores(output_txt)["ap50m"]
+
+
+@pytest.mark.parametrize(
+    "change, fragment",
+    [
+        (lambda p: p.update(segmentation={"size": [48, 96], "counts": [0, 10**9]}), "RLE runs do not cover"),
+        (lambda p: p.update(segmentation={"size": [48, 96], "counts": "zzzz"}), "RLE runs do not cover"),
+        (lambda p: p.update(segmentation={"size": [10, 10], "counts": [100]}), "is not [48, 96]"),
+        (lambda p: p.update(category_id=99), "not a label id"),
+        (lambda p: p.update(score="high"), "not a finite number"),
+        (lambda p: p.update(image_id="not-a-stem"), "not a Cityscapes stem"),
+        (lambda p: p.pop("score"), "lacks score"),
+    ],
+)
+def test_malformed_rle_predictions(tiny_case, tmp_path, capsys, change, fragment) -> None:
+    document = _rle_document(tiny_case)
+    change(document[0])
+    import shutil
+
+    shutil.rmtree(tiny_case.res / "instance")
+    (tiny_case.res / "instance").mkdir()
+    (tiny_case.res / "instance" / "predictions.json").write_text(json.dumps(document))
+    assert_refused(tiny_case, tmp_path, capsys, fragment, "predictions.json")
+
+
+def test_internal_error_is_one_line_with_a_log(tiny_case, tmp_path, capsys, monkeypatch) -> None:
+    import cityscapes_competition.evaluation as evaluation
+
+    def broken(*_args, **_kwargs):
+        raise RuntimeError("simulated bug")
+
+    monkeypatch.setattr(evaluation, "evaluate", broken)
+    code, err, output = run_scoring(tiny_case, tmp_path, capsys)
+    assert code != 0 and "Traceback" not in err and "simulated bug" in err
+    assert "Traceback" in (output / "score.py_internal_error.log").read_text()
+
+
+def test_entry_point_as_the_platform_runs_it(tiny_case, tmp_path) -> None:
+    """A subprocess, as CodaLab starts it: errors reach stderr as one line, never a traceback."""
+    pixel_file(tiny_case).write_bytes(b"garbage")
+    output = tmp_path / "out"
+    result = subprocess.run(
+        [sys.executable, str(REPO / "scoring_program" / "score.py"), str(tiny_case.ref.parent), str(output)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    assert STEM in result.stderr and "not a PNG" in result.stderr
