@@ -1,0 +1,252 @@
+"""The detailed results page: self-contained, escaped, and showing the numbers it is given."""
+
+from __future__ import annotations
+
+import base64
+import io
+import math
+import re
+from html.parser import HTMLParser
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from cityscapes_competition.labels import EVAL_CLASS_IDS, INSTANCE_CLASS_NAMES, LABEL_NAMES
+from cityscapes_competition.report_html import (
+    NOT_SUBMITTED,
+    format_percent,
+    render_detailed_results,
+    row_normalized_confusion,
+)
+from cityscapes_competition.scores import InstanceScores, PixelScores, Scores
+
+NAN = float("nan")
+EVAL_NAMES = [LABEL_NAMES[i] for i in EVAL_CLASS_IDS]
+EVIL_WARNING = 'bad<file>.png: size mismatch <script>alert("x")</script> & more'
+EVIL_NOTE = "no camera data for <img src=x onerror=alert(1)>"
+
+
+def _confusion(rng: np.random.Generator) -> np.ndarray:
+    conf = np.zeros((34, 34), dtype=np.uint64)
+    ids = list(EVAL_CLASS_IDS)
+    for i in ids:
+        conf[i, ids] = rng.integers(0, 1000, size=len(ids))
+        conf[i, i] = 100_000
+        conf[i, 0] = 500  # some pixels predicted as an ignored label
+    conf[LABEL_NAMES.index("train")] = 0  # a class without ground truth
+    return conf
+
+
+def make_pixel() -> PixelScores:
+    class_iou = {name: 0.5 + 0.02 * k for k, name in enumerate(EVAL_NAMES)}
+    class_iou["train"] = NAN
+    class_iiou = {name: 0.4 + 0.03 * k for k, name in enumerate(INSTANCE_CLASS_NAMES)}
+    class_iiou["train"] = NAN
+    category_iou = {
+        "flat": 0.981,
+        "construction": 0.9,
+        "object": 0.6,
+        "nature": 0.91,
+        "sky": 0.93,
+        "human": 0.8,
+        "vehicle": 0.92,
+    }
+    return PixelScores(
+        iou_class=0.73216,
+        iiou_class=0.51234,
+        iou_category=0.8821,
+        iiou_category=NAN,
+        class_iou=class_iou,
+        class_iiou=class_iiou,
+        category_iou=category_iou,
+        category_iiou={"human": NAN, "vehicle": 0.7777},
+        confusion_matrix=_confusion(np.random.default_rng(0)),
+    )
+
+
+def make_instance(distances: bool = False) -> InstanceScores:
+    aps = [0.31, 0.22, 0.55, 0.3, 0.45, NAN, 0.2, 0.19]
+    class_scores: dict[str, dict[str, float]] = {}
+    for name, ap in zip(INSTANCE_CLASS_NAMES, aps, strict=True):
+        class_scores[name] = {"ap": ap, "ap50": ap * 1.8}
+        if distances:
+            class_scores[name] |= {"ap100m": ap * 1.2, "ap50m": ap * 1.3}
+    overlaps = np.linspace(0.5, 0.95, 10)
+    per_class = np.array([[ap * (1.5 - o) for o in overlaps] for ap in aps])
+    return InstanceScores(
+        ap=0.3123,
+        ap50=0.5789,
+        ap100m=0.4012 if distances else None,
+        ap50m=0.4321 if distances else None,
+        class_scores=class_scores,
+        ap_matrix=np.stack([per_class] * 3),
+        distance_note=None if distances else EVIL_NOTE,
+    )
+
+
+class _Collector(HTMLParser):
+    """Collects tags, image sources and the visible text; fails on obviously broken nesting."""
+
+    VOID = frozenset({"meta", "img", "br", "hr", "link", "input"})
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.stack: list[str] = []
+        self.tags: list[str] = []
+        self.images: list[str] = []
+        self.text: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append(tag)
+        if tag == "img":
+            self.images.append(dict(attrs)["src"] or "")
+        if tag not in self.VOID:
+            self.stack.append(tag)
+
+    def handle_endtag(self, tag: str) -> None:
+        assert self.stack and self.stack[-1] == tag, f"</{tag}> closes {self.stack[-1:]}"
+        self.stack.pop()
+
+    def handle_data(self, data: str) -> None:
+        if not self.stack or self.stack[-1] not in ("style", "title"):
+            self.text.append(data)
+
+
+def parse(page: str) -> _Collector:
+    collector = _Collector()
+    collector.feed(page)
+    collector.close()
+    assert collector.stack == []
+    return collector
+
+
+def _decode_png(uri: str) -> Image.Image:
+    prefix = "data:image/png;base64,"
+    assert uri.startswith(prefix)
+    image = Image.open(io.BytesIO(base64.b64decode(uri[len(prefix) :], validate=True)))
+    image.load()
+    assert image.format == "PNG"
+    return image
+
+
+@pytest.fixture(scope="module")
+def full_page() -> str:
+    scores = Scores(make_pixel(), make_instance(), [EVIL_WARNING, "second warning"], image_count=500)
+    return render_detailed_results(scores, title="Val <run> & co")
+
+
+def test_page_parses_and_is_self_contained(full_page: str) -> None:
+    parsed = parse(full_page)
+    assert full_page.startswith("<!DOCTYPE html>")
+    assert "script" not in parsed.tags
+    assert "link" not in parsed.tags
+    assert "http://" not in full_page and "https://" not in full_page
+    assert not re.search(r"""(src|href)\s*=\s*["'](?!data:)""", full_page)
+    assert len(full_page) < 1_000_000
+
+
+def test_embedded_pictures_are_valid_pngs(full_page: str) -> None:
+    images = parse(full_page).images
+    assert len(images) == 4  # per-class bars, confusion matrix, AP bars, AP by overlap
+    for uri in images:
+        image = _decode_png(uri)
+        assert 200 < image.width < 1500 and 100 < image.height < 1500
+
+
+def test_leaderboard_numbers(full_page: str) -> None:
+    text = " ".join(parse(full_page).text)
+    for value in ("73.22", "51.23", "88.21", "31.23", "57.89"):
+        assert value in text
+    # iIoU category is NaN: shown as n/a with the reason as a tooltip.
+    assert "n/a" in text
+    assert "no ground truth" in full_page
+
+
+def test_per_class_numbers(full_page: str) -> None:
+    text = " ".join(parse(full_page).text)
+    for name in EVAL_NAMES:
+        assert name in text
+    assert "52.0" in text  # sidewalk IoU
+    assert "40.0" in text  # person iIoU
+    assert "98.1" in text  # flat
+    assert "77.8" in text  # vehicle iIoU
+    assert "55.0" in text and "99.0" in text  # car AP and AP50%
+
+
+def test_warnings_and_data_are_escaped(full_page: str) -> None:
+    assert "<script>" not in full_page
+    assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in full_page
+    assert "bad&lt;file&gt;.png" in full_page
+    assert "<img src=x" not in full_page
+    assert "&lt;img src=x onerror=alert(1)&gt;" in full_page
+    assert "Val &lt;run&gt; &amp; co" in full_page
+    text = " ".join(parse(full_page).text)
+    assert EVIL_WARNING in text
+    assert "2 warnings" in text
+
+
+def test_missing_distance_metrics_show_the_reason(full_page: str) -> None:
+    text = " ".join(parse(full_page).text)
+    assert "AP100m" in text and "AP50m" in text
+    assert EVIL_NOTE in text
+
+
+def test_distance_metrics_when_present() -> None:
+    page = render_detailed_results(Scores(None, make_instance(distances=True), [], 3))
+    text = " ".join(parse(page).text)
+    assert "40.12" in text and "43.21" in text
+    assert "66.0" in text  # car AP100m = 0.55 * 1.2
+
+
+def test_absent_task_is_not_submitted() -> None:
+    page = render_detailed_results(Scores(make_pixel(), None, [], 10))
+    parsed = parse(page)
+    text = " ".join(parsed.text)
+    assert NOT_SUBMITTED in text
+    assert "73.22" in text
+    assert len(parsed.images) == 2
+
+
+def test_nothing_submitted() -> None:
+    page = render_detailed_results(Scores(None, None))
+    parsed = parse(page)
+    assert " ".join(parsed.text).count(NOT_SUBMITTED) >= 2
+    assert parsed.images == []
+    assert "warning" not in " ".join(parsed.text).lower()
+
+
+def test_degenerate_inputs_do_not_break_the_page() -> None:
+    pixel = make_pixel()
+    pixel.confusion_matrix = np.zeros((34, 34))
+    pixel.class_iou = dict.fromkeys(EVAL_NAMES, NAN)
+    instance = make_instance()
+    instance.ap_matrix = np.zeros((0,))
+    instance.ap = NAN
+    page = render_detailed_results(Scores(pixel, instance))
+    parsed = parse(page)
+    for uri in parsed.images:
+        _decode_png(uri)
+    assert "n/a" in " ".join(parsed.text)
+
+
+def test_row_normalized_confusion() -> None:
+    conf = np.zeros((34, 34), dtype=np.uint64)
+    road, sidewalk = EVAL_CLASS_IDS[0], EVAL_CLASS_IDS[1]
+    conf[road, road] = 80
+    conf[road, sidewalk] = 10
+    conf[road, 0] = 10  # predicted as "unlabeled"
+    conf[sidewalk, sidewalk] = 100
+    matrix, ignored, prior = row_normalized_confusion(conf)
+    assert matrix.shape == (19, 19)
+    assert matrix[0, 0] == pytest.approx(0.8)
+    assert matrix[0, 1] == pytest.approx(0.1)
+    assert ignored[0] == pytest.approx(0.1)
+    assert ignored[1] == pytest.approx(0.0)
+    assert prior[0] == pytest.approx(0.5)
+    assert np.isnan(matrix[2]).all() and math.isnan(ignored[2])
+
+
+@pytest.mark.parametrize(("value", "expected"), [(0.73216, "73.22"), (1.0, "100.00"), (NAN, "n/a"), (None, "n/a")])
+def test_format_percent(value: float | None, expected: str) -> None:
+    assert format_percent(value) == expected
