@@ -20,6 +20,8 @@ _GRAYSCALE = 0
 _SUPPORTED_DEPTHS = (1, 8, 16)
 _NONE, _SUB, _UP, _AVERAGE, _PAETH = range(5)
 _MAX_FIXED_POINT_ROUNDS = 48
+# Average and Paeth rows cost a few numpy passes each; past this share of rows, Pillow's C loop is faster.
+_MAX_PREDICTED_ROW_SHARE = 0.02
 
 
 class PngFormatError(Exception):
@@ -34,7 +36,7 @@ def read_header(data: bytes) -> tuple[int, int, int, int, int]:
     return width, height, depth, color_type, interlace
 
 
-def decode_grayscale(data: bytes) -> np.ndarray | None:
+def decode_grayscale(data: bytes, max_predicted_share: float = _MAX_PREDICTED_ROW_SHARE) -> np.ndarray | None:
     """The pixels of a grayscale PNG (bool for 1-bit, uint8, uint16), or None if not handled here."""
     width, height, depth, color_type, interlace = read_header(data)
     if color_type != _GRAYSCALE or depth not in _SUPPORTED_DEPTHS or interlace or not width or not height:
@@ -43,6 +45,8 @@ def decode_grayscale(data: bytes) -> np.ndarray | None:
     expected = height * (row_bytes + 1)
     raw = _inflate(_image_data(data), expected)
     rows = np.frombuffer(raw, np.uint8).reshape(height, row_bytes + 1)
+    if _mostly_predicted(rows[:, 0], max_predicted_share):
+        return None
     pixels = _unfilter(rows[:, 1:], rows[:, 0], max(1, depth // 8))
     if depth == 1:
         return np.unpackbits(pixels, axis=1, count=width).view(bool)
@@ -59,7 +63,13 @@ def nonzero_bitmask_rows(data: bytes) -> tuple[np.ndarray, int, int] | None:
     row_bytes = (width + 7) // 8
     raw = _inflate(_image_data(data), height * (row_bytes + 1))
     rows = np.frombuffer(raw, np.uint8).reshape(height, row_bytes + 1)
+    if _mostly_predicted(rows[:, 0], _MAX_PREDICTED_ROW_SHARE):
+        return None
     return _unfilter(rows[:, 1:], rows[:, 0], 1), width, height
+
+
+def _mostly_predicted(filters: np.ndarray, max_share: float) -> bool:
+    return np.count_nonzero(filters >= _AVERAGE) > max(4, max_share * len(filters))
 
 
 def _image_data(data: bytes) -> bytes:

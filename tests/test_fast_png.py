@@ -81,7 +81,7 @@ def test_decoder_matches_pillow_for_every_filter_mix(depth: int, seed: int) -> N
     filters = rng.integers(0, 5, height)
     data = encode_png(pixels, depth, filters, idat_pieces=int(rng.integers(1, 4)))
     expected = np.asarray(Image.open(io.BytesIO(data)))
-    decoded = fast_png.decode_grayscale(data)
+    decoded = fast_png.decode_grayscale(data, max_predicted_share=1.0)
     assert decoded is not None
     assert decoded.dtype == expected.dtype
     np.testing.assert_array_equal(decoded, expected)
@@ -98,6 +98,16 @@ def test_paeth_rows_of_long_runs_settle_without_the_byte_loop() -> None:
         settled = fast_png._paeth_by_fixed_point(filtered[row], pixels[row - 1], 1)
         assert settled is not None
         np.testing.assert_array_equal(settled, pixels[row])
+
+
+def test_paeth_heavy_images_go_to_pillow_and_read_the_same(tmp_path) -> None:
+    rng = np.random.default_rng(11)
+    pixels = _scene(rng, 64, 90, 65536)
+    data = encode_png(pixels, 16, np.full(64, 4))
+    assert fast_png.decode_grayscale(data) is None  # Pillow's C loop is faster on these
+    path = tmp_path / "paeth.png"
+    path.write_bytes(data)
+    np.testing.assert_array_equal(read_single_channel(path), pixels)
 
 
 def test_reader_falls_back_to_pillow_for_palette_images(tmp_path) -> None:

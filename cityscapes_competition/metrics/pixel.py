@@ -32,8 +32,9 @@ _IIOU_CATEGORIES = tuple(category for category in CATEGORIES if category.has_iio
 _CATEGORY_OF_CLASS = np.array(
     [next((i for i, c in enumerate(_IIOU_CATEGORIES) if label in c.iiou_label_ids), -1) for label in INSTANCE_CLASS_IDS]
 )
-_IN_CATEGORY = np.array(
-    [[label in category.iiou_label_ids for label in range(NUM_LABEL_IDS)] for category in _IIOU_CATEGORIES]
+# The iIoU category of each label id (-1 if none): a prediction hits an instance's category when equal.
+_CATEGORY_OF_LABEL = label_lookup(
+    {label: i for i, category in enumerate(_IIOU_CATEGORIES) for label in category.iiou_label_ids}, -1, np.int64
 )
 
 
@@ -59,27 +60,29 @@ class PixelTotals:
 
 def evaluate_frame(gt_label_ids: np.ndarray, gt_instance_ids: np.ndarray, prediction: np.ndarray) -> PixelFrameRecord:
     """Both images hold label ids 0..33 (checked by the caller) and share one shape."""
-    keys = gt_label_ids.ravel().astype(np.intp) * NUM_LABEL_IDS + prediction.ravel()
-    confusion = np.bincount(keys, minlength=NUM_LABEL_IDS * NUM_LABEL_IDS).reshape(NUM_LABEL_IDS, NUM_LABEL_IDS)
-    return PixelFrameRecord(confusion.astype(np.int64), *_instance_hits(gt_instance_ids, prediction))
+    keys = gt_label_ids.ravel() * np.uint16(NUM_LABEL_IDS) + prediction.ravel()
+    confusion = np.bincount(keys, minlength=NUM_LABEL_IDS * NUM_LABEL_IDS)
+    return PixelFrameRecord(
+        confusion.reshape(NUM_LABEL_IDS, NUM_LABEL_IDS).astype(np.int64), *_instance_hits(gt_instance_ids, prediction)
+    )
 
 
 def _instance_hits(gt_instance_ids: np.ndarray, prediction: np.ndarray) -> tuple[np.ndarray, ...]:
-    inside = gt_instance_ids > 1000
-    instance_values = gt_instance_ids[inside]
-    predicted = prediction[inside]
-    classes = _INSTANCE_CLASS_INDEX[np.minimum(instance_values // 1000, NUM_LABEL_IDS - 1)]
-    scored = classes >= 0  # instances of ignored classes (caravan, trailer) do not count
-    ids, inverse = np.unique(instance_values[scored], return_inverse=True)
-    classes, predicted = classes[scored], predicted[scored]
+    """Per instance (id > 1000, scored class): size, pixels predicted as its class, and as its category."""
+    inside = np.flatnonzero(gt_instance_ids.ravel() > 1000)
+    values = gt_instance_ids.ravel()[inside]
+    predicted = prediction.ravel()[inside]
+    length = int(values.max(initial=0)) + 1
+    size = np.bincount(values, minlength=length)
+    label = values // 1000
+    hits = np.bincount(values[predicted == label], minlength=length)
+    same_category = _CATEGORY_OF_LABEL[predicted] == _CATEGORY_OF_LABEL[label]
+    category_hits = np.bincount(values[same_category & (_CATEGORY_OF_LABEL[label] >= 0)], minlength=length)
+    ids = np.flatnonzero(size)
     instance_class = _INSTANCE_CLASS_INDEX[ids // 1000]
-    size = np.bincount(inverse, minlength=len(ids))
-    class_label = np.asarray(INSTANCE_CLASS_IDS)[classes]
-    hits = np.bincount(inverse, weights=predicted == class_label, minlength=len(ids)).astype(np.int64)
-    category = _CATEGORY_OF_CLASS[classes]
-    in_category = (category >= 0) & _IN_CATEGORY[np.maximum(category, 0), predicted]
-    category_hits = np.bincount(inverse, weights=in_category, minlength=len(ids)).astype(np.int64)
-    return instance_class, size, hits, category_hits
+    scored = instance_class >= 0  # instances of ignored classes (caravan, trailer) do not count
+    ids = ids[scored]
+    return instance_class[scored], size[ids], hits[ids], category_hits[ids]
 
 
 def combine(records: list[PixelFrameRecord]) -> PixelTotals:
