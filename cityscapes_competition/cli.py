@@ -66,8 +66,50 @@ def _summary(scores) -> str:
     return "\n".join(f"{key}: {value:.4f}" for key, value in scores.leaderboard().items())
 
 
+def demo_main(argv: list[str] | None = None) -> int:
+    """Generate the default synthetic test set and results for it, then score them as the platform would."""
+    parser = argparse.ArgumentParser(prog="demo", description=demo_main.__doc__)
+    parser.add_argument("--data", type=Path, default=Path("data"), help="where the generated data goes")
+    parser.add_argument("--images", type=int, default=500, help="test images to generate (the competition has 500)")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+
+    def run() -> None:
+        from . import synthetic, synthetic_results
+        from .evaluation import evaluate
+        from .score_files import DETAILED_RESULTS, write_score_files
+
+        case = args.data / "demo"
+        ref, res, output = case / "input" / "ref", case / "input" / "res", case / "output"
+        if not (case / ".generated").exists() or _generated_count(case) != args.images:
+            print(f"Generating {args.images} synthetic test images (2048x1024) and example results in {case} ...")
+            synthetic.generate_split(ref, "val", args.images, seed=args.seed, progress=True)
+            synthetic_results.generate_results(ref, res, seed=args.seed)
+            (case / ".generated").write_text(str(args.images))
+        print("Scoring ...")
+        scores = evaluate(ref, res)
+        write_score_files(output, scores)
+        print(_summary(scores))
+        print(f"Detailed results: {output / DETAILED_RESULTS}")
+
+    return guarded(run, "demo")
+
+
+def _generated_count(case: Path) -> int:
+    try:
+        return int((case / ".generated").read_text())
+    except (OSError, ValueError):
+        return -1
+
+
 def main(argv: list[str] | None = None) -> int:
-    return score_main(argv)
+    """``python -m cityscapes_competition.cli {score,demo} ...``"""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    commands = {"score": score_main, "demo": demo_main}
+    if not argv or argv[0] not in commands:
+        print(f"usage: python -m cityscapes_competition.cli {{{','.join(commands)}}} ...", file=sys.stderr)
+        return 2
+    return commands[argv[0]](argv[1:])
 
 
 if __name__ == "__main__":

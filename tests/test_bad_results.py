@@ -10,12 +10,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import REPO, TinyCase
 from PIL import Image
 from pycocotools import mask as rle_codec
 
 from cityscapes_competition import results_format
 from cityscapes_competition.cli import score_main
+from conftest import REPO, TinyCase
 
 STEM = "frankfurt_000000_000019"
 
