@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .groundtruth import Camera
+from .groundtruth import Camera, InstanceClassPixels
 from .metrics.instance import RegionDistances
 
 
@@ -21,29 +21,27 @@ def depth_of(raw_disparity: np.ndarray, camera: Camera) -> np.ndarray:
 
 
 def region_distances(
-    instance_ids: np.ndarray, region_ids: np.ndarray, raw_disparity: np.ndarray, camera: Camera
+    pixels: InstanceClassPixels, region_ids: np.ndarray, raw_disparity: np.ndarray, camera: Camera
 ) -> RegionDistances:
     """Median depth and stereo density of each region in ``region_ids`` (sorted instanceIds values).
 
     Depth falls as disparity rises, so the median depth is read off the raw disparities of the
     region's valid pixels: one grouping sort of small integers and one partition per region.
     """
-    region_index = np.full(int(instance_ids.max(initial=0)) + 1, -1, np.int64)
+    region_index = np.full(len(pixels.counts), -1, np.int16 if len(region_ids) < 2**15 else np.int64)
     region_index[region_ids] = np.arange(len(region_ids))
-    index_of_pixel = region_index[instance_ids.ravel()]
-    in_region = np.flatnonzero(index_of_pixel >= 0)
-    pixel_region = index_of_pixel[in_region]
-    disparity = raw_disparity.ravel()[in_region]
-    sizes = np.bincount(pixel_region, minlength=len(region_ids))
+    pixel_region = region_index[pixels.value]
+    in_region = pixel_region >= 0
+    disparity = raw_disparity.ravel()[pixels.index[in_region]]
     valid = disparity > 0
-    valid_region, valid_disparity = pixel_region[valid], disparity[valid]
+    valid_region, valid_disparity = pixel_region[in_region][valid], disparity[valid]
     valid_counts = np.bincount(valid_region, minlength=len(region_ids))
-    order = np.argsort(valid_region, kind="stable")
-    grouped = valid_disparity[order]
+    grouped = valid_disparity[np.argsort(valid_region, kind="stable")]
     starts = np.concatenate([[0], np.cumsum(valid_counts)])
     median = np.full(len(region_ids), np.inf)
     for region in np.flatnonzero(valid_counts):
         median[region] = _median_depth(grouped[starts[region] : starts[region + 1]], camera)
+    sizes = pixels.counts[region_ids]
     density = np.divide(valid_counts, sizes, out=np.zeros(len(region_ids)), where=sizes > 0)
     return RegionDistances(median_depth=median, density=density)
 

@@ -110,13 +110,45 @@ def _unfilter(filtered: np.ndarray, filters: np.ndarray, bpp: int) -> np.ndarray
     if len(sub_rows):
         out[sub_rows] = _undo_sub(out[sub_rows], bpp)
     zeros = np.zeros(out.shape[1], np.uint8)
-    for row in np.flatnonzero(filters >= _UP).tolist():
-        above = out[row - 1] if row > 0 else zeros
-        if filters[row] == _UP:
-            np.add(out[row], above, out=out[row])  # a loop of row adds beats numpy's slow cumsum on axis 0
-            continue
-        out[row] = _unfilter_predicted_row(out[row], above, bpp, int(filters[row]))
+    for first, last in _dependent_segments(filters):
+        above = out[first - 1] if first > 0 else zeros
+        if filters[first] == _UP:
+            _undo_up_chain(out, first, last, above)
+        else:
+            out[first] = _unfilter_predicted_row(out[first], above, bpp, int(filters[first]))
     return out
+
+
+def _dependent_segments(filters: np.ndarray) -> list[tuple[int, int]]:
+    """Rows that depend on the row above, in order: runs of Up rows together, other rows alone."""
+    rows = np.flatnonzero(filters >= _UP)
+    if len(rows) == 0:
+        return []
+    is_up = filters[rows] == _UP
+    continues = np.zeros(len(rows), bool)
+    continues[1:] = (rows[1:] == rows[:-1] + 1) & is_up[1:] & is_up[:-1]
+    starts = np.flatnonzero(~continues)
+    ends = np.append(starts[1:] - 1, len(rows) - 1)
+    return list(zip(rows[starts].tolist(), rows[ends].tolist(), strict=True))
+
+
+_SPARSE_CHAIN_COLUMNS = 96
+
+
+def _undo_up_chain(out: np.ndarray, first: int, last: int, above: np.ndarray) -> None:
+    """Up rows add the row above. Along a chain, only the byte columns holding a nonzero
+    difference change (object edges): the rest repeat the row above the chain. Those few
+    columns are a running sum; a chain with many changing columns is added row by row."""
+    chain = out[first : last + 1]
+    changing = np.flatnonzero(chain.any(axis=0))
+    if len(changing) <= _SPARSE_CHAIN_COLUMNS:
+        differences = chain[:, changing]
+        chain[:] = above
+        chain[:, changing] = np.cumsum(differences, axis=0, dtype=np.uint8) + above[changing]
+        return
+    np.add(chain[0], above, out=chain[0])
+    for row in range(1, len(chain)):
+        np.add(chain[row], chain[row - 1], out=chain[row])
 
 
 def _undo_sub(rows: np.ndarray, bpp: int) -> np.ndarray:

@@ -12,7 +12,7 @@ import numpy as np
 from pycocotools import mask as rle_codec
 
 from .distances import region_distances
-from .errors import ReferenceDataError, SubmissionError
+from .errors import SubmissionError
 from .groundtruth import GroundTruthFrame, GroundTruthImage, load_ground_truth
 from .labels import NUM_LABEL_IDS
 from .metrics import instance as instance_metric
@@ -41,29 +41,15 @@ class FrameRecords:
 def evaluate_frame(job: FrameJob) -> FrameRecords:
     wants_distances = job.with_distances and job.instance_lines is not None
     gt = load_ground_truth(job.ground_truth, wants_distances)
-    region_counts = _checked_region_counts(gt, job.ground_truth)
     pixel = None
     if job.pixel_prediction is not None:
         prediction = read_pixel_prediction(job.pixel_prediction, gt)
-        pixel = pixel_metric.evaluate_frame(gt.label_ids, gt.instance_ids, prediction)
+        instances = gt.instance_pixels
+        pixel = pixel_metric.evaluate_frame(gt.label_ids, prediction, instances.index, instances.value)
     instance = None
     if job.instance_lines is not None:
-        instance = _evaluate_instances(job, gt, region_counts)
+        instance = _evaluate_instances(job, gt)
     return FrameRecords(pixel, instance)
-
-
-def _checked_region_counts(gt: GroundTruthImage, frame: GroundTruthFrame) -> np.ndarray:
-    """Pixel count per instanceIds value, after checking every value names a label 0..33."""
-    counts = np.bincount(gt.instance_ids.ravel())
-    values = np.flatnonzero(counts)
-    bad = values[((values >= NUM_LABEL_IDS) & (values < 1000)) | (values >= NUM_LABEL_IDS * 1000)]
-    if len(bad):
-        raise ReferenceDataError(
-            f"holds value {int(bad[0])}, which is neither a label id 0..33 nor labelId*1000+k",
-            frame.instance_ids,
-            "Regenerate the reference data.",
-        )
-    return counts
 
 
 def read_pixel_prediction(path: Path, gt: GroundTruthImage) -> np.ndarray:
@@ -83,13 +69,11 @@ def read_pixel_prediction(path: Path, gt: GroundTruthImage) -> np.ndarray:
     return prediction
 
 
-def _evaluate_instances(
-    job: FrameJob, gt: GroundTruthImage, region_counts: np.ndarray
-) -> instance_metric.InstanceFrameRecord:
-    region_ids, region_sizes = instance_metric.ground_truth_regions_from_counts(region_counts)
+def _evaluate_instances(job: FrameJob, gt: GroundTruthImage) -> instance_metric.InstanceFrameRecord:
+    region_ids, region_sizes = instance_metric.ground_truth_regions_from_counts(gt.instance_pixels.counts)
     distances = None
     if gt.disparity is not None and gt.camera is not None:
-        distances = region_distances(gt.instance_ids, region_ids, gt.disparity, gt.camera)
+        distances = region_distances(gt.instance_pixels, region_ids, gt.disparity, gt.camera)
     predictions = (_decode(line, gt) for line in job.instance_lines if _in_task(line))
     return instance_metric.evaluate_frame(gt.instance_ids, predictions, distances, (region_ids, region_sizes))
 

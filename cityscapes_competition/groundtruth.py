@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from .errors import ReferenceDataError
-from .labels import NUM_LABEL_IDS
+from .labels import INSTANCE_CLASS_IDS, NUM_LABEL_IDS
 from .naming import (
     CAMERA_SUFFIX,
     DISPARITY_SUFFIX,
@@ -43,12 +43,26 @@ class GroundTruthFrame:
         return self.disparity is not None and self.camera is not None
 
 
+# instanceIds values from here on are instance classes (24..33), their groups and their instances.
+FIRST_INSTANCE_CLASS_ID = min(INSTANCE_CLASS_IDS)
+
+
+@dataclass
+class InstanceClassPixels:
+    """The pixels of instance classes: all that the iIoU, AP and distance computations look at."""
+
+    index: np.ndarray  # flat pixel indices
+    value: np.ndarray  # instanceIds values there
+    counts: np.ndarray  # pixels per instanceIds value (index = value)
+
+
 @dataclass
 class GroundTruthImage:
     """The decoded ground truth of one frame."""
 
     label_ids: np.ndarray  # uint8, label ids 0..33
-    instance_ids: np.ndarray  # uint16/int32, labelId*1000+k for instances, else the label id
+    instance_ids: np.ndarray  # uint16, labelId*1000+k for instances, else the label id
+    instance_pixels: InstanceClassPixels = field(repr=False)
     disparity: np.ndarray | None = None  # uint16 raw disparity
     camera: Camera | None = None
 
@@ -100,12 +114,32 @@ def load_ground_truth(frame: GroundTruthFrame, with_distances: bool) -> GroundTr
         )
     label_ids = label_ids.astype(np.uint8, copy=False)
     size = (label_ids.shape[1], label_ids.shape[0])
-    instance_ids = _read(frame.instance_ids, size).astype(np.int32, copy=False)
-    image = GroundTruthImage(label_ids, instance_ids)
+    instance_ids = _read(frame.instance_ids, size)
+    instance_pixels = _instance_class_pixels(instance_ids, frame.instance_ids)
+    image = GroundTruthImage(label_ids, instance_ids.astype(np.uint16, copy=False), instance_pixels)
     if with_distances and frame.disparity is not None and frame.camera is not None:
         image.disparity = _read(frame.disparity, size).astype(np.uint16, copy=False)
         image.camera = read_camera(frame.camera)
     return image
+
+
+def _instance_class_pixels(instance_ids: np.ndarray, path: Path) -> InstanceClassPixels:
+    """Select the instance-class pixels once, checking every value names a label 0..33."""
+    flat = instance_ids.ravel()
+    index = np.flatnonzero(flat >= FIRST_INSTANCE_CLASS_ID)
+    value = flat[index].astype(np.int64)
+    if len(value) and (int(value.max()) >= NUM_LABEL_IDS * 1000 or flat.min() < 0):
+        raise ReferenceDataError(_bad_instance_value(int(value.max())), path, _FIX)
+    counts = np.bincount(value)
+    present = np.flatnonzero(counts)
+    bad = present[(present >= NUM_LABEL_IDS) & (present < 1000)]
+    if len(bad):
+        raise ReferenceDataError(_bad_instance_value(int(bad[0])), path, _FIX)
+    return InstanceClassPixels(index, value, counts)
+
+
+def _bad_instance_value(value: int) -> str:
+    return f"holds value {value}, which is neither a label id 0..33 nor labelId*1000+k"
 
 
 def ground_truth_size(frame: GroundTruthFrame) -> Size:

@@ -61,14 +61,11 @@ def read_mask_pixels(path: Path, expected_size: Size | None = None) -> np.ndarra
 
 
 def _bit_positions(packed: np.ndarray, width: int, height: int) -> np.ndarray:
-    """Flat pixel indices of the set bits of packed 1-bit rows, touching only nonzero bytes."""
-    row_bytes = packed.shape[1]
-    byte_index = np.flatnonzero(packed)
-    bits = np.unpackbits(packed.reshape(-1)[byte_index][:, None], axis=1).astype(bool)
-    byte_of_bit, bit = np.nonzero(bits)
-    source = byte_index[byte_of_bit]
-    column = (source % row_bytes) * 8 + bit
-    return (source // row_bytes) * width + column
+    """Flat pixel indices of the set bits of packed 1-bit rows, unpacking only the rows that have any."""
+    rows = np.flatnonzero(packed.any(axis=1))
+    bits = np.unpackbits(packed[rows], axis=1, count=width).view(bool)
+    row_of_bit, column = np.divmod(np.flatnonzero(bits), width)
+    return rows[row_of_bit] * width + column
 
 
 def image_size(path: Path) -> Size:

@@ -58,20 +58,24 @@ class PixelTotals:
     category_fn_weighted: np.ndarray
 
 
-def evaluate_frame(gt_label_ids: np.ndarray, gt_instance_ids: np.ndarray, prediction: np.ndarray) -> PixelFrameRecord:
-    """Both images hold label ids 0..33 (checked by the caller) and share one shape."""
+def evaluate_frame(
+    gt_label_ids: np.ndarray, prediction: np.ndarray, instance_index: np.ndarray, instance_value: np.ndarray
+) -> PixelFrameRecord:
+    """Label ids 0..33 in both images (checked by the caller); ``instance_index``/``instance_value``:
+    flat indices and instanceIds values of (at least) every pixel whose instanceIds value is above 1000."""
     keys = gt_label_ids.ravel() * np.uint16(NUM_LABEL_IDS) + prediction.ravel()
     confusion = np.bincount(keys, minlength=NUM_LABEL_IDS * NUM_LABEL_IDS)
     return PixelFrameRecord(
-        confusion.reshape(NUM_LABEL_IDS, NUM_LABEL_IDS).astype(np.int64), *_instance_hits(gt_instance_ids, prediction)
+        confusion.reshape(NUM_LABEL_IDS, NUM_LABEL_IDS).astype(np.int64),
+        *_instance_hits(instance_index, instance_value, prediction),
     )
 
 
-def _instance_hits(gt_instance_ids: np.ndarray, prediction: np.ndarray) -> tuple[np.ndarray, ...]:
+def _instance_hits(index: np.ndarray, value: np.ndarray, prediction: np.ndarray) -> tuple[np.ndarray, ...]:
     """Per instance (id > 1000, scored class): size, pixels predicted as its class, and as its category."""
-    inside = np.flatnonzero(gt_instance_ids.ravel() > 1000)
-    values = gt_instance_ids.ravel()[inside]
-    predicted = prediction.ravel()[inside]
+    inside = value > 1000  # the official test is a strict ">"
+    values = value[inside]
+    predicted = prediction.ravel()[index[inside]]
     length = int(values.max(initial=0)) + 1
     size = np.bincount(values, minlength=length)
     label = values // 1000
