@@ -19,7 +19,7 @@ from .naming import (
     FrameId,
     parse_frame_id,
 )
-from .png_io import PngReadError, Size, image_size, read_single_channel
+from .png_io import PngReadError, Size, read_single_channel
 
 _FIX = "Regenerate the reference data or check the Cityscapes download it was built from."
 
@@ -140,14 +140,6 @@ def _instance_class_pixels(instance_ids: np.ndarray, path: Path) -> InstanceClas
 
 def _bad_instance_value(value: int) -> str:
     return f"holds value {value}, which is neither a label id 0..33 nor labelId*1000+k"
-
-
-def ground_truth_size(frame: GroundTruthFrame) -> Size:
-    """The image size from the labelIds header alone."""
-    try:
-        return image_size(frame.label_ids)
-    except PngReadError as exc:
-        raise ReferenceDataError(str(exc), frame.label_ids, _FIX) from None
 
 
 def read_camera(path: Path) -> Camera:

@@ -21,7 +21,6 @@ LABEL_NAMES: tuple[str, ...] = tuple(id2label[i].name for i in LABEL_IDS)
 
 # The 19 classes scored by the pixel-level task.
 EVAL_CLASS_IDS: tuple[int, ...] = tuple(i for i in LABEL_IDS if not id2label[i].ignoreInEval)
-IGNORED_LABEL_IDS: tuple[int, ...] = tuple(i for i in LABEL_IDS if id2label[i].ignoreInEval)
 
 # The 8 classes of the instance-level task, in the official order.
 INSTANCE_CLASS_IDS: tuple[int, ...] = tuple(
@@ -48,9 +47,6 @@ AVERAGE_INSTANCE_SIZE: dict[str, float] = {
     "truck": 27855.1264367816,
     "trailer": 16926.9763313609,
 }
-
-TRAIN_ID_TO_LABEL_ID: dict[int, int] = {label.trainId: label.id for label in labels if 0 <= label.trainId < 255}
-NUM_TRAIN_IDS = len(TRAIN_ID_TO_LABEL_ID)
 
 
 @dataclass(frozen=True)
@@ -82,10 +78,6 @@ def label_lookup(values: dict[int, float | int], default: float | int, dtype: ty
     for label_id, value in values.items():
         table[label_id] = value
     return table
-
-
-def category_of(label_id: int) -> str:
-    return id2label[label_id].category
 
 
 def name_of(label_id: int) -> str:

@@ -68,17 +68,9 @@ def _bit_positions(packed: np.ndarray, width: int, height: int) -> np.ndarray:
     return rows[row_of_bit] * width + column
 
 
-def image_size(path: Path) -> Size:
-    data = _read_bytes(path, header_only=True)
-    width, height, *_ = _header(data)
-    return width, height
-
-
-def _read_bytes(path: Path, header_only: bool = False) -> bytes:
+def _read_bytes(path: Path) -> bytes:
     try:
         with open(path, "rb") as file:
-            if header_only:
-                return file.read(64)
             data = file.read(MAX_FILE_BYTES + 1)
     except FileNotFoundError:
         raise PngReadError("does not exist") from None

@@ -1,0 +1,103 @@
+"""The scoring outputs as the platforms read them, and atomic writing."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+
+import numpy as np
+import pytest
+import yaml
+
+from cityscapes_competition import atomic
+from cityscapes_competition.evaluation import evaluate
+from cityscapes_competition.score_files import leaderboard_lines, scores_document, write_score_files
+from cityscapes_competition.scores import LEADERBOARD_KEYS, InstanceScores, PixelScores, Scores
+
+
+def _scores(ap100m: float | None = 0.25, iou_class: float = 0.5) -> Scores:
+    pixel = PixelScores(
+        iou_class=iou_class,
+        iiou_class=0.4,
+        iou_category=0.7,
+        iiou_category=0.6,
+        class_iou={"road": 0.9, "traffic light": math.nan},
+        class_iiou={"car": 0.5},
+        category_iou={"flat": 0.95},
+        category_iiou={"vehicle": 0.6},
+        confusion_matrix=np.eye(34, dtype=np.uint64),
+    )
+    instance = InstanceScores(
+        ap=0.3,
+        ap50=0.5,
+        ap100m=ap100m,
+        ap50m=None if ap100m is None else 0.2,
+        class_scores={"car": {"ap": 0.3, "ap50": 0.5}},
+        ap_matrix=np.zeros((1, 8, 10)),
+        distance_note=None if ap100m is not None else "no disparity",
+    )
+    return Scores(pixel, instance, ["a warning"], 3, ap100m is not None)
+
+
+def test_scores_txt_parses_as_codalab_and_codabench_do() -> None:
+    text = leaderboard_lines(_scores())
+    codalab = {}
+    for line in text.splitlines():
+        label, value = line.split(":")
+        codalab[label] = float(value)
+    assert list(codalab) == list(LEADERBOARD_KEYS)
+    assert yaml.safe_load(text) == codalab  # Codabench reads the file as YAML
+    assert codalab["iou_class"] == 0.5
+
+
+def test_undefined_leaderboard_score_is_written_as_a_number() -> None:
+    text = leaderboard_lines(_scores(iou_class=math.nan))
+    assert isinstance(yaml.safe_load(text)["iou_class"], float)
+
+
+def test_distance_metrics_left_out_without_distance_data() -> None:
+    keys = [line.split(":")[0] for line in leaderboard_lines(_scores(ap100m=None)).splitlines()]
+    assert "ap100m" not in keys and "ap50m" not in keys and "ap" in keys
+
+
+def test_scores_json_structure() -> None:
+    document = json.loads(json.dumps(scores_document(_scores()), allow_nan=False))
+    assert {key: document[key] for key in LEADERBOARD_KEYS} == {
+        "iou_class": 0.5,
+        "iiou_class": 0.4,
+        "iou_category": 0.7,
+        "iiou_category": 0.6,
+        "ap": 0.3,
+        "ap50": 0.5,
+        "ap100m": 0.25,
+        "ap50m": 0.2,
+    }
+    assert document["classes"]["traffic light"] == {"iou": None}  # NaN as null
+    assert document["classes"]["car"] == {"iiou": 0.5, "ap": 0.3, "ap50": 0.5}
+    assert document["categories"]["vehicle"] == {"iiou": 0.6}
+    assert len(document["confusion_matrix"]["rows_ground_truth_columns_prediction"]) == 34
+    assert document["warnings"] == ["a warning"]
+
+
+def test_full_precision_survives_the_files(tiny_case, tmp_path) -> None:
+    scores = evaluate(tiny_case.ref, tiny_case.res, workers=1)
+    write_score_files(tmp_path, scores)
+    document = json.loads((tmp_path / "scores.json").read_text())
+    text = dict(line.split(": ") for line in (tmp_path / "scores.txt").read_text().splitlines())
+    assert document["iou_class"] == scores.pixel.iou_class
+    assert float(text["iou_class"]) == scores.pixel.iou_class
+
+
+def test_atomic_write_keeps_the_old_file_when_interrupted(tmp_path, monkeypatch) -> None:
+    target = tmp_path / "scores.txt"
+    target.write_text("old: 1.0\n")
+
+    def crash(*_args):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(os, "replace", crash)
+    with pytest.raises(OSError):
+        atomic.write_text_atomic(target, "new: 2.0\n")
+    assert target.read_text() == "old: 1.0\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["scores.txt"]  # no temporary left behind
