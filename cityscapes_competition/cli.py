@@ -77,6 +77,7 @@ def demo_main(argv: list[str] | None = None) -> int:
     def run() -> None:
         from . import synthetic, synthetic_results
         from .evaluation import evaluate
+        from .reference_index import build_reference_index
         from .score_files import DETAILED_RESULTS, write_score_files
 
         case = args.data / "demo"
@@ -85,6 +86,7 @@ def demo_main(argv: list[str] | None = None) -> int:
             print(f"Generating {args.images} synthetic test images (2048x1024) and example results in {case} ...")
             synthetic.generate_split(ref, "val", args.images, seed=args.seed, progress=True)
             synthetic_results.generate_results(ref, res, seed=args.seed)
+            build_reference_index(ref)
             (case / ".generated").write_text(str(args.images))
         print("Scoring ...")
         scores = evaluate(ref, res)
@@ -93,6 +95,21 @@ def demo_main(argv: list[str] | None = None) -> int:
         print(f"Detailed results: {output / DETAILED_RESULTS}")
 
     return guarded(run, "demo")
+
+
+def index_main(argv: list[str] | None = None) -> int:
+    """Build the reference index of a ground-truth folder (once per reference data set)."""
+    parser = argparse.ArgumentParser(prog="index", description=index_main.__doc__)
+    parser.add_argument("reference", type=Path, help="the folder holding gtFine/ (and disparity/, camera/)")
+    parser.add_argument("--workers", type=int, default=None)
+    args = parser.parse_args(argv)
+
+    def run() -> None:
+        from .reference_index import build_reference_index
+
+        print(f"Wrote {build_reference_index(args.reference, args.workers)}")
+
+    return guarded(run, "index")
 
 
 def _generated_count(case: Path) -> int:
@@ -105,7 +122,7 @@ def _generated_count(case: Path) -> int:
 def main(argv: list[str] | None = None) -> int:
     """``python -m cityscapes_competition.cli {score,demo} ...``"""
     argv = list(sys.argv[1:] if argv is None else argv)
-    commands = {"score": score_main, "demo": demo_main}
+    commands = {"score": score_main, "demo": demo_main, "index": index_main}
     if not argv or argv[0] not in commands:
         print(f"usage: python -m cityscapes_competition.cli {{{','.join(commands)}}} ...", file=sys.stderr)
         return 2

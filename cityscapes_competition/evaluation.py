@@ -17,6 +17,7 @@ from .groundtruth import GroundTruthFrame, discover_ground_truth
 from .metrics import instance as instance_metric
 from .metrics import pixel as pixel_metric
 from .naming import FrameId
+from .reference_index import load_reference_index
 from .results_format import (
     INSTANCE_DIR,
     PIXEL_DIR,
@@ -61,12 +62,14 @@ def plan_evaluation(ref_root: Path, res_root: Path) -> EvaluationPlan:
     pixel = _pixel_predictions(folder, frame_ids, warnings)
     instances = _instance_predictions(folder, frame_ids, warnings)
     with_distances, distance_note = _distance_availability(frames)
+    index = load_reference_index(ref_root)
     jobs = [
         FrameJob(
             gt,
             pixel[gt.frame] if pixel is not None else None,
             tuple(instances.get(gt.frame, ())) if instances is not None else None,
             with_distances,
+            index.get(gt.frame),
         )
         for gt in frames
     ]
@@ -77,7 +80,7 @@ def _pixel_predictions(folder: ResultsFolder, frames: list[FrameId], warnings: l
     if folder.pixel_dir is None:
         warnings.append(f"No '{PIXEL_DIR}' folder in the results: the pixel-level task scores 0.")
         return None
-    by_frame, unnamed = index_task_files(folder.pixel_dir, ".png")
+    by_frame, unnamed = index_task_files(walk_files(folder.pixel_dir), ".png")
     _warn_unused(by_frame, unnamed, frames, PIXEL_DIR, warnings)
     return match_predictions(frames, by_frame, PIXEL_DIR, "pixel prediction PNG")
 
@@ -88,8 +91,9 @@ def _instance_predictions(
     if folder.instance_dir is None:
         warnings.append(f"No '{INSTANCE_DIR}' folder in the results: the instance-level task scores 0.")
         return None
-    json_files = [p for p in walk_files(folder.instance_dir) if p.suffix == ".json"]
-    by_frame, unnamed = index_task_files(folder.instance_dir, ".txt")
+    files = walk_files(folder.instance_dir)
+    json_files = [Path(p) for p in files if p.endswith(".json")]
+    by_frame, unnamed = index_task_files(files, ".txt")
     if json_files:
         return _rle_predictions(json_files, by_frame, frames, warnings)
     _warn_unused(by_frame, unnamed, frames, INSTANCE_DIR, warnings)
@@ -142,7 +146,9 @@ def _distance_availability(frames: list[GroundTruthFrame]) -> tuple[bool, str | 
 def run_plan(plan: EvaluationPlan, workers: int | None = None, on_frame: Callable[[], None] | None = None) -> Scores:
     pixel_totals = pixel_metric.combine([]) if plan.pixel_entered else None
     instance_records: list[instance_metric.InstanceFrameRecord] = []
+    stale = 0
     for records in _evaluate_frames(plan.jobs, workers):
+        stale += records.index_stale
         if pixel_totals is not None and records.pixel is not None:
             pixel_metric.add_frame(pixel_totals, records.pixel)
         if records.instance is not None:
@@ -154,7 +160,13 @@ def run_plan(plan: EvaluationPlan, workers: int | None = None, on_frame: Callabl
     if plan.instance_entered:
         totals = instance_metric.combine(instance_records, plan.with_distances)
         instance_scores = instance_metric.summarize(totals, plan.distance_note)
-    return Scores(pixel_scores, instance_scores, list(plan.warnings), len(plan.jobs), plan.with_distances)
+    warnings = list(plan.warnings)
+    if stale:
+        warnings.append(
+            f"The reference index no longer matches {stale} ground-truth images (scored correctly, but slower); "
+            f"organisers: rebuild it with 'python -m cityscapes_competition.cli index <reference folder>'."
+        )
+    return Scores(pixel_scores, instance_scores, warnings, len(plan.jobs), plan.with_distances)
 
 
 def _evaluate_frames(jobs: list[FrameJob], workers: int | None) -> Iterator[FrameRecords]:

@@ -47,12 +47,12 @@ def decode_grayscale(data: bytes, max_predicted_share: float = _MAX_PREDICTED_RO
     rows = np.frombuffer(raw, np.uint8).reshape(height, row_bytes + 1)
     if _mostly_predicted(rows[:, 0], max_predicted_share):
         return None
-    pixels = _unfilter(rows[:, 1:], rows[:, 0], max(1, depth // 8))
+    pixels = _unfilter(rows, max(1, depth // 8))
     if depth == 1:
         return np.unpackbits(pixels, axis=1, count=width).view(bool)
     if depth == 16:
         return pixels.view(">u2").astype(np.uint16)
-    return pixels
+    return np.ascontiguousarray(pixels)
 
 
 def nonzero_bitmask_rows(data: bytes) -> tuple[np.ndarray, int, int] | None:
@@ -65,7 +65,7 @@ def nonzero_bitmask_rows(data: bytes) -> tuple[np.ndarray, int, int] | None:
     rows = np.frombuffer(raw, np.uint8).reshape(height, row_bytes + 1)
     if _mostly_predicted(rows[:, 0], _MAX_PREDICTED_ROW_SHARE):
         return None
-    return _unfilter(rows[:, 1:], rows[:, 0], 1), width, height
+    return _unfilter(rows, 1), width, height
 
 
 def _mostly_predicted(filters: np.ndarray, max_share: float) -> bool:
@@ -101,11 +101,13 @@ def _inflate(compressed: bytes, expected: int) -> bytes:
     return raw
 
 
-def _unfilter(filtered: np.ndarray, filters: np.ndarray, bpp: int) -> np.ndarray:
-    """Undo the PNG row filters. Rows without a dependency on the row above go first, all at once."""
+def _unfilter(rows: np.ndarray, bpp: int) -> np.ndarray:
+    """Undo the PNG row filters of ``rows`` (filter byte first). Rows without a dependency on the
+    row above go first, all at once. Returns a writable view of the unfiltered bytes."""
+    filters = rows[:, 0]
     if filters.max(initial=0) > _PAETH:
         raise PngFormatError("unknown row filter")
-    out = np.array(filtered)  # writable copy
+    out = rows.copy()[:, 1:]  # copying the contiguous buffer is a memcpy; the strided view is not
     sub_rows = np.flatnonzero(filters == _SUB)
     if len(sub_rows):
         out[sub_rows] = _undo_sub(out[sub_rows], bpp)

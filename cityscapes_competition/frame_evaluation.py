@@ -5,6 +5,7 @@ This is the unit of work that runs in the worker processes.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,11 +14,12 @@ from pycocotools import mask as rle_codec
 
 from .distances import region_distances
 from .errors import SubmissionError
-from .groundtruth import GroundTruthFrame, GroundTruthImage, load_ground_truth
+from .groundtruth import GroundTruthFrame, GroundTruthImage, add_disparity, decode_ground_truth, read_file
 from .labels import NUM_LABEL_IDS
 from .metrics import instance as instance_metric
 from .metrics import pixel as pixel_metric
-from .png_io import PngReadError, read_mask_pixels, read_single_channel
+from .png_io import PngMissingError, PngReadError, read_mask_pixels, read_single_channel
+from .reference_index import FrameIndex, fingerprint
 from .results_format import InstanceLine, MaskFile, RleMask
 
 _PIXEL_FIX = "A pixel prediction is a one-channel PNG of label ids 0..33 at the size of the test image."
@@ -30,26 +32,41 @@ class FrameJob:
     pixel_prediction: Path | None  # None: pixel task not entered
     instance_lines: tuple[InstanceLine, ...] | None  # None: instance task not entered
     with_distances: bool
+    index: FrameIndex | None = None  # the reference index's entry, used only if the files still match it
 
 
 @dataclass
 class FrameRecords:
     pixel: pixel_metric.PixelFrameRecord | None
     instance: instance_metric.InstanceFrameRecord | None
+    index_stale: bool = False  # an index entry existed but no longer matched the files
 
 
 def evaluate_frame(job: FrameJob) -> FrameRecords:
-    wants_distances = job.with_distances and job.instance_lines is not None
-    gt = load_ground_truth(job.ground_truth, wants_distances)
+    frame = job.ground_truth
+    label_bytes, instance_bytes = read_file(frame.label_ids), read_file(frame.instance_ids)
+    gt = decode_ground_truth(frame, label_bytes, instance_bytes)
+    entry = job.index
+    if entry is not None and (fingerprint(label_bytes), fingerprint(instance_bytes)) != (
+        entry.label_ids,
+        entry.instance_ids,
+    ):
+        entry = None
     pixel = None
     if job.pixel_prediction is not None:
         prediction = read_pixel_prediction(job.pixel_prediction, gt)
-        instances = gt.instance_pixels
-        pixel = pixel_metric.evaluate_frame(gt.label_ids, prediction, instances.index, instances.value)
-    instance = None
+        pixel = pixel_metric.evaluate_frame(
+            gt.label_ids,
+            prediction,
+            gt.instance_pixels.index,
+            gt.instance_pixels.value,
+            np.array(entry.label_counts) if entry is not None else None,
+        )
+    instance, distances_indexed = None, True
     if job.instance_lines is not None:
-        instance = _evaluate_instances(job, gt)
-    return FrameRecords(pixel, instance)
+        instance, distances_indexed = _evaluate_instances(job, gt, entry)
+    stale = job.index is not None and (entry is None or not distances_indexed)
+    return FrameRecords(pixel, instance, stale)
 
 
 def read_pixel_prediction(path: Path, gt: GroundTruthImage) -> np.ndarray:
@@ -69,13 +86,38 @@ def read_pixel_prediction(path: Path, gt: GroundTruthImage) -> np.ndarray:
     return prediction
 
 
-def _evaluate_instances(job: FrameJob, gt: GroundTruthImage) -> instance_metric.InstanceFrameRecord:
+def _evaluate_instances(
+    job: FrameJob, gt: GroundTruthImage, entry: FrameIndex | None
+) -> tuple[instance_metric.InstanceFrameRecord, bool]:
+    """The frame's instance record, and whether its distances came from the index (if wanted)."""
     region_ids, region_sizes = instance_metric.ground_truth_regions_from_counts(gt.instance_pixels.counts)
-    distances = None
-    if gt.disparity is not None and gt.camera is not None:
-        distances = region_distances(gt.instance_pixels, region_ids, gt.disparity, gt.camera)
+    distances, indexed = None, True
+    if job.with_distances:
+        distances = _indexed_distances(job.ground_truth, entry, region_ids)
+        if distances is None:
+            indexed = False
+            add_disparity(gt, job.ground_truth)
+            if gt.disparity is not None and gt.camera is not None:
+                distances = region_distances(gt.instance_pixels, region_ids, gt.disparity, gt.camera)
     predictions = (_decode(line, gt) for line in job.instance_lines if _in_task(line))
-    return instance_metric.evaluate_frame(gt.instance_ids, predictions, distances, (region_ids, region_sizes))
+    record = instance_metric.evaluate_frame(gt.instance_ids, predictions, distances, (region_ids, region_sizes))
+    return record, indexed
+
+
+def _indexed_distances(
+    frame: GroundTruthFrame, entry: FrameIndex | None, region_ids: np.ndarray
+) -> instance_metric.RegionDistances | None:
+    """The index's distances, if its entry still matches the disparity and camera files."""
+    if entry is None or entry.disparity is None or frame.disparity is None or frame.camera is None:
+        return None
+    if tuple(region_ids.tolist()) != entry.region_ids:
+        return None
+    if (
+        fingerprint(read_file(frame.disparity)) != entry.disparity
+        or fingerprint(read_file(frame.camera)) != entry.camera
+    ):
+        return None
+    return entry.distances()
 
 
 def _in_task(line: InstanceLine) -> bool:
@@ -90,10 +132,12 @@ def _decode(line: InstanceLine, gt: GroundTruthImage) -> instance_metric.Predict
 
 def _mask_file_pixels(line: InstanceLine, gt: GroundTruthImage) -> np.ndarray:
     path = line.mask.path
-    if not path.is_file():
-        raise SubmissionError(f"{line.source}: the mask {path.name} does not exist", path.parent, _MASK_FIX)
     try:
         return read_mask_pixels(path, gt.size)
+    except PngMissingError:
+        raise SubmissionError(
+            f"{line.source}: the mask {os.path.basename(path)} does not exist", os.path.dirname(path), _MASK_FIX
+        ) from None
     except PngReadError as exc:
         raise SubmissionError(f"{exc} (mask of {line.source})", path, _MASK_FIX) from None
 

@@ -19,7 +19,7 @@ from .naming import (
     FrameId,
     parse_frame_id,
 )
-from .png_io import PngReadError, Size, read_single_channel
+from .png_io import PngReadError, Size, decode_single_channel
 
 _FIX = "Regenerate the reference data or check the Cityscapes download it was built from."
 
@@ -107,20 +107,39 @@ def _index_by_frame(root: Path, suffix: str) -> dict[FrameId, Path]:
 
 
 def load_ground_truth(frame: GroundTruthFrame, with_distances: bool) -> GroundTruthImage:
-    label_ids = _read(frame.label_ids, None)
+    image = decode_ground_truth(frame, read_file(frame.label_ids), read_file(frame.instance_ids))
+    if with_distances:
+        add_disparity(image, frame)
+    return image
+
+
+def decode_ground_truth(frame: GroundTruthFrame, label_bytes: bytes, instance_bytes: bytes) -> GroundTruthImage:
+    """Decode and check a frame's labelIds and instanceIds, given the files' bytes."""
+    label_ids = _decode(label_bytes, frame.label_ids, None)
     if label_ids.size and (int(label_ids.max()) >= NUM_LABEL_IDS or int(label_ids.min()) < 0):
         raise ReferenceDataError(
             f"holds label ids {int(label_ids.min())}..{int(label_ids.max())}; ids are 0..33", frame.label_ids, _FIX
         )
     label_ids = label_ids.astype(np.uint8, copy=False)
     size = (label_ids.shape[1], label_ids.shape[0])
-    instance_ids = _read(frame.instance_ids, size)
+    instance_ids = _decode(instance_bytes, frame.instance_ids, size)
     instance_pixels = _instance_class_pixels(instance_ids, frame.instance_ids)
-    image = GroundTruthImage(label_ids, instance_ids.astype(np.uint16, copy=False), instance_pixels)
-    if with_distances and frame.disparity is not None and frame.camera is not None:
-        image.disparity = _read(frame.disparity, size).astype(np.uint16, copy=False)
+    return GroundTruthImage(label_ids, instance_ids.astype(np.uint16, copy=False), instance_pixels)
+
+
+def add_disparity(image: GroundTruthImage, frame: GroundTruthFrame) -> None:
+    """Decode the frame's disparity and camera, if it has them."""
+    if frame.disparity is not None and frame.camera is not None:
+        disparity = _decode(read_file(frame.disparity), frame.disparity, image.size)
+        image.disparity = disparity.astype(np.uint16, copy=False)
         image.camera = read_camera(frame.camera)
-    return image
+
+
+def read_file(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise ReferenceDataError(f"cannot be read ({exc.strerror})", path, _FIX) from None
 
 
 def _instance_class_pixels(instance_ids: np.ndarray, path: Path) -> InstanceClassPixels:
@@ -155,8 +174,8 @@ def read_camera(path: Path) -> Camera:
     return camera
 
 
-def _read(path: Path, size: Size | None) -> np.ndarray:
+def _decode(data: bytes, path: Path, size: Size | None) -> np.ndarray:
     try:
-        return read_single_channel(path, size)
+        return decode_single_channel(data, size)
     except PngReadError as exc:
         raise ReferenceDataError(str(exc), path, _FIX) from None

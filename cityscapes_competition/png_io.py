@@ -29,9 +29,17 @@ class PngReadError(Exception):
     """A PNG could not be used; the message says why (the caller names the file)."""
 
 
-def read_single_channel(path: Path, expected_size: Size | None = None) -> np.ndarray:
+class PngMissingError(PngReadError):
+    """There is no file at the path."""
+
+
+def read_single_channel(path: Path | str, expected_size: Size | None = None) -> np.ndarray:
     """The pixel values of a one-channel PNG (labelIds, instanceIds, disparity), as numpy reads Pillow's."""
-    data = _read_bytes(path)
+    return decode_single_channel(_read_bytes(path), expected_size)
+
+
+def decode_single_channel(data: bytes, expected_size: Size | None = None) -> np.ndarray:
+    """The same, from the file's bytes."""
     depth, color_type = _check_header(data, expected_size)
     if color_type == _GRAYSCALE and depth in (1, 8, 16):
         pixels = _fast(decode_grayscale, data)
@@ -43,7 +51,7 @@ def read_single_channel(path: Path, expected_size: Size | None = None) -> np.nda
         return _decode(lambda: np.asarray(image))
 
 
-def read_mask_pixels(path: Path, expected_size: Size | None = None) -> np.ndarray:
+def read_mask_pixels(path: Path | str, expected_size: Size | None = None) -> np.ndarray:
     """Flat indices of an instance mask's pixels: nonzero after conversion to 8-bit gray, as officially."""
     data = _read_bytes(path)
     depth, color_type = _check_header(data, expected_size)
@@ -68,12 +76,12 @@ def _bit_positions(packed: np.ndarray, width: int, height: int) -> np.ndarray:
     return rows[row_of_bit] * width + column
 
 
-def _read_bytes(path: Path) -> bytes:
+def _read_bytes(path: Path | str) -> bytes:
     try:
         with open(path, "rb") as file:
             data = file.read(MAX_FILE_BYTES + 1)
     except FileNotFoundError:
-        raise PngReadError("does not exist") from None
+        raise PngMissingError("does not exist") from None
     except IsADirectoryError:
         raise PngReadError("is a folder, not a PNG file") from None
     except OSError as exc:

@@ -40,7 +40,7 @@ class ResultsFolder:
 
 @dataclass(frozen=True)
 class MaskFile:
-    path: Path
+    path: str  # normalized, lexically inside the results; every link in the results was checked
 
 
 @dataclass(frozen=True)
@@ -84,51 +84,62 @@ def _has_task_dir(root: Path) -> bool:
     return (root / PIXEL_DIR).is_dir() or (root / INSTANCE_DIR).is_dir()
 
 
-def index_task_files(task_dir: Path, suffix: str) -> tuple[dict[FrameId, list[Path]], list[Path]]:
-    """Files ending in ``suffix`` under ``task_dir`` by frame, and those that name no frame."""
+def index_task_files(files: list[str], suffix: str) -> tuple[dict[FrameId, list[Path]], list[Path]]:
+    """Files ending in ``suffix`` by frame, and those that name no frame."""
     by_frame: dict[FrameId, list[Path]] = defaultdict(list)
     unnamed: list[Path] = []
-    for path in walk_files(task_dir):
-        if not path.name.endswith(suffix):
+    for path in files:
+        if not path.endswith(suffix):
             continue
-        frame_id = parse_frame_id(path.name)
+        frame_id = parse_frame_id(os.path.basename(path))
         if frame_id is None:
-            unnamed.append(path)
+            unnamed.append(Path(path))
         else:
-            by_frame[frame_id].append(path)
+            by_frame[frame_id].append(Path(path))
     return by_frame, unnamed
 
 
-def walk_files(task_dir: Path) -> list[Path]:
-    """Every file under ``task_dir``; links that leave it are refused, link cycles are not followed."""
-    files: list[Path] = []
-    real_root = task_dir.resolve()
-    for folder, dir_names, file_names in os.walk(task_dir, followlinks=False):
-        dir_names[:] = [d for d in dir_names if d not in _IGNORED_NAMES]
-        for name in file_names:
-            path = Path(folder, name)
-            if path.is_symlink():
-                ensure_inside(path, real_root, task_dir)
-            files.append(path)
-            if len(files) > MAX_FILES_PER_TASK:
-                raise SubmissionError(
-                    f"holds more than {MAX_FILES_PER_TASK} files",
-                    task_dir,
-                    "Upload only the results: one prediction per test image (and its masks).",
-                )
-    return files
+def walk_files(task_dir: Path) -> list[str]:
+    """Every file under ``task_dir``, in a stable order.
+
+    Every symbolic link met (file or folder) must resolve inside the task folder; linked folders
+    are not descended into (their targets are inside, so they are walked anyway). Hence any path
+    that stays lexically inside the folder also stays inside it on disk.
+    """
+    real_root = os.path.realpath(task_dir)
+    files: list[str] = []
+    folders = [os.fspath(task_dir)]
+    while folders:
+        with os.scandir(folders.pop()) as entries:
+            for entry in entries:
+                if entry.name in _IGNORED_NAMES:
+                    continue
+                if entry.is_symlink():
+                    ensure_inside(entry.path, real_root, task_dir)
+                    if os.path.isdir(entry.path):
+                        continue
+                elif entry.is_dir():
+                    folders.append(entry.path)
+                    continue
+                files.append(entry.path)
+                if len(files) > MAX_FILES_PER_TASK:
+                    raise SubmissionError(
+                        f"holds more than {MAX_FILES_PER_TASK} files",
+                        task_dir,
+                        "Upload only the results: one prediction per test image (and its masks).",
+                    )
+    return sorted(files)
 
 
-def ensure_inside(path: Path, real_root: Path, shown_root: Path) -> Path:
-    """The real path of ``path``, refusing anything that resolves outside ``real_root``."""
-    real = Path(os.path.realpath(path))
-    if not real.is_relative_to(real_root):
+def ensure_inside(path: str, real_root: str, shown_root: Path) -> None:
+    """Refuse a link that resolves outside ``real_root``."""
+    real = os.path.realpath(path)
+    if real != real_root and not real.startswith(real_root + os.sep):
         raise SubmissionError(
             f"points outside the results folder {shown_root}",
             path,
             "Masks and predictions must be files inside the results folder; use relative paths without '..'.",
         )
-    return real
 
 
 def match_predictions(
@@ -163,9 +174,13 @@ def _suffix(kind: str) -> str:
 
 
 def parse_instance_txt(path: Path, instance_root: Path) -> list[InstanceLine]:
-    """The lines of one official instance txt. A repeated mask path keeps its last line, as officially."""
+    """The lines of one official instance txt. A repeated mask path keeps its last line, as officially.
+
+    ``instance_root`` must have been walked with ``walk_files`` (which checks every link in it).
+    """
     text = _read_text(path, MAX_TEXT_BYTES)
-    real_root = instance_root.resolve()
+    root = os.path.normpath(instance_root)
+    folder = os.fspath(path.parent)
     lines: dict[str, InstanceLine] = {}
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
@@ -174,28 +189,25 @@ def parse_instance_txt(path: Path, instance_root: Path) -> list[InstanceLine]:
         where = f"{path.name} line {number}"
         if len(fields) != 3:
             raise SubmissionError(f"line {number} has {len(fields)} fields, not 3: {line[:80]!r}", path, _TXT_FIX)
-        mask_path = _mask_path(path, fields[0], number, real_root, instance_root)
+        mask_path = _mask_path(path, folder, fields[0], number, root)
         label_id = _parse_label(fields[1], path, number)
         confidence = _parse_confidence(fields[2], path, number)
-        key = os.path.normpath(mask_path)
-        lines[key] = InstanceLine(MaskFile(mask_path), label_id, confidence, where)
+        lines[mask_path] = InstanceLine(MaskFile(mask_path), label_id, confidence, where)
     return list(lines.values())
 
 
-def _mask_path(txt: Path, relative: str, number: int, real_root: Path, shown_root: Path) -> Path:
+def _mask_path(txt: Path, folder: str, relative: str, number: int, root: str) -> str:
     if os.path.isabs(relative) or relative.startswith("~"):
         raise SubmissionError(
             f"line {number}: the mask path {relative!r} is absolute", txt, "Mask paths are relative to the txt file."
         )
-    joined = Path(os.path.normpath(txt.parent / relative))
-    if not joined.is_relative_to(Path(os.path.normpath(shown_root))):
+    joined = os.path.normpath(os.path.join(folder, relative))
+    if not joined.startswith(root + os.sep):
         raise SubmissionError(
             f"line {number}: the mask path {relative!r} leaves the results folder",
             txt,
             "Masks must lie inside the instance folder; remove '..' from the path.",
         )
-    if joined.exists():
-        ensure_inside(joined, real_root, shown_root)
     return joined
 
 

@@ -83,3 +83,6 @@ def tiny_case(tiny_case_template: TinyCase, tmp_path: Path) -> TinyCase:
     shutil.copytree(tiny_case_template.ref, ref)
     shutil.copytree(tiny_case_template.res, res)
     return TinyCase(ref, res, tiny_case_template.frames)
+
+
+pytest_plugins = ["test_official_equivalence"]  # its session fixtures (official runs) are shared

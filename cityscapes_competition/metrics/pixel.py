@@ -59,16 +59,33 @@ class PixelTotals:
 
 
 def evaluate_frame(
-    gt_label_ids: np.ndarray, prediction: np.ndarray, instance_index: np.ndarray, instance_value: np.ndarray
+    gt_label_ids: np.ndarray,
+    prediction: np.ndarray,
+    instance_index: np.ndarray,
+    instance_value: np.ndarray,
+    gt_label_counts: np.ndarray | None = None,
 ) -> PixelFrameRecord:
     """Label ids 0..33 in both images (checked by the caller); ``instance_index``/``instance_value``:
-    flat indices and instanceIds values of (at least) every pixel whose instanceIds value is above 1000."""
-    keys = gt_label_ids.ravel() * np.uint16(NUM_LABEL_IDS) + prediction.ravel()
-    confusion = np.bincount(keys, minlength=NUM_LABEL_IDS * NUM_LABEL_IDS)
+    flat indices and instanceIds values of (at least) every pixel whose instanceIds value is above 1000.
+    ``gt_label_counts`` (pixels per label id, if known) spares counting the correctly predicted pixels."""
     return PixelFrameRecord(
-        confusion.reshape(NUM_LABEL_IDS, NUM_LABEL_IDS).astype(np.int64),
+        confusion_matrix(gt_label_ids.ravel(), prediction.ravel(), gt_label_counts),
         *_instance_hits(instance_index, instance_value, prediction),
     )
+
+
+def confusion_matrix(truth: np.ndarray, predicted: np.ndarray, truth_counts: np.ndarray | None) -> np.ndarray:
+    if truth_counts is None:
+        keys = truth * np.uint16(NUM_LABEL_IDS) + predicted
+        counts = np.bincount(keys, minlength=NUM_LABEL_IDS * NUM_LABEL_IDS)
+        return counts.reshape(NUM_LABEL_IDS, NUM_LABEL_IDS).astype(np.int64)
+    # Most pixels are right: count the wrong ones, and the diagonal is what remains of each row.
+    wrong = np.flatnonzero(truth != predicted)
+    keys = truth[wrong] * np.uint16(NUM_LABEL_IDS) + predicted[wrong]
+    matrix = np.bincount(keys, minlength=NUM_LABEL_IDS * NUM_LABEL_IDS).reshape(NUM_LABEL_IDS, NUM_LABEL_IDS)
+    matrix = matrix.astype(np.int64)
+    matrix[np.diag_indices(NUM_LABEL_IDS)] = truth_counts - matrix.sum(axis=1)
+    return matrix
 
 
 def _instance_hits(index: np.ndarray, value: np.ndarray, prediction: np.ndarray) -> tuple[np.ndarray, ...]:
