@@ -115,9 +115,17 @@ def test_truncated_png(tiny_case, tmp_path, capsys) -> None:
 
 
 def test_decompression_bomb_is_refused_from_its_header(tiny_case, tmp_path, capsys) -> None:
-    path = pixel_file(tiny_case)
-    Image.frombytes("L", (20000, 20000), b"\x00" * (20000 * 20000)).save(path, optimize=False, compress_level=9)
-    assert path.stat().st_size < 2_000_000
+    """A small file that declares 20000x20000 pixels of zeros: refused before anything is inflated."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, payload: bytes) -> bytes:
+        return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
+
+    header = struct.pack(">IIBBBBB", 20000, 20000, 8, 0, 0, 0, 0)
+    rows = zlib.compress(b"\x00" * (20001 * 200), 9)  # the start of the 400 MB it would inflate to
+    bomb = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", rows) + chunk(b"IEND", b"")
+    pixel_file(tiny_case).write_bytes(bomb)
     assert_refused(tiny_case, tmp_path, capsys, "larger than any Cityscapes image")
 
 
