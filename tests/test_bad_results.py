@@ -301,3 +301,15 @@ def test_entry_point_as_the_platform_runs_it(tiny_case, tmp_path) -> None:
     assert result.returncode != 0
     assert "Traceback" not in result.stderr
     assert STEM in result.stderr and "not a PNG" in result.stderr
+
+
+def test_without_distance_data_the_distance_metrics_are_left_out_and_explained(tiny_case, tmp_path, capsys) -> None:
+    import shutil
+
+    shutil.rmtree(tiny_case.ref / "disparity")
+    code, err, output = run_scoring(tiny_case, tmp_path, capsys)
+    assert code == 0, err
+    keys = [line.split(":")[0] for line in (output / "scores.txt").read_text().splitlines()]
+    assert keys == ["iou_class", "iiou_class", "iou_category", "iiou_category", "ap", "ap50"]
+    page = (output / "detailed_results.html").read_text()
+    assert "need disparity and camera files for every test image; 3 of 3 images lack them" in page
