@@ -66,6 +66,25 @@ def _summary(scores) -> str:
     return "\n".join(f"{key}: {value:.4f}" for key, value in scores.leaderboard().items())
 
 
+def ingest_main(argv: list[str] | None = None) -> int:
+    """``ingestion.py INPUT_DATA OUTPUT INGESTION_PROGRAM SUBMISSION`` (CodaLab v1.5 convention)."""
+    parser = argparse.ArgumentParser(
+        prog="ingestion.py", description="Run a participant's Keras model on the test images."
+    )
+    parser.add_argument("input_data", type=Path, help="the test images (leftImg8bit/...)")
+    parser.add_argument("output", type=Path, help="where the results go (pixel/, instance/)")
+    parser.add_argument("ingestion_program", type=Path, help="this program's folder (unused)")
+    parser.add_argument("submission", type=Path, help="the participant's files: metadata and one .h5 model")
+    args = parser.parse_args(argv)
+
+    def run() -> None:
+        from .ingestion import run_ingestion
+
+        run_ingestion(args.input_data, args.output, args.submission)
+
+    return guarded(run, "ingestion.py", args.output.parent if args.output.parent.exists() else None)
+
+
 def demo_main(argv: list[str] | None = None) -> int:
     """Generate the default synthetic test set and results for it, then score them as the platform would."""
     parser = argparse.ArgumentParser(prog="demo", description=demo_main.__doc__)
@@ -122,7 +141,7 @@ def _generated_count(case: Path) -> int:
 def main(argv: list[str] | None = None) -> int:
     """``python -m cityscapes_competition.cli {score,demo} ...``"""
     argv = list(sys.argv[1:] if argv is None else argv)
-    commands = {"score": score_main, "demo": demo_main, "index": index_main}
+    commands = {"score": score_main, "demo": demo_main, "index": index_main, "ingest": ingest_main}
     if not argv or argv[0] not in commands:
         print(f"usage: python -m cityscapes_competition.cli {{{','.join(commands)}}} ...", file=sys.stderr)
         return 2

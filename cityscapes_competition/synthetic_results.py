@@ -34,7 +34,8 @@ from .atomic import write_bytes_atomic, write_text_atomic
 from .errors import ReferenceDataError
 from .labels import INSTANCE_CLASS_IDS, NUM_LABEL_IDS
 from .naming import GT_INSTANCE_IDS_SUFFIX, GT_LABEL_IDS_SUFFIX
-from .synthetic import encode_png, smooth_noise
+from .png_write import encode_png
+from .synthetic import smooth_noise
 
 TASKS = ("pixel", "instance")
 MASK_MODES = ("1", "L", "mixed")

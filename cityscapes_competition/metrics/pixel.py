@@ -194,10 +194,10 @@ def _outside_category(category: Category) -> list[int]:
 
 def _ratio(tp: float, fp: float, fn: float) -> float:
     denominator = tp + fp + fn
-    return float("nan") if denominator == 0 else float(tp) / denominator
+    return float("nan") if denominator == 0 else float(float(tp) / denominator)
 
 
 def nan_mean(values) -> float:
     """The official getScoreAverage: the mean of the defined scores, NaN if there is none."""
     defined = [value for value in values if not math.isnan(value)]
-    return sum(defined) / len(defined) if defined else float("nan")
+    return float(sum(defined) / len(defined)) if defined else float("nan")

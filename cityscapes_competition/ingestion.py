@@ -1,0 +1,73 @@
+"""The ingestion run: a participant's metadata and Keras model, over the test images, to result files."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from .errors import ReferenceDataError, SubmissionError
+from .inference import Progress, RunSummary, TestImage, run_inference
+from .naming import IMAGE_SUFFIX, parse_frame_id
+from .submission_metadata import InferenceSettings, find_metadata, read_settings
+
+_DATA_FIX = "The input data must hold leftImg8bit/<split>/<city>/<city>_<seq>_<frame>_leftImg8bit.png images."
+
+
+def discover_test_images(input_data: Path) -> list[TestImage]:
+    """Every ``*_leftImg8bit.png`` under ``input_data``, in frame order."""
+    if not input_data.is_dir():
+        raise ReferenceDataError("the input data folder does not exist", input_data, _DATA_FIX)
+    images: dict = {}
+    for path in input_data.rglob("*" + IMAGE_SUFFIX):
+        frame = parse_frame_id(path.name)
+        if frame is None or path.name != frame.stem + IMAGE_SUFFIX:
+            continue
+        if frame in images:
+            raise ReferenceDataError(f"appears twice in the input data (also {images[frame].path})", path, _DATA_FIX)
+        images[frame] = TestImage(frame, path, frame.city)
+    if not images:
+        raise ReferenceDataError(f"holds no test image (*{IMAGE_SUFFIX})", input_data, _DATA_FIX)
+    return [images[frame] for frame in sorted(images)]
+
+
+def model_input_size(settings: InferenceSettings, model) -> tuple[int, int] | None:
+    """The metadata's input_size, else the model's fixed input shape, else None (each image's own size)."""
+    if settings.input_size is not None:
+        return settings.input_size
+    shape = tuple(model.inputs[0].shape)
+    if len(shape) == 4 and isinstance(shape[1], int) and isinstance(shape[2], int):
+        return shape[1], shape[2]
+    return None
+
+
+def run_ingestion(input_data: Path, output: Path, submission: Path, stream=sys.stdout) -> RunSummary:
+    from .model_files import find_model_file
+    from .model_loading import check_io, load_model_safely
+
+    settings = read_settings(find_metadata(submission))
+    model_path = find_model_file(submission)
+    images = discover_test_images(input_data)
+    print(f"Loading {model_path.name} ...", file=stream, flush=True)
+    model = load_model_safely(model_path)
+    check_io(model)
+    input_size = model_input_size(settings, model)
+    shown_size = f"{input_size[0]}x{input_size[1]}" if input_size else "each image's own size"
+    print(
+        f"Running {model_path.name} on {len(images)} images at {shown_size}, batch {settings.batch_size}, "
+        f"output {settings.output}",
+        file=stream,
+        flush=True,
+    )
+    output.mkdir(parents=True, exist_ok=True)
+    summary = run_inference(
+        model, images, output, settings, model_path.name, input_size, Progress(len(images), stream=stream)
+    )
+    if (output / "metadata").exists():  # Codabench fails a submission whose ingestion output holds one
+        raise SubmissionError("must not be written by ingestion", output / "metadata")
+    print(
+        f"Done: {summary.images} images, {summary.instances} instances, {summary.seconds:.1f} s "
+        f"({summary.model_seconds:.1f} s in the model, {summary.seconds / summary.images:.3f} s per image).",
+        file=stream,
+        flush=True,
+    )
+    return summary
