@@ -1,0 +1,191 @@
+"""The ingestion program: a participant's model over the test images, to results the scorer reads."""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from cityscapes_competition import synthetic
+from cityscapes_competition.cli import ingest_main
+from cityscapes_competition.errors import SubmissionError
+from cityscapes_competition.evaluation import evaluate
+from cityscapes_competition.inference import _Budget
+from conftest import REPO
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+SIZE = (256, 128)  # (width, height) of the generated test images
+
+
+@pytest.fixture(scope="session")
+def test_data(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("ingestion_data")
+    synthetic.generate_split(root, "val", 4, seed=5, size=SIZE, workers=1)
+    return root
+
+
+def _keras():
+    import keras
+
+    return keras
+
+
+def segmentation_model(channels: int = 19, stride: int = 4, fixed_input: tuple[int, int] | None = (64, 128)):
+    """A small built-in-layers model: RGB 0..255 in, per-pixel softmax scores at 1/stride resolution out."""
+    keras = _keras()
+    inputs = keras.Input((*fixed_input, 3) if fixed_input else (None, None, 3))
+    x = keras.layers.Rescaling(1 / 255.0)(inputs)
+    x = keras.layers.Conv2D(8, 3, strides=stride, padding="same", activation="relu")(x)
+    outputs = keras.layers.Conv2D(channels, 1, activation="softmax")(x)
+    return keras.Model(inputs, outputs)
+
+
+def make_submission(folder: Path, model, metadata: str = "", wrapper: str | None = None) -> Path:
+    root = folder / wrapper if wrapper else folder
+    root.mkdir(parents=True, exist_ok=True)
+    model.save(root / "model.h5")
+    (root / "metadata").write_text(metadata)
+    return folder
+
+
+def ingest(test_data: Path, submission: Path, output: Path, capsys) -> tuple[int, str, str]:
+    code = ingest_main([str(test_data), str(output), str(REPO / "ingestion_program"), str(submission)])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_a_full_run_writes_what_the_scorer_reads(test_data, tmp_path, capsys) -> None:
+    submission = make_submission(tmp_path / "sub", segmentation_model(), "inference:\n  batch_size: 3\n")
+    code, out, err = ingest(test_data, submission, tmp_path / "out", capsys)
+    assert code == 0, err
+    assert "4/4 images" in out and "images/s" in out and "ETA" in out
+    assert not (tmp_path / "out" / "metadata").exists()
+    assert len(list((tmp_path / "out" / "pixel").rglob("*.png"))) == 4
+    assert len(list((tmp_path / "out" / "instance").rglob("*.txt"))) == 4
+    scores = evaluate(test_data, tmp_path / "out", workers=1)
+    assert scores.pixel is not None and scores.instance is not None and not scores.warnings
+
+
+def test_output_size_differing_from_input_size_is_upsampled(test_data, tmp_path, capsys) -> None:
+    from PIL import Image
+
+    submission = make_submission(tmp_path / "sub", segmentation_model(stride=8, fixed_input=None))
+    code, _, err = ingest(test_data, submission, tmp_path / "out", capsys)
+    assert code == 0, err
+    prediction = next((tmp_path / "out" / "pixel").rglob("*.png"))
+    assert Image.open(prediction).size == SIZE
+
+
+def test_metadata_and_model_in_a_wrapper_folder(test_data, tmp_path, capsys) -> None:
+    submission = make_submission(tmp_path / "sub", segmentation_model(), wrapper="my-model-main")
+    code, _, err = ingest(test_data, submission, tmp_path / "out", capsys)
+    assert code == 0, err
+
+
+def test_label_id_models(test_data, tmp_path, capsys) -> None:
+    submission = make_submission(tmp_path / "sub", segmentation_model(channels=34), "inference:\n  output: labelIds\n")
+    code, _, err = ingest(test_data, submission, tmp_path / "out", capsys)
+    assert code == 0, err
+
+
+def _refused(test_data, tmp_path, capsys, model, metadata: str, *fragments: str) -> None:
+    submission = make_submission(tmp_path / "sub", model, metadata)
+    code, _, err = ingest(test_data, submission, tmp_path / "out", capsys)
+    assert code != 0 and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1, err
+    for fragment in fragments:
+        assert fragment in err, err
+
+
+def test_wrong_channel_count(test_data, tmp_path, capsys) -> None:
+    _refused(test_data, tmp_path, capsys, segmentation_model(channels=20), "", "outputs 20 channels", "trainIds")
+
+
+def test_nan_outputs(test_data, tmp_path, capsys) -> None:
+    model = segmentation_model()
+    weights = model.layers[-1].get_weights()
+    model.layers[-1].set_weights([np.full_like(weights[0], np.nan), weights[1]])
+    _refused(test_data, tmp_path, capsys, model, "", "NaN or infinite scores")
+
+
+def test_two_outputs(test_data, tmp_path, capsys) -> None:
+    keras = _keras()
+    inputs = keras.Input((64, 128, 3))
+    x = keras.layers.Conv2D(19, 1, activation="softmax")(inputs)
+    model = keras.Model(inputs, [x, x])
+    _refused(test_data, tmp_path, capsys, model, "", "output")
+
+
+def test_platform_trap_in_metadata(test_data, tmp_path, capsys) -> None:
+    _refused(test_data, tmp_path, capsys, segmentation_model(), "model: model.h5\n", "downloaded as a URL")
+
+
+def test_time_budget_stops_early_with_the_time_per_image() -> None:
+    clock = iter(np.arange(0.0, 1000.0, 10.0))  # 10 s per image
+    budget = _Budget(budget=100.0, total=500, start=0.0)
+    with pytest.raises(SubmissionError, match=r"takes 10\.00 s per image, so 500 images would take about"):
+        for _ in range(10):
+            budget.advance(lambda: float(next(clock)))
+
+
+def test_missing_test_images_are_an_organiser_error(tmp_path, capsys) -> None:
+    submission = make_submission(tmp_path / "sub", segmentation_model())
+    (tmp_path / "empty").mkdir()
+    code, _, err = ingest(tmp_path / "empty", submission, tmp_path / "out", capsys)
+    assert code != 0 and "holds no test image" in err
+
+
+def test_entry_point_as_the_platform_runs_it(test_data, tmp_path) -> None:
+    """Split on spaces and run without a shell, as CodaLab's worker does; progress on stdout."""
+    submission = make_submission(tmp_path / "sub", segmentation_model())
+    command = (REPO / "ingestion_program" / "metadata").read_text().splitlines()[0].split(": ", 1)[1]
+    values = {
+        "$ingestion_program": str(REPO / "ingestion_program"),
+        "$input": str(test_data),
+        "$output": str(tmp_path / "out"),
+        "$submission_program": str(submission),
+    }
+    for name in sorted(values, key=len, reverse=True):
+        command = command.replace(name, values[name])
+    result = subprocess.run(command.split(" "), capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "4/4 images" in result.stdout
+    assert "Traceback" not in result.stderr
+
+
+def test_a_broken_submission_through_the_entry_point_is_one_line(test_data, tmp_path) -> None:
+    submission = tmp_path / "sub"
+    submission.mkdir()
+    (submission / "metadata").write_text("")
+    (submission / "model.h5").write_text("version https://git-lfs.github.com/spec/v1\noid sha256:abc\nsize 12\n")
+    result = subprocess.run(
+        [sys.executable, str(REPO / "ingestion_program" / "ingestion.py"), str(test_data), str(tmp_path / "out"),
+         str(REPO / "ingestion_program"), str(submission)],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr and "LFS" in result.stderr
+
+
+def test_progress_line_format() -> None:
+    from cityscapes_competition.inference import Progress
+
+    stream = io.StringIO()
+    progress = Progress(10, every_seconds=0, stream=stream)
+    progress.advance()
+    assert stream.getvalue().startswith("1/10 images, ")
+
+
+def test_unreadable_test_image(test_data, tmp_path, capsys) -> None:
+    broken = tmp_path / "data"
+    shutil.copytree(test_data / "leftImg8bit", broken / "leftImg8bit")
+    next(broken.rglob("*_leftImg8bit.png")).write_bytes(b"not a png")
+    submission = make_submission(tmp_path / "sub", segmentation_model())
+    code, _, err = ingest(broken, submission, tmp_path / "out", capsys)
+    assert code != 0 and "cannot be read as an image" in err
