@@ -123,9 +123,6 @@ class ResultWriter:
 
     def __init__(self, output: Path, settings: InferenceSettings, contract: OutputContract):
         self.output, self.settings, self.contract = output, settings, contract
-        import tensorflow as tf
-
-        self._resize, self._argmax = tf.image.resize, tf.argmax
 
     def write(self, result: ModelOutput) -> int:
         """Write one image's pixel prediction and instances; returns the number of instances."""
@@ -141,15 +138,7 @@ class ResultWriter:
         return len(instances)
 
     def _upsampled_argmax(self, scores: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-        if scores.shape[:2] == size:
-            return np.argmax(scores, axis=-1)
-        upsampled = self._resize(scores[None], size, method="bilinear")
-        return self._argmax(upsampled[0], axis=-1).numpy()
-
-    def _upsample(self, scores: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-        if scores.shape[:2] == size:
-            return scores
-        return self._resize(scores[None], size, method="bilinear").numpy()[0]
+        return upsampled_argmax(scores, size)
 
     def _label_ids(self, winners: np.ndarray) -> np.ndarray:
         if self.settings.output == "trainIds":
@@ -157,16 +146,21 @@ class ResultWriter:
         return winners.astype(np.uint8)
 
     def _instances(self, label_ids: np.ndarray, result: ModelOutput) -> list[tuple[float, int, np.ndarray]]:
-        """(confidence, label id, mask) of every kept component, best first."""
-        present = [label for label in INSTANCE_CLASS_IDS if np.any(label_ids == label)]
+        """(confidence, label id, mask) of every kept component, best first.
+
+        Each class is handled inside its bounding box only, found for all classes in one pass.
+        """
+        boxes = ndimage.find_objects(label_ids, max_label=NUM_LABEL_IDS - 1)
+        present = [label for label in INSTANCE_CLASS_IDS if boxes[label - 1] is not None]
         if not present:
             return []
         probabilities = self.contract.probabilities(result.scores)
         found = []
         for label in present:
-            channel = self._channel(label)
-            probability = self._upsample(probabilities[..., channel : channel + 1], result.size)[..., 0]
-            found += self._components(label_ids == label, probability, label)
+            box = boxes[label - 1]
+            channel = probabilities[..., self._channel(label)]
+            crop_probability = bilinear_crop(channel, result.size, box)
+            found += self._components(label_ids[box] == label, crop_probability, label, box, result.size)
         found.sort(key=lambda item: -item[0])
         return found[: self.settings.instances.max_per_image]
 
@@ -175,18 +169,22 @@ class ResultWriter:
             return int(np.flatnonzero(TRAIN_ID_TO_LABEL_ID == label_id)[0])
         return label_id
 
-    def _components(self, region: np.ndarray, probability: np.ndarray, label: int) -> list:
+    def _components(
+        self, region: np.ndarray, probability: np.ndarray, label: int, box: tuple[slice, slice], size: tuple[int, int]
+    ) -> list:
         components, count = ndimage.label(region, structure=_EIGHT_CONNECTED)
         if count == 0:
             return []
         areas = np.bincount(components.ravel(), minlength=count + 1)
         sums = np.bincount(components.ravel(), weights=probability.ravel(), minlength=count + 1)
         kept = []
-        for index, box in enumerate(ndimage.find_objects(components), start=1):
-            if box is None or areas[index] < self.settings.instances.min_area:
+        for index, inner in enumerate(ndimage.find_objects(components), start=1):
+            if inner is None or areas[index] < self.settings.instances.min_area:
                 continue
-            mask = np.zeros(region.shape, bool)
-            mask[box] = components[box] == index
+            mask = np.zeros(size, bool)
+            rows = slice(box[0].start + inner[0].start, box[0].start + inner[0].stop)
+            cols = slice(box[1].start + inner[1].start, box[1].start + inner[1].stop)
+            mask[rows, cols] = components[inner] == index
             kept.append((float(sums[index] / areas[index]), label, mask))
         return kept
 
@@ -198,6 +196,60 @@ class ResultWriter:
             write_bytes_atomic(folder / name, encode_png(mask, _PNG_LEVEL), durable=False)
             lines.append(f"{name} {label} {confidence:.6f}\n")
         write_bytes_atomic(folder / f"{stem}.txt", "".join(lines).encode(), durable=False)
+
+
+def _source_positions(out_size: int, in_size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Bilinear sampling with half-pixel centres (as tf.image.resize): lower index, upper index, weight."""
+    position = np.clip((np.arange(out_size) + 0.5) * (in_size / out_size) - 0.5, 0, in_size - 1)
+    lower = np.floor(position).astype(np.intp)
+    return lower, np.minimum(lower + 1, in_size - 1), (position - lower).astype(np.float32)
+
+
+def bilinear_crop(values: np.ndarray, size: tuple[int, int], box: tuple[slice, slice]) -> np.ndarray:
+    """The ``box`` of ``values`` (h, w) upsampled bilinearly to ``size``, computing only the box."""
+    rows = [array[box[0]] for array in _source_positions(size[0], values.shape[0])]
+    cols = [array[box[1]] for array in _source_positions(size[1], values.shape[1])]
+    along_rows = values[rows[0]] * (1 - rows[2])[:, None] + values[rows[1]] * rows[2][:, None]
+    return along_rows[:, cols[0]] * (1 - cols[2]) + along_rows[:, cols[1]] * cols[2]
+
+
+def upsampled_argmax(scores: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """argmax over classes of ``scores`` (h, w, classes) upsampled bilinearly to ``size``.
+
+    Interpolating along rows first is cheap (few columns). Along columns, each output pixel mixes
+    two neighbouring vectors; a convex mix of two vectors with the same argmax keeps that argmax,
+    so only the pixels between columns whose argmax differs need the full computation.
+    """
+    if scores.shape[:2] == size:
+        return np.argmax(scores, axis=-1).astype(np.uint8)
+    rows, cols = _source_positions(size[0], scores.shape[0]), _source_positions(size[1], scores.shape[1])
+    along_rows = scores[rows[0]] * (1 - rows[2])[:, None, None] + scores[rows[1]] * rows[2][:, None, None]
+    winners = np.argmax(along_rows, axis=-1).astype(np.uint8)  # (height, low-res width); classes < 256
+    right = np.minimum(np.arange(winners.shape[1]) + 1, winners.shape[1] - 1)
+    disagree = (winners != winners[:, right])[:, cols[0]] & (cols[1] != cols[0])
+    result = np.ascontiguousarray(winners[:, cols[0]])
+    flat = np.flatnonzero(disagree)
+    if len(flat) > _DENSE_SHARE * disagree.size:
+        return _dense_argmax(scores, size)  # a noisy model: nearly every pixel is on a border
+    if len(flat):
+        ys, xs = np.divmod(flat, size[1])
+        result[ys, xs] = np.argmax(_mix(along_rows[ys, cols[0][xs]], along_rows[ys, cols[1][xs]], cols[2][xs]), axis=-1)
+    return result
+
+
+_DENSE_SHARE = 0.3
+
+
+def _mix(left: np.ndarray, right: np.ndarray, weight: np.ndarray) -> np.ndarray:
+    return left * (1 - weight)[..., None] + right * weight[..., None]
+
+
+def _dense_argmax(scores: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """The same for every pixel: TensorFlow's multi-threaded resize is the fastest way."""
+    import tensorflow as tf
+
+    upsampled = tf.image.resize(scores[None], size, method="bilinear")[0]
+    return tf.argmax(upsampled, axis=-1, output_type=tf.int32).numpy().astype(np.uint8)
 
 
 class Progress:
