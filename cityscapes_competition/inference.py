@@ -255,8 +255,8 @@ def _dense_argmax(scores: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 class Progress:
     """Images/s and time left on stdout, which the platform shows to the participant."""
 
-    def __init__(self, total: int, every_seconds: float = 10.0, stream=sys.stdout):
-        self.total, self.every, self.stream = total, every_seconds, stream
+    def __init__(self, total: int, every_seconds: float = 10.0, stream=None):
+        self.total, self.every, self.stream = total, every_seconds, stream or sys.stdout
         self.start = time.perf_counter()
         self.last = -math.inf
         self.done = 0

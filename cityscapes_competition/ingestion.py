@@ -40,10 +40,11 @@ def model_input_size(settings: InferenceSettings, model) -> tuple[int, int] | No
     return None
 
 
-def run_ingestion(input_data: Path, output: Path, submission: Path, stream=sys.stdout) -> RunSummary:
+def run_ingestion(input_data: Path, output: Path, submission: Path, stream=None) -> RunSummary:
     from .model_files import find_model_file
     from .model_loading import check_io, load_model_safely
 
+    stream = stream or sys.stdout
     settings = read_settings(find_metadata(submission))
     model_path = find_model_file(submission)
     images = discover_test_images(input_data)
