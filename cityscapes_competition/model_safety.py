@@ -1,0 +1,477 @@
+"""Refusing a Keras ``.h5`` model that names code, before Keras deserializes anything.
+
+A legacy ``.h5`` model holds its architecture as JSON in the root attribute ``model_config``. Keras turns
+that JSON into objects by looking names up: layer classes, initializers, activations, and, for ``Lambda``
+layers, marshalled Python bytecode. Here the JSON is read with h5py alone and every object it names is
+checked against allowlists derived from Keras itself (its public layers, initializers, regularizers,
+constraints, activations and dtype policies), so that only built-in Keras objects ever reach Keras.
+Anything else (Lambda and tf.keras op layers, custom classes, registered names, modules outside Keras,
+function references, dotted paths such as ``os.system``) is refused with one message naming the layer.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import json
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import SubmissionError
+
+MAX_CONFIG_BYTES = 50 * 1024**2
+MAX_DEPTH = 200
+MAX_HDF5_OBJECTS = 200_000
+_FIRST_READ_BYTES = 1024**2  # most configs fit; bigger ones are read again with the full limit
+
+MODEL_CLASSES = frozenset({"Functional", "Sequential", "Model"})
+# Built-in layers that run code or read files named in their config; never accepted.
+REFUSED_LAYERS = frozenset(
+    {
+        "TFSMLayer",  # loads a TensorFlow SavedModel (a graph of arbitrary ops) from a path
+        "TorchModuleWrapper",  # unpickles a torch module
+        "JaxLayer",  # wraps Python functions
+        "FlaxLayer",
+        "StringLookup",  # read a vocabulary file named in the config
+        "IntegerLookup",
+        "TextVectorization",
+        "IndexLookup",
+        "Layer",  # bare base classes: only ever the parent of a custom layer
+        "Wrapper",
+    }
+)
+# Wrappers around Python functions or TensorFlow ops (Lambda, tf.keras TFOpLambda/SlicingOpLambda, TF1 op layers).
+_CODE_LAYER = re.compile(r"Lambda|OpLayer")
+# Markers Keras uses for plain data inside configs.
+DATA_MARKERS = frozenset(
+    {
+        "__keras_tensor__",
+        "__tuple__",
+        "__ellipsis__",
+        "__numpy__",
+        "__tensor__",
+        "__bytes__",
+        "__slice__",
+        "TensorShape",
+    }
+)
+# Keys under which a dict is a layer (its name is used in messages).
+_LAYER_KEYS = frozenset({"layers", "layer", "cell", "cells", "forward_layer", "backward_layer"})
+# Keys whose strings are names of layers or tensors, never looked up as code.
+_NAME_KEYS = frozenset({"name", "inbound_nodes", "input_layers", "output_layers", "keras_history"})
+# Keys that only ever hold Python code or where to import it from.
+_CODE_KEYS = frozenset({"function", "function_type", "output_shape_module", "closure", "code"})
+_DOTTED_PATH = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+")
+_FUNCTION_MODULES = frozenset({"builtins", "keras.activations"})
+
+FIX = (
+    "Use only built-in Keras layers; put preprocessing such as normalization into Rescaling/Normalization "
+    "layers; no Lambda, no custom layers or functions."
+)
+_MALFORMED_FIX = 'Save the model again with model.save("model.h5") (Keras 3 or tf.keras 2.x).'
+
+Json = Any
+
+
+@dataclass(frozen=True)
+class Allowlists:
+    """Names of built-in Keras objects, derived from the installed Keras."""
+
+    layers: frozenset[str]
+    initializers: frozenset[str]
+    regularizers: frozenset[str]
+    constraints: frozenset[str]
+    activations: frozenset[str]
+    dtype_policies: frozenset[str]
+
+    @property
+    def objects(self) -> frozenset[str]:
+        return self.layers | self.initializers | self.regularizers | self.constraints | self.dtype_policies
+
+    def family(self, key: str) -> tuple[str, frozenset[str]] | None:
+        """The kind of object a config key holds (``kernel_initializer`` holds an initializer), if known."""
+        for suffix, label, names in (
+            ("initializer", "initializer", self.initializers),
+            ("regularizer", "regularizer", self.regularizers),
+            ("constraint", "constraint", self.constraints),
+        ):
+            if key == suffix or key.endswith("_" + suffix):
+                return label, names
+        return None
+
+
+@functools.cache
+def allowlists() -> Allowlists:
+    """Built once per process from Keras' own namespaces (importing Keras, i.e. TensorFlow)."""
+    from .model_loading import import_keras
+
+    keras = import_keras()
+    from keras.src import layers as legacy_layer_namespace  # what Keras 3 resolves tf.keras 2.x names in
+
+    layer_base = keras.layers.Layer
+    layers = _class_names(layer_base, keras.layers, legacy_layer_namespace) | MODEL_CLASSES | {"InputLayer"}
+    return Allowlists(
+        layers=frozenset(n for n in layers if n not in REFUSED_LAYERS and not _CODE_LAYER.search(n)),
+        initializers=_family(keras.initializers, keras.initializers.Initializer, "keras.src.initializers"),
+        regularizers=_family(keras.regularizers, keras.regularizers.Regularizer, "keras.src.regularizers"),
+        constraints=_family(keras.constraints, keras.constraints.Constraint, "keras.src.constraints"),
+        activations=_activation_names(keras),
+        dtype_policies=frozenset(_class_names(keras.dtype_policies.DTypePolicy, keras.dtype_policies)),
+    )
+
+
+def _class_names(base: type, *namespaces: object) -> set[str]:
+    """Every name (exported alias and class name) of a subclass of ``base`` in the namespaces."""
+    names: set[str] = set()
+    for namespace in namespaces:
+        for name, obj in vars(namespace).items():
+            if inspect.isclass(obj) and issubclass(obj, base) and not name.startswith("_"):
+                names.update({name, obj.__name__})
+    return names
+
+
+def _family(public: object, base: type, source_module: str) -> frozenset[str]:
+    """Class names of a family, plus the string identifiers its ``get()`` accepts (``glorot_uniform``)."""
+    import importlib
+
+    names = _class_names(base, public)
+    identifiers = getattr(importlib.import_module(source_module), "ALL_OBJECTS_DICT", {})
+    names.update(n for n, obj in identifiers.items() if inspect.isclass(obj) and issubclass(obj, base))
+    bases = {n for n, obj in [*vars(public).items(), *identifiers.items()] if obj is base}
+    return frozenset(names - bases - {base.__name__})
+
+
+def _activation_names(keras: Any) -> frozenset[str]:
+    from keras.src import activations
+
+    identifiers = getattr(activations, "ALL_OBJECTS_DICT", None)
+    if identifiers is None:  # older Keras: the public functions
+        identifiers = {n: f for n, f in vars(keras.activations).items() if inspect.isfunction(f)}
+        identifiers = {n: f for n, f in identifiers.items() if n not in {"get", "serialize", "deserialize"}}
+    return frozenset(n for n, f in identifiers.items() if callable(f))
+
+
+# --- reading the file ---------------------------------------------------------------------------------
+
+
+def check_model_config(path: Path) -> dict:
+    """The model's JSON config, after refusing anything in it that is not a built-in Keras object."""
+    text = read_model_config(path)
+    config = _parse(text, path)
+    _check_root(config, path)
+    checker = _Checker(allowlists(), path)
+    for value, site in _walk(config, path):
+        checker.check(value, site)
+    return config
+
+
+def read_model_config(path: Path) -> str:
+    """The ``model_config`` attribute's text, read with h5py only and bounded in size."""
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as h5:
+            check_self_contained(h5, path)
+            if "model_config" not in h5.attrs:
+                raise _weights_only(path, _saved_with(h5))
+            raw = _read_bounded_attribute(h5, "model_config", path)
+    except SubmissionError:
+        raise
+    except Exception as exc:
+        reason = _first_line(exc)
+        raise SubmissionError(f"could not be read as a Keras model file ({reason})", path, _MALFORMED_FIX) from None
+    return raw
+
+
+def check_self_contained(h5: Any, path: Path) -> None:
+    """Refuse links and datasets whose data lives in other files.
+
+    HDF5 lets a dataset keep its bytes in any file of the host (external storage) or in other HDF5 files
+    (virtual datasets, external links): loading such "weights" would read files the model must never see,
+    such as the hidden ground truth.
+    """
+    import h5py
+
+    found: list[str] = []
+    seen = [0]
+
+    def visit(name: str, link: Any) -> None:
+        seen[0] += 1
+        if found or seen[0] > MAX_HDF5_OBJECTS:
+            return
+        if isinstance(link, h5py.ExternalLink):
+            found.append(f"'{name}' is a link to another file ({link.filename})")
+        elif isinstance(link, h5py.HardLink) and isinstance(h5[name], h5py.Dataset):
+            plist = h5[name].id.get_create_plist()
+            if plist.get_external_count() > 0:
+                found.append(f"the dataset '{name}' keeps its data in an external file")
+            elif plist.get_layout() == h5py.h5d.VIRTUAL:
+                found.append(f"the dataset '{name}' is a virtual dataset reading other files")
+
+    h5.visititems_links(visit)
+    if seen[0] > MAX_HDF5_OBJECTS:
+        raise _malformed(path, f"it holds more than {MAX_HDF5_OBJECTS} HDF5 objects; a model holds a few thousand")
+    if found:
+        raise SubmissionError(
+            f"is not self-contained: {found[0][:300]}",
+            path,
+            'A model file must hold all its data: save it again with model.save("model.h5").',
+        )
+
+
+def saved_with(path: Path) -> str:
+    """``Keras 2.21.0, backend tensorflow`` from the file's attributes, for messages (empty if absent)."""
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as h5:
+            return _saved_with(h5)
+    except Exception:
+        return ""
+
+
+def _saved_with(h5: Any) -> str:
+    version = _small_text(h5.attrs.get("keras_version"))[:50]
+    backend = _small_text(h5.attrs.get("backend"))[:50]
+    return ", ".join(p for p in (f"Keras {version}" if version else "", f"backend {backend}" if backend else "") if p)
+
+
+def _weights_only(path: Path, saved: str) -> SubmissionError:
+    return SubmissionError(
+        "holds only weights, no model architecture (no 'model_config')" + (f"; saved with {saved}" if saved else ""),
+        path,
+        'Save the whole model with model.save("model.h5"), not model.save_weights().',
+    )
+
+
+def _read_bounded_attribute(h5: Any, name: str, path: Path) -> str:
+    """Read a string attribute, never more than MAX_CONFIG_BYTES into Python."""
+    import h5py
+
+    attr = h5py.h5a.open(h5.id, name.encode())
+    kind = attr.get_type()
+    if not isinstance(kind, h5py.h5t.TypeStringID) or attr.shape not in ((), (1,)):
+        raise SubmissionError(f"has a '{name}' attribute that is not a text string", path, _MALFORMED_FIX)
+    if not kind.is_variable_str():
+        if kind.get_size() > MAX_CONFIG_BYTES:
+            raise _too_big(path)
+        return _small_text(h5.attrs[name]) or ""
+    for limit in (_FIRST_READ_BYTES, MAX_CONFIG_BYTES + 1):
+        data = _read_prefix(attr, limit)
+        if len(data) < limit:
+            return data.decode("utf-8")
+    raise _too_big(path)
+
+
+def _read_prefix(attr: Any, limit: int) -> bytes:
+    """A variable-length string attribute converted by HDF5 to at most ``limit`` bytes."""
+    import h5py
+
+    memory_type = h5py.h5t.C_S1.copy()
+    memory_type.set_size(limit)
+    out = np.zeros(attr.shape, dtype=f"S{limit}")
+    attr.read(out, mtype=memory_type)
+    return out.reshape(-1)[0] if out.ndim else out[()]
+
+
+def _small_text(value: object) -> str:
+    if isinstance(value, np.ndarray) and value.size == 1:
+        value = value.reshape(-1)[0]
+    if isinstance(value, bytes | np.bytes_):
+        value = bytes(value).decode("utf-8", errors="replace")
+    return value[:10_000_000] if isinstance(value, str) else ""
+
+
+def _too_big(path: Path) -> SubmissionError:
+    return SubmissionError(
+        f"has a model configuration larger than {MAX_CONFIG_BYTES // 1024**2} MB; it is malformed",
+        path,
+        _MALFORMED_FIX,
+    )
+
+
+def _parse(text: str, path: Path) -> Json:
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise _malformed(path, f"the model configuration is nested deeper than {MAX_DEPTH} levels") from None
+    except ValueError as exc:
+        raise _malformed(path, f"the model configuration is not valid JSON ({_first_line(exc)})") from None
+
+
+def _check_root(config: Json, path: Path) -> None:
+    if not isinstance(config, dict) or not isinstance(config.get("config"), dict | list):
+        raise _malformed(path, "the model configuration is not a Keras model configuration")
+    class_name = config.get("class_name")
+    if class_name not in MODEL_CLASSES:
+        raise SubmissionError(
+            f"holds a model of class {str(class_name)[:100]!r}, not a Keras Functional or Sequential model "
+            "(a subclassed or custom model class)",
+            path,
+            "Build the model with the functional API or keras.Sequential. " + FIX,
+        )
+
+
+def _malformed(path: Path, reason: str) -> SubmissionError:
+    return SubmissionError(f"is malformed: {reason}", path, _MALFORMED_FIX)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return (text[0] if text else type(exc).__name__)[:200]
+
+
+# --- walking the config -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Site:
+    """Where a value sits in the config, and in which layer."""
+
+    where: str  # JSON path such as config.layers[3].config.activation
+    key: str | None  # the dict key it sits under (list items inherit their list's key)
+    layer: tuple[str, str]  # (name, class) of the innermost enclosing layer
+    depth: int
+
+    def child(self, key: str) -> Site:
+        return Site(f"{self.where}.{key}", key, self.layer, self.depth + 1)
+
+    def item(self, index: int) -> Site:
+        return Site(f"{self.where}[{index}]", self.key, self.layer, self.depth + 1)
+
+
+def _walk(config: Json, path: Path) -> Iterator[tuple[Json, Site]]:
+    """Every value of the config with its site, parents before children, in document order."""
+    name = _layer_name(config)
+    stack: list[tuple[Json, Site]] = [(config, Site("model_config", None, (name, str(config["class_name"])), 0))]
+    while stack:
+        value, site = stack.pop()
+        if site.depth > MAX_DEPTH:
+            raise _malformed(path, f"the model configuration is nested deeper than {MAX_DEPTH} levels")
+        if isinstance(value, dict):
+            site = _enter(value, site)
+        yield value, site
+        if isinstance(value, dict):
+            stack.extend((value[k], site.child(str(k))) for k in reversed(list(value)))
+        elif isinstance(value, list):
+            stack.extend((value[i], site.item(i)) for i in reversed(range(len(value))))
+
+
+def _enter(value: dict, site: Site) -> Site:
+    """The site for a dict's children: a layer dict becomes the enclosing layer."""
+    if site.depth == 0 or (site.key in _LAYER_KEYS and "class_name" in value):
+        layer = (_layer_name(value), str(value.get("class_name"))[:100])
+        return Site(site.where, site.key, layer, site.depth)
+    return site
+
+
+def _layer_name(value: dict) -> str:
+    name = value.get("name")
+    if not isinstance(name, str) and isinstance(value.get("config"), dict):
+        name = value["config"].get("name")
+    return name[:100] if isinstance(name, str) else "?"
+
+
+class _Checker:
+    """The rules, applied to each value of the config with its site."""
+
+    def __init__(self, allowed: Allowlists, path: Path):
+        self.allowed, self.path = allowed, path
+
+    def check(self, value: Json, site: Site) -> None:
+        if isinstance(value, dict):
+            self._check_dict(value, site)
+        elif isinstance(value, str):
+            self._check_string(value, site)
+
+    def refuse(self, site: Site, problem: str) -> SubmissionError:
+        name, class_name = site.layer
+        raise SubmissionError(f"layer '{name}' (class {class_name}): {problem} (at {site.where})", self.path, FIX)
+
+    def _check_dict(self, value: dict, site: Site) -> None:
+        for key in _CODE_KEYS.intersection(value):
+            self.refuse(site, f"its config has a '{key}' entry, which holds Python code")
+        class_name = value.get("class_name")
+        if class_name is None:
+            self._check_module(value, site, None)
+            return
+        if not isinstance(class_name, str):
+            self.refuse(site, f"'class_name' is {class_name!r}, not a class name")
+        if site.depth == 0 or site.key in _LAYER_KEYS:
+            self._check_layer_class(class_name, site)
+        else:
+            self._check_object_class(class_name, value, site)
+        self._check_module(value, site, class_name)
+        self._check_registered_name(value, site, class_name)
+
+    def _check_layer_class(self, class_name: str, site: Site) -> None:
+        if class_name == "Lambda":
+            self.refuse(site, "a Lambda layer runs Python code stored in the file")
+        if _CODE_LAYER.search(class_name):
+            self.refuse(
+                site,
+                "tf.keras stores a TensorFlow operation applied directly to a Keras tensor (such as x * 2, x[..., 0] "
+                "or tf.image.resize(x, size)) as this layer, which runs code named in the file; use Keras layers "
+                "instead (Rescaling, Resizing, Multiply, Cropping2D...)",
+            )
+        if class_name in REFUSED_LAYERS:
+            self.refuse(site, f"{class_name} layers load code or files named in the model; they are not accepted")
+        if class_name not in self.allowed.layers:
+            self.refuse(site, f"'{class_name[:100]}' is not a built-in Keras layer (a custom layer?)")
+
+    def _check_object_class(self, class_name: str, value: dict, site: Site) -> None:
+        if class_name in DATA_MARKERS:
+            return
+        if class_name == "function":
+            self._check_function(value, site)
+            return
+        if class_name in self.allowed.layers or _CODE_LAYER.search(class_name) or class_name in REFUSED_LAYERS:
+            self._check_layer_class(class_name, site)  # a layer used as an activation or nested in a layer
+            return
+        family = self.allowed.family(site.key or "")
+        if family is not None and class_name not in family[1]:
+            self.refuse(site, f"'{site.key}' is '{class_name[:100]}', not a built-in Keras {family[0]}")
+        if class_name not in self.allowed.objects:
+            self.refuse(site, f"'{site.key}' names '{class_name[:100]}', which is not a built-in Keras object")
+
+    def _check_function(self, value: dict, site: Site) -> None:
+        """Only the serialized form of a built-in activation, ``{class_name: function, config: "relu"}``."""
+        name, module = value.get("config"), value.get("module")
+        if module not in _FUNCTION_MODULES or not isinstance(name, str) or name not in self.allowed.activations:
+            shown = f"{module}.{name}" if module and module != "builtins" else str(name)
+            self.refuse(site, f"'{site.key}' is a reference to the function '{shown[:100]}', not a Keras activation")
+
+    def _check_module(self, value: dict, site: Site, class_name: str | None) -> None:
+        module = value.get("module")
+        if module is None:
+            return
+        if not isinstance(module, str):
+            self.refuse(site, f"'module' is {module!r}, not a module name")
+        if module == "builtins" and class_name == "function":
+            return
+        if module != "keras" and not module.startswith("keras."):
+            what = f"'{class_name[:100]}'" if class_name else "an object"
+            self.refuse(site, f"{what} comes from the module '{module[:100]}', which is not part of Keras")
+
+    def _check_registered_name(self, value: dict, site: Site, class_name: str) -> None:
+        registered = value.get("registered_name")
+        allowed = {None, class_name} | ({"function", value.get("config")} if class_name == "function" else set())
+        if registered not in allowed:
+            self.refuse(site, f"registered name '{str(registered)[:100]}' marks a custom object")
+
+    def _check_string(self, value: str, site: Site) -> None:
+        key = site.key or ""
+        if key in _NAME_KEYS or key in {"module", "registered_name", "class_name"}:
+            return
+        if key.endswith("activation") and value not in self.allowed.activations:
+            self.refuse(site, f"activation '{value[:100]}' is not a built-in Keras activation")
+        family = self.allowed.family(key)
+        if family is not None and value not in family[1]:
+            self.refuse(site, f"'{key}' is '{value[:100]}', not a built-in Keras {family[0]}")
+        if _DOTTED_PATH.fullmatch(value) and value.split(".", 1)[0] != "keras":
+            self.refuse(site, f"'{key}' is '{value[:100]}', a reference to Python code outside Keras")
