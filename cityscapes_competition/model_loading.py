@@ -31,8 +31,7 @@ _LOAD_FIX = (
     'and check that keras.models.load_model("model.h5", compile=False) loads it.'
 )
 _LEGACY_FIX = (
-    "Keras 3 cannot rebuild every tf.keras 2.x layer (e.g. Conv2DTranspose, DepthwiseConv2D and SeparableConv2D "
-    "configs carry a 'groups' argument it refuses): build the same model with Keras 3, copy the weights with "
+    "Keras 3 cannot rebuild every tf.keras 2.x layer: build the same model with Keras 3, copy the weights with "
     'model.load_weights("old.h5"), and save it again with model.save("model.h5").'
 )
 _INPUT_FIX = (
@@ -88,10 +87,10 @@ def _stderr_swallowed() -> Iterator[None]:
 
 def load_model_safely(path: Path) -> keras.Model:
     """The model in ``path``, once its config is known to name only built-in Keras objects."""
-    check_model_config(path)
+    config = check_model_config(path)
     keras = import_keras()
     try:
-        with _keras_readable_name(path) as name, warnings.catch_warnings():
+        with _keras_readable_name(path, _without_legacy_leftovers(config)) as name, warnings.catch_warnings():
             warnings.simplefilter("ignore")  # deprecation notes about the participant's code, not actionable here
             model = keras.models.load_model(name, compile=False, safe_mode=True)
     except Exception as exc:  # anything Keras raises is the file's fault here: the config was valid JSON
@@ -108,16 +107,72 @@ def load_model_safely(path: Path) -> keras.Model:
     return model
 
 
+# Config entries tf.keras 2.x writes that Keras 3 refuses, though they change nothing: ``groups: 1`` is
+# the no-grouping default, and separable convolutions never use the ``kernel_*`` settings they inherit.
+_ANY = object()
+_NO_GROUPS = {"groups": 1}
+_SEPARABLE = {"groups": 1, "kernel_initializer": _ANY, "kernel_regularizer": _ANY, "kernel_constraint": _ANY}
+_LEGACY_LEFTOVERS: dict[str, dict[str, object]] = {
+    name: leftovers
+    for names, leftovers in (
+        (("DepthwiseConv1D", "DepthwiseConv2D", "Conv1DTranspose", "Conv2DTranspose", "Conv3DTranspose"), _NO_GROUPS),
+        (("SeparableConv1D", "SeparableConv2D"), _SEPARABLE),
+    )
+    for name in names
+}
+
+
+def _without_legacy_leftovers(config: dict) -> dict | None:
+    """The (already checked) config without tf.keras 2.x leftovers Keras 3 refuses; None if there were none."""
+    changed = False
+
+    def visit(node: object) -> None:
+        nonlocal changed
+        if isinstance(node, dict):
+            inner = node.get("config")
+            leftovers = _LEGACY_LEFTOVERS.get(str(node.get("class_name")), {})
+            if isinstance(inner, dict):
+                for key, value in leftovers.items():
+                    if key in inner and (value is _ANY or inner[key] == value):
+                        del inner[key]
+                        changed = True
+            for child in node.values():
+                visit(child)
+        elif isinstance(node, list):
+            for child in node:
+                visit(child)
+
+    visit(config)
+    return config if changed else None
+
+
 @contextlib.contextmanager
-def _keras_readable_name(path: Path) -> Iterator[str]:
-    """A name ending in .h5 for the file: Keras picks its loader by the suffix, case-sensitively."""
-    if path.name.endswith(_KERAS_SUFFIXES):
+def _keras_readable_name(path: Path, replaced_config: dict | None = None) -> Iterator[str]:
+    """A name ending in .h5 for the file: Keras picks its loader by the suffix, case-sensitively.
+
+    With ``replaced_config``, a private copy of the file whose stored config is that one.
+    """
+    if replaced_config is None and path.name.endswith(_KERAS_SUFFIXES):
         yield str(path.resolve())
         return
     with tempfile.TemporaryDirectory(prefix="model-") as folder:
-        link = Path(folder) / "model.h5"
-        link.symlink_to(path.resolve())
-        yield str(link)
+        target = Path(folder) / "model.h5"
+        if replaced_config is None:
+            target.symlink_to(path.resolve())
+        else:
+            _copy_with_config(path, target, replaced_config)
+        yield str(target)
+
+
+def _copy_with_config(source: Path, target: Path, config: dict) -> None:
+    import json
+    import shutil
+
+    import h5py
+
+    shutil.copyfile(source, target)
+    with h5py.File(target, "r+") as h5:
+        h5.attrs["model_config"] = json.dumps(config)
 
 
 def short_reason(exc: BaseException) -> str:

@@ -570,3 +570,22 @@ def test_fully_convolutional_and_downsampled_outputs_are_accepted(keras):
     image = keras.Input(INPUT_SHAPE)
     strided = keras.Model(image, keras.layers.Conv2D(19, 3, strides=2)(image))
     assert check_io(strided)[1] == [(None, 15, 31, 19)]
+
+
+def test_tf_keras_depthwise_separable_and_transposed_convolutions_load(tf_keras, store) -> None:
+    """tf.keras 2.x writes `groups: 1` and unused `kernel_*` entries into these layers, which Keras 3
+    refuses; MobileNet-style models must load anyway, with the same predictions."""
+    from cityscapes_competition.model_loading import load_model_safely
+
+    layers = tf_keras.layers
+    image = tf_keras.Input(INPUT_SHAPE)
+    x = layers.Rescaling(1 / 255.0)(image)
+    x = layers.DepthwiseConv2D(3, padding="same")(x)
+    x = layers.SeparableConv2D(8, 3, strides=2, padding="same", activation="relu")(x)
+    x = layers.Conv2DTranspose(19, 3, strides=2, padding="same")(x)
+    legacy = tf_keras.Model(image, x)
+    path = store / "legacy_mobilenet_style.h5"
+    legacy.save(path)
+    model = load_model_safely(path)
+    batch = np.random.default_rng(0).random((1, *INPUT_SHAPE)).astype("float32") * 255
+    np.testing.assert_allclose(model.predict(batch, verbose=0), legacy.predict(batch, verbose=0), atol=1e-5)
