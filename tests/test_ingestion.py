@@ -189,3 +189,25 @@ def test_unreadable_test_image(test_data, tmp_path, capsys) -> None:
     submission = make_submission(tmp_path / "sub", segmentation_model())
     code, _, err = ingest(broken, submission, tmp_path / "out", capsys)
     assert code != 0 and "cannot be read as an image" in err
+
+
+def test_the_baseline_submission_through_ingestion_and_scoring(test_data, tmp_path) -> None:
+    """The shipped baseline, as a participant submits it, end to end through both programs."""
+    output = tmp_path / "results"
+    ingestion = subprocess.run(
+        [sys.executable, str(REPO / "ingestion_program" / "ingestion.py"), str(test_data), str(output),
+         str(REPO / "ingestion_program"), str(REPO / "baseline_submission")],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert ingestion.returncode == 0, ingestion.stderr[-2000:]
+    scoring_input = tmp_path / "input"
+    scoring_input.mkdir()
+    (scoring_input / "ref").symlink_to(test_data)
+    (scoring_input / "res").symlink_to(output)
+    scoring = subprocess.run(
+        [sys.executable, str(REPO / "scoring_program" / "score.py"), str(scoring_input), str(tmp_path / "scores")],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert scoring.returncode == 0, scoring.stderr[-2000:]
+    scores = dict(line.split(": ") for line in (tmp_path / "scores" / "scores.txt").read_text().splitlines())
+    assert float(scores["iou_class"]) > 0.2  # far above chance (about 0.02) on the synthetic scenes
