@@ -76,13 +76,13 @@ def discover_ground_truth(ref_root: Path) -> list[GroundTruthFrame]:
     """Every ``*_gtFine_labelIds.png`` under ``ref_root``, with its companions, in frame order."""
     if not ref_root.is_dir():
         raise ReferenceDataError("the reference data folder does not exist", ref_root, _FIX)
-    label_files = _index_by_frame(ref_root, GT_LABEL_IDS_SUFFIX)
+    label_files = index_by_frame(ref_root, GT_LABEL_IDS_SUFFIX)
     if not label_files:
         raise ReferenceDataError(
             f"holds no ground truth (no file named *{GT_LABEL_IDS_SUFFIX} in any sub-folder)", ref_root, _FIX
         )
-    disparities = _index_by_frame(ref_root, DISPARITY_SUFFIX)
-    cameras = _index_by_frame(ref_root, CAMERA_SUFFIX)
+    disparities = index_by_frame(ref_root, DISPARITY_SUFFIX)
+    cameras = index_by_frame(ref_root, CAMERA_SUFFIX)
     frames = []
     for frame_id, label_path in sorted(label_files.items()):
         instance_path = label_path.with_name(frame_id.stem + GT_INSTANCE_IDS_SUFFIX)
@@ -94,14 +94,15 @@ def discover_ground_truth(ref_root: Path) -> list[GroundTruthFrame]:
     return frames
 
 
-def _index_by_frame(root: Path, suffix: str) -> dict[FrameId, Path]:
+def index_by_frame(root: Path, suffix: str, fix: str = _FIX) -> dict[FrameId, Path]:
+    """Every file named ``<stem><suffix>`` under ``root``, by frame; a frame found twice is an organiser error."""
     index: dict[FrameId, Path] = {}
     for path in root.rglob("*" + suffix):
         frame_id = parse_frame_id(path.name)
         if frame_id is None or path.name != frame_id.stem + suffix:
             continue
         if frame_id in index:
-            raise ReferenceDataError(f"appears twice in the reference data (also {index[frame_id]})", path, _FIX)
+            raise ReferenceDataError(f"appears twice (also {index[frame_id]})", path, fix)
         index[frame_id] = path
     return index
 

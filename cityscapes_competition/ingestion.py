@@ -6,8 +6,9 @@ import sys
 from pathlib import Path
 
 from .errors import ReferenceDataError, SubmissionError
+from .groundtruth import index_by_frame
 from .inference import Progress, RunSummary, TestImage, run_inference
-from .naming import IMAGE_SUFFIX, parse_frame_id
+from .naming import IMAGE_SUFFIX
 from .submission_metadata import InferenceSettings, find_metadata, read_settings
 
 _DATA_FIX = "The input data must hold leftImg8bit/<split>/<city>/<city>_<seq>_<frame>_leftImg8bit.png images."
@@ -17,17 +18,10 @@ def discover_test_images(input_data: Path) -> list[TestImage]:
     """Every ``*_leftImg8bit.png`` under ``input_data``, in frame order."""
     if not input_data.is_dir():
         raise ReferenceDataError("the input data folder does not exist", input_data, _DATA_FIX)
-    images: dict = {}
-    for path in input_data.rglob("*" + IMAGE_SUFFIX):
-        frame = parse_frame_id(path.name)
-        if frame is None or path.name != frame.stem + IMAGE_SUFFIX:
-            continue
-        if frame in images:
-            raise ReferenceDataError(f"appears twice in the input data (also {images[frame].path})", path, _DATA_FIX)
-        images[frame] = TestImage(frame, path, frame.city)
+    images = index_by_frame(input_data, IMAGE_SUFFIX, _DATA_FIX)
     if not images:
         raise ReferenceDataError(f"holds no test image (*{IMAGE_SUFFIX})", input_data, _DATA_FIX)
-    return [images[frame] for frame in sorted(images)]
+    return [TestImage(frame, images[frame], frame.city) for frame in sorted(images)]
 
 
 def model_input_size(settings: InferenceSettings, model) -> tuple[int, int] | None:
