@@ -153,7 +153,9 @@ def test_entry_point_as_the_platform_runs_it(test_data, tmp_path) -> None:
     }
     for name in sorted(values, key=len, reverse=True):
         command = command.replace(name, values[name])
-    result = subprocess.run(command.split(" "), capture_output=True, text=True, timeout=300)
+    program, *arguments = command.split(" ")
+    assert program == "python3"  # on the platform: the competition image's interpreter, with the pinned packages
+    result = subprocess.run([sys.executable, *arguments], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "4/4 images" in result.stdout
     assert "Traceback" not in result.stderr
