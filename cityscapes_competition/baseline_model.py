@@ -100,18 +100,3 @@ def build_baseline_model(
     x = _separable_block(x, 64, "dec_b2")
     outputs = layers.Conv2D(num_classes, 1, name="logits")(x)
     return keras.Model(inputs, outputs, name=name)
-
-
-def count_flops(model: keras.Model) -> int:
-    """Multiply-accumulates x 2 of the convolutions and dense layers (the bulk of the cost), per image."""
-    flops = 0
-    for layer in model.layers:
-        if isinstance(layer, layers.DepthwiseConv2D):
-            _, h, w, c = layer.output.shape
-            kh, kw = layer.kernel_size
-            flops += 2 * h * w * c * kh * kw
-        elif isinstance(layer, layers.Conv2D):
-            _, h, w, c = layer.output.shape
-            kh, kw = layer.kernel_size
-            flops += 2 * h * w * c * kh * kw * layer.input.shape[-1]
-    return int(flops)
