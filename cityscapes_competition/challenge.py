@@ -1,0 +1,223 @@
+"""The competition's settings (challenge.yaml): phases, deadlines, time zone, limits, leaderboard columns."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+
+from .errors import ReferenceDataError
+from .scores import LEADERBOARD_KEYS
+
+DEFAULT_CHALLENGE_FILE = Path(__file__).with_name("challenge.yaml")
+_DATE_FORMAT = "%Y-%m-%d %H:%M:%S"
+_FIX = "Correct challenge.yaml (the competition's settings) and build the bundle again."
+
+
+@dataclass(frozen=True)
+class Phase:
+    number: int
+    name: str
+    description: str
+    start: dt.datetime  # aware, in the competition's time zone
+    deadline: dt.datetime  # aware; a submission must be made strictly before it
+
+    def accepts(self, submitted_at: dt.datetime) -> bool:
+        return submitted_at < self.deadline
+
+
+@dataclass(frozen=True)
+class LeaderboardColumn:
+    key: str
+    label: str
+    task: str  # "pixel" or "instance"
+
+
+@dataclass(frozen=True)
+class ChallengeSettings:
+    title: str
+    description: str
+    time_zone: ZoneInfo
+    phases: tuple[Phase, ...]
+    max_submissions_per_day: int
+    max_submissions: int
+    execution_time_limit: int  # seconds
+    codabench_queue: str | None
+    docker_image: str
+    leaderboard_title: str
+    columns: tuple[LeaderboardColumn, ...]
+    enforce_submission_rules: bool
+    source: Path
+
+    def phase(self, number: int) -> Phase:
+        for phase in self.phases:
+            if phase.number == number:
+                return phase
+        known = ", ".join(str(phase.number) for phase in self.phases)
+        raise ReferenceDataError(f"no phase {number} (phases: {known})", self.source, _FIX)
+
+    def phase_at(self, moment: dt.datetime) -> Phase | None:
+        """The phase open at ``moment``: the last one started, if its deadline has not passed."""
+        started = [phase for phase in self.phases if phase.start <= moment]
+        return started[-1] if started and started[-1].accepts(moment) else None
+
+    def local(self, moment: dt.datetime) -> dt.datetime:
+        return moment.astimezone(self.time_zone)
+
+
+def load_challenge(path: Path | None = None) -> ChallengeSettings:
+    """Read and validate challenge.yaml; every mistake is one message naming the key."""
+    source = path or DEFAULT_CHALLENGE_FILE
+    try:
+        raw = yaml.safe_load(source.read_text(encoding="utf-8"))
+    except OSError as error:
+        raise ReferenceDataError(f"cannot read the competition settings ({error.strerror})", source, _FIX) from None
+    except yaml.YAMLError as error:
+        raise ReferenceDataError(f"not valid YAML ({_yaml_problem(error)})", source, _FIX) from None
+    reader = _Reader(raw, source)
+    settings = reader.build()
+    reader.refuse_unknown()
+    return settings
+
+
+def _yaml_problem(error: yaml.YAMLError) -> str:
+    mark = getattr(error, "problem_mark", None)
+    problem = getattr(error, "problem", None) or "syntax error"
+    return f"{problem} at line {mark.line + 1}" if mark is not None else str(problem)
+
+
+_TOP_KEYS = {
+    "title",
+    "description",
+    "time_zone",
+    "phases",
+    "max_submissions_per_day",
+    "max_submissions",
+    "execution_time_limit",
+    "codabench_queue",
+    "docker_image",
+    "leaderboard",
+    "enforce_submission_rules",
+}
+
+
+class _Reader:
+    def __init__(self, raw: Any, source: Path):
+        if not isinstance(raw, dict):
+            raise ReferenceDataError("must be a YAML mapping of settings", source, _FIX)
+        self.raw = raw
+        self.source = source
+
+    def fail(self, message: str) -> ReferenceDataError:
+        return ReferenceDataError(message, self.source, _FIX)
+
+    def refuse_unknown(self) -> None:
+        unknown = sorted(set(self.raw) - _TOP_KEYS)
+        if unknown:
+            raise self.fail(f"unknown setting '{unknown[0]}' (known: {', '.join(sorted(_TOP_KEYS))})")
+
+    def value(self, mapping: dict, key: str, kind: type | tuple[type, ...], where: str = "") -> Any:
+        if key not in mapping:
+            raise self.fail(f"missing setting '{where}{key}'")
+        value = mapping[key]
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            names = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
+            raise self.fail(f"'{where}{key}' must be {names}, not {value!r}")
+        return value
+
+    def positive(self, key: str) -> int:
+        value = self.value(self.raw, key, int)
+        if value <= 0:
+            raise self.fail(f"'{key}' must be a positive whole number, not {value}")
+        return value
+
+    def build(self) -> ChallengeSettings:
+        zone_name = self.value(self.raw, "time_zone", str)
+        try:
+            zone = ZoneInfo(zone_name)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise self.fail(f"unknown time zone '{zone_name}' (use an IANA name such as Europe/Moscow)") from None
+        queue = self.raw.get("codabench_queue")
+        if queue is not None and not isinstance(queue, str):
+            raise self.fail(f"'codabench_queue' must be a queue key (text) or null, not {queue!r}")
+        board = self.value(self.raw, "leaderboard", dict)
+        return ChallengeSettings(
+            title=self.value(self.raw, "title", str),
+            description=self.value(self.raw, "description", str),
+            time_zone=zone,
+            phases=self.phases(zone),
+            max_submissions_per_day=self.positive("max_submissions_per_day"),
+            max_submissions=self.positive("max_submissions"),
+            execution_time_limit=self.positive("execution_time_limit"),
+            codabench_queue=queue,
+            docker_image=self.value(self.raw, "docker_image", str),
+            leaderboard_title=self.value(board, "title", str, "leaderboard."),
+            columns=self.columns(board),
+            enforce_submission_rules=self.value(self.raw, "enforce_submission_rules", bool),
+            source=self.source,
+        )
+
+    def phases(self, zone: ZoneInfo) -> tuple[Phase, ...]:
+        entries = self.value(self.raw, "phases", list)
+        if not entries:
+            raise self.fail("'phases' must list at least one phase")
+        phases = tuple(self.phase(entry, index, zone) for index, entry in enumerate(entries, 1))
+        for earlier, later in zip(phases, phases[1:], strict=False):
+            if later.number <= earlier.number or later.start < earlier.deadline:
+                raise self.fail(
+                    f"phase {later.number} must have a higher number than phase {earlier.number} "
+                    "and start at or after its deadline"
+                )
+        return phases
+
+    def phase(self, entry: Any, index: int, zone: ZoneInfo) -> Phase:
+        where = f"phases[{index}]."
+        if not isinstance(entry, dict):
+            raise self.fail(f"phase {index} must be a mapping with number, name, start and deadline")
+        unknown = sorted(set(entry) - {"number", "name", "description", "start", "deadline"})
+        if unknown:
+            raise self.fail(f"unknown setting '{where}{unknown[0]}'")
+        start = self.moment(entry, "start", zone, where)
+        deadline = self.moment(entry, "deadline", zone, where)
+        if deadline <= start:
+            raise self.fail(f"'{where}deadline' must come after its start")
+        number = self.value(entry, "number", int, where)
+        if number < 1:
+            raise self.fail(f"'{where}number' must be 1 or more")
+        return Phase(
+            number=number,
+            name=self.value(entry, "name", str, where),
+            description=str(entry.get("description", "")),
+            start=start,
+            deadline=deadline,
+        )
+
+    def moment(self, entry: dict, key: str, zone: ZoneInfo, where: str) -> dt.datetime:
+        text = self.value(entry, key, str, where)
+        try:
+            naive = dt.datetime.strptime(text, _DATE_FORMAT)
+        except ValueError:
+            raise self.fail(f"'{where}{key}' must be local time as 'YYYY-MM-DD HH:MM:SS', not {text!r}") from None
+        return naive.replace(tzinfo=zone)
+
+    def columns(self, board: dict) -> tuple[LeaderboardColumn, ...]:
+        entries = self.value(board, "columns", list, "leaderboard.")
+        columns = []
+        for entry in entries:
+            if not isinstance(entry, dict) or set(entry) != {"key", "label", "task"}:
+                raise self.fail("each leaderboard column must have exactly key, label and task")
+            if entry["key"] not in LEADERBOARD_KEYS:
+                raise self.fail(
+                    f"leaderboard column '{entry['key']}' is not a score (scores: {', '.join(LEADERBOARD_KEYS)})"
+                )
+            if entry["task"] not in ("pixel", "instance"):
+                raise self.fail(f"leaderboard column '{entry['key']}': task must be pixel or instance")
+            columns.append(LeaderboardColumn(str(entry["key"]), str(entry["label"]), entry["task"]))
+        keys = [column.key for column in columns]
+        if sorted(keys) != sorted(set(keys)) or not keys:
+            raise self.fail("leaderboard columns must be listed once each, at least one")
+        return tuple(columns)
