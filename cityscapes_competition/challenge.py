@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -166,7 +167,7 @@ class _Reader:
         if not entries:
             raise self.fail("'phases' must list at least one phase")
         phases = tuple(self.phase(entry, index, zone) for index, entry in enumerate(entries, 1))
-        for earlier, later in zip(phases, phases[1:], strict=False):
+        for earlier, later in itertools.pairwise(phases):
             if later.number <= earlier.number or later.start < earlier.deadline:
                 raise self.fail(
                     f"phase {later.number} must have a higher number than phase {earlier.number} "

@@ -31,8 +31,9 @@ from .atomic import write_bytes_atomic
 from .errors import SubmissionError
 from .labels import INSTANCE_CLASS_IDS, NUM_LABEL_IDS, id2label
 from .naming import FrameId
-from .png_write import encode_png
+from .png_write import encode_mask_png, encode_png
 from .submission_metadata import InferenceSettings
+from .upsampling import bilinear_crop, upsampled_argmax
 
 TRAIN_ID_TO_LABEL_ID = np.array(
     [
@@ -123,11 +124,14 @@ class ResultWriter:
 
     def __init__(self, output: Path, settings: InferenceSettings, contract: OutputContract):
         self.output, self.settings, self.contract = output, settings, contract
+        self._lookup = (
+            TRAIN_ID_TO_LABEL_ID if settings.output == "trainIds" else np.arange(NUM_LABEL_IDS, dtype=np.uint8)
+        )
 
     def write(self, result: ModelOutput) -> int:
         """Write one image's pixel prediction and instances; returns the number of instances."""
         height, width = result.size
-        label_ids = self._label_ids(self._upsampled_argmax(result.scores, result.size))
+        label_ids = upsampled_argmax(result.scores, result.size, self._lookup)
         stem, city = result.image.frame.stem, result.image.city
         pixel_path = self.output / "pixel" / city / f"{stem}_labelIds.png"
         write_bytes_atomic(pixel_path, encode_png(label_ids, _PNG_LEVEL), durable=False)
@@ -137,31 +141,19 @@ class ResultWriter:
         self._write_instances(instances, city, stem, (height, width))
         return len(instances)
 
-    def _upsampled_argmax(self, scores: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-        return upsampled_argmax(scores, size)
-
-    def _label_ids(self, winners: np.ndarray) -> np.ndarray:
-        if self.settings.output == "trainIds":
-            return TRAIN_ID_TO_LABEL_ID[winners]
-        return winners.astype(np.uint8)
-
-    def _instances(self, label_ids: np.ndarray, result: ModelOutput) -> list[tuple[float, int, np.ndarray]]:
-        """(confidence, label id, mask) of every kept component, best first.
-
-        Each class is handled inside its bounding box only, found for all classes in one pass.
-        """
-        boxes = ndimage.find_objects(label_ids, max_label=NUM_LABEL_IDS - 1)
-        present = [label for label in INSTANCE_CLASS_IDS if boxes[label - 1] is not None]
-        if not present:
-            return []
-        probabilities = self.contract.probabilities(result.scores)
-        found = []
-        for label in present:
-            box = boxes[label - 1]
-            channel = probabilities[..., self._channel(label)]
-            crop_probability = bilinear_crop(channel, result.size, box)
-            found += self._components(label_ids[box] == label, crop_probability, label, box, result.size)
-        found.sort(key=lambda item: -item[0])
+    def _instances(self, label_ids: np.ndarray, result: ModelOutput) -> list[Instance]:
+        """Every kept component, best first; each class is labelled inside its own bounding box only."""
+        found: list[Instance] = []
+        probabilities = None
+        for label, box in instance_class_boxes(label_ids):
+            components, count = ndimage.label(label_ids[box] == label, structure=_EIGHT_CONNECTED)
+            areas = np.bincount(components.ravel(), minlength=count + 1)
+            kept = np.flatnonzero(areas[1:] >= self.settings.instances.min_area) + 1
+            if len(kept):
+                probabilities = self.contract.probabilities(result.scores) if probabilities is None else probabilities
+                channel = probabilities[..., self._channel(label)]
+                found += self._scored(components, areas, kept, bilinear_crop(channel, result.size, box), label, box)
+        found.sort(key=lambda instance: -instance.confidence)
         return found[: self.settings.instances.max_per_image]
 
     def _channel(self, label_id: int) -> int:
@@ -169,87 +161,66 @@ class ResultWriter:
             return int(np.flatnonzero(TRAIN_ID_TO_LABEL_ID == label_id)[0])
         return label_id
 
-    def _components(
-        self, region: np.ndarray, probability: np.ndarray, label: int, box: tuple[slice, slice], size: tuple[int, int]
-    ) -> list:
-        components, count = ndimage.label(region, structure=_EIGHT_CONNECTED)
-        if count == 0:
-            return []
-        areas = np.bincount(components.ravel(), minlength=count + 1)
-        sums = np.bincount(components.ravel(), weights=probability.ravel(), minlength=count + 1)
-        kept = []
-        for index, inner in enumerate(ndimage.find_objects(components), start=1):
-            if inner is None or areas[index] < self.settings.instances.min_area:
-                continue
-            mask = np.zeros(size, bool)
-            rows = slice(box[0].start + inner[0].start, box[0].start + inner[0].stop)
-            cols = slice(box[1].start + inner[1].start, box[1].start + inner[1].stop)
-            mask[rows, cols] = components[inner] == index
-            kept.append((float(sums[index] / areas[index]), label, mask))
-        return kept
+    @staticmethod
+    def _scored(
+        components: np.ndarray,
+        areas: np.ndarray,
+        kept: np.ndarray,
+        probability: np.ndarray,
+        label: int,
+        box: tuple[slice, slice],
+    ) -> list[Instance]:
+        """The kept components, each with the mean upsampled probability of its class as confidence."""
+        sums = np.bincount(components.ravel(), weights=probability.ravel(), minlength=len(areas))
+        objects = ndimage.find_objects(components)
+        top, left = box[0].start, box[1].start
+        return [
+            Instance(float(sums[index] / areas[index]), label, components, index, objects[index - 1], top, left)
+            for index in kept
+        ]
 
-    def _write_instances(self, instances: list, city: str, stem: str, size: tuple[int, int]) -> None:
+    def _write_instances(self, instances: list[Instance], city: str, stem: str, size: tuple[int, int]) -> None:
         folder = self.output / "instance" / city
         lines = []
-        for k, (confidence, label, mask) in enumerate(instances):
+        for k, instance in enumerate(instances):
             name = f"masks/{stem}_{k:03d}.png"
-            write_bytes_atomic(folder / name, encode_png(mask, _PNG_LEVEL), durable=False)
-            lines.append(f"{name} {label} {confidence:.6f}\n")
+            write_bytes_atomic(folder / name, instance.png(size), durable=False)
+            lines.append(f"{name} {instance.label} {instance.confidence:.6f}\n")
         write_bytes_atomic(folder / f"{stem}.txt", "".join(lines).encode(), durable=False)
 
 
-def _source_positions(out_size: int, in_size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Bilinear sampling with half-pixel centres (as tf.image.resize): lower index, upper index, weight."""
-    position = np.clip((np.arange(out_size) + 0.5) * (in_size / out_size) - 0.5, 0, in_size - 1)
-    lower = np.floor(position).astype(np.intp)
-    return lower, np.minimum(lower + 1, in_size - 1), (position - lower).astype(np.float32)
+@dataclass(frozen=True)
+class Instance:
+    """One connected component of an instance class, kept by reference until its mask is written."""
+
+    confidence: float
+    label: int
+    components: np.ndarray  # the labelled class box
+    index: int
+    inner: tuple[slice, slice]  # the component's box inside ``components``
+    top: int  # the class box's position in the image
+    left: int
+
+    def png(self, size: tuple[int, int]) -> bytes:
+        crop = self.components[self.inner] == self.index
+        return encode_mask_png(size, crop, self.top + self.inner[0].start, self.left + self.inner[1].start)
 
 
-def bilinear_crop(values: np.ndarray, size: tuple[int, int], box: tuple[slice, slice]) -> np.ndarray:
-    """The ``box`` of ``values`` (h, w) upsampled bilinearly to ``size``, computing only the box."""
-    rows = [array[box[0]] for array in _source_positions(size[0], values.shape[0])]
-    cols = [array[box[1]] for array in _source_positions(size[1], values.shape[1])]
-    along_rows = values[rows[0]] * (1 - rows[2])[:, None] + values[rows[1]] * rows[2][:, None]
-    return along_rows[:, cols[0]] * (1 - cols[2]) + along_rows[:, cols[1]] * cols[2]
+_INSTANCE_BITS = np.zeros(256, np.uint8)
+for _bit, _label in enumerate(INSTANCE_CLASS_IDS):  # 8 instance classes: one bit each
+    _INSTANCE_BITS[_label] = 1 << _bit
 
 
-def upsampled_argmax(scores: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """argmax over classes of ``scores`` (h, w, classes) upsampled bilinearly to ``size``.
-
-    Interpolating along rows first is cheap (few columns). Along columns, each output pixel mixes
-    two neighbouring vectors; a convex mix of two vectors with the same argmax keeps that argmax,
-    so only the pixels between columns whose argmax differs need the full computation.
-    """
-    if scores.shape[:2] == size:
-        return np.argmax(scores, axis=-1).astype(np.uint8)
-    rows, cols = _source_positions(size[0], scores.shape[0]), _source_positions(size[1], scores.shape[1])
-    along_rows = scores[rows[0]] * (1 - rows[2])[:, None, None] + scores[rows[1]] * rows[2][:, None, None]
-    winners = np.argmax(along_rows, axis=-1).astype(np.uint8)  # (height, low-res width); classes < 256
-    right = np.minimum(np.arange(winners.shape[1]) + 1, winners.shape[1] - 1)
-    disagree = (winners != winners[:, right])[:, cols[0]] & (cols[1] != cols[0])
-    result = np.ascontiguousarray(winners[:, cols[0]])
-    flat = np.flatnonzero(disagree)
-    if len(flat) > _DENSE_SHARE * disagree.size:
-        return _dense_argmax(scores, size)  # a noisy model: nearly every pixel is on a border
-    if len(flat):
-        ys, xs = np.divmod(flat, size[1])
-        result[ys, xs] = np.argmax(_mix(along_rows[ys, cols[0][xs]], along_rows[ys, cols[1][xs]], cols[2][xs]), axis=-1)
-    return result
-
-
-_DENSE_SHARE = 0.3
-
-
-def _mix(left: np.ndarray, right: np.ndarray, weight: np.ndarray) -> np.ndarray:
-    return left * (1 - weight)[..., None] + right * weight[..., None]
-
-
-def _dense_argmax(scores: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """The same for every pixel: TensorFlow's multi-threaded resize is the fastest way."""
-    import tensorflow as tf
-
-    upsampled = tf.image.resize(scores[None], size, method="bilinear")[0]
-    return tf.argmax(upsampled, axis=-1, output_type=tf.int32).numpy().astype(np.uint8)
+def instance_class_boxes(label_ids: np.ndarray) -> list[tuple[int, tuple[slice, slice]]]:
+    """(label id, bounding box) of each instance class present, from one pass over the image."""
+    bits = _INSTANCE_BITS[label_ids]
+    row_bits, col_bits = np.bitwise_or.reduce(bits, axis=1), np.bitwise_or.reduce(bits, axis=0)
+    boxes = []
+    for bit, label in enumerate(INSTANCE_CLASS_IDS):
+        rows, cols = np.flatnonzero(row_bits & (1 << bit)), np.flatnonzero(col_bits & (1 << bit))
+        if len(rows):
+            boxes.append((label, (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))))
+    return boxes
 
 
 class Progress:
@@ -300,18 +271,22 @@ def run_inference(
     model_name: str,
     input_size: tuple[int, int] | None,
     progress: Progress | None = None,
+    time_budget: float | None = None,
 ) -> RunSummary:
-    """Predict every image and write the results; raise SubmissionError on a bad output or budget."""
+    """Predict every image and write the results; raise SubmissionError on a bad output or budget.
+
+    ``time_budget`` (seconds from now) defaults to the metadata's ``time_budget_seconds``.
+    """
     contract = OutputContract(settings)
     writer = ResultWriter(output, settings, contract)
     workers = max(1, min(2, os.cpu_count() or 1))
     start, model_seconds, instances = time.perf_counter(), 0.0, 0
-    budget = _Budget(settings.time_budget_seconds, len(images), start)
+    budget = _Budget(time_budget if time_budget is not None else settings.time_budget_seconds, len(images), start)
     with ThreadPoolExecutor(workers, "read") as readers, ThreadPoolExecutor(workers, "write") as writers:
         pending_writes: deque[Future] = deque()
         for batch in _batches(readers, images, input_size, settings.batch_size, lookahead=2 * workers + 2):
             tick = time.perf_counter()
-            scores = _predict(model, np.stack([pixels for _, pixels, _ in batch]))
+            scores = _predict(model, np.stack([pixels for _, pixels, _ in batch]), model_name)
             model_seconds += time.perf_counter() - tick
             contract.check(scores, model_name)
             for (image, _, size), image_scores in zip(batch, scores, strict=True):
@@ -359,12 +334,22 @@ def _batches(
         yield batch
 
 
-def _predict(model, batch: np.ndarray) -> np.ndarray:
-    outputs = model.predict_on_batch(batch)
+def _predict(model, batch: np.ndarray, model_name: str) -> np.ndarray:
+    from .model_loading import short_reason
+
+    try:
+        outputs = model.predict_on_batch(batch)
+    except Exception as error:  # the model's own failure (shapes, memory): the participant's to fix
+        raise SubmissionError(
+            f"failed on a batch of shape {tuple(batch.shape)}: {short_reason(error)}",
+            model_name,
+            "Check input_size and batch_size in the metadata against the model's input, or run the starting "
+            "kit's check_submission.py, which runs the model the same way.",
+        ) from None
     if isinstance(outputs, list | tuple | dict):
         raise SubmissionError(
             f"has {len(outputs)} outputs; one (batch, height, width, classes) output is needed",
-            getattr(model, "name", "model"),
+            model_name,
             "Export a model with a single segmentation output.",
         )
     return np.asarray(outputs, dtype=np.float32)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 
 from .errors import ReferenceDataError, SubmissionError
@@ -34,11 +35,30 @@ def model_input_size(settings: InferenceSettings, model) -> tuple[int, int] | No
     return None
 
 
-def run_ingestion(input_data: Path, output: Path, submission: Path, stream=None) -> RunSummary:
+# Of the phase's execution time limit, what the scoring run and the start-up need after and before inference.
+SCORING_ALLOWANCE_SECONDS = 120.0
+
+
+def time_budget(settings: InferenceSettings, execution_time_limit: float, spent: float) -> float:
+    """Seconds inference may take: the metadata's budget, capped so that scoring still fits in the limit."""
+    platform_budget = max(execution_time_limit - SCORING_ALLOWANCE_SECONDS - spent, 0.0)
+    if settings.time_budget_seconds is None:
+        return platform_budget
+    return min(settings.time_budget_seconds, platform_budget)
+
+
+def run_ingestion(
+    input_data: Path, output: Path, submission: Path, stream=None, execution_time_limit: float | None = None
+) -> RunSummary:
+    """The whole run; inference stops early if it would not fit in the execution time limit (challenge.yaml's)."""
+    from .challenge import load_challenge
     from .model_files import find_model_file
     from .model_loading import check_io, load_model_safely
 
+    started = time.perf_counter()
     stream = stream or sys.stdout
+    if execution_time_limit is None:
+        execution_time_limit = load_challenge().execution_time_limit
     settings = read_settings(find_metadata(submission))
     model_path = find_model_file(submission)
     images = discover_test_images(input_data)
@@ -54,8 +74,9 @@ def run_ingestion(input_data: Path, output: Path, submission: Path, stream=None)
         flush=True,
     )
     output.mkdir(parents=True, exist_ok=True)
+    budget = time_budget(settings, execution_time_limit, time.perf_counter() - started)
     summary = run_inference(
-        model, images, output, settings, model_path.name, input_size, Progress(len(images), stream=stream)
+        model, images, output, settings, model_path.name, input_size, Progress(len(images), stream=stream), budget
     )
     if (output / "metadata").exists():  # Codabench fails a submission whose ingestion output holds one
         raise SubmissionError("must not be written by ingestion", output / "metadata")

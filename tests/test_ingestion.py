@@ -134,6 +134,28 @@ def test_time_budget_stops_early_with_the_time_per_image() -> None:
             budget.advance(lambda: float(next(clock)))
 
 
+def test_default_time_budget_leaves_room_for_scoring_in_the_phase_limit() -> None:
+    from cityscapes_competition.ingestion import SCORING_ALLOWANCE_SECONDS, time_budget
+    from cityscapes_competition.submission_metadata import InferenceSettings
+
+    assert time_budget(InferenceSettings(), 3600, spent=30) == 3600 - SCORING_ALLOWANCE_SECONDS - 30
+    assert time_budget(InferenceSettings(time_budget_seconds=500.0), 3600, spent=30) == 500.0
+    assert time_budget(InferenceSettings(time_budget_seconds=9000.0), 3600, spent=0) == 3600 - SCORING_ALLOWANCE_SECONDS
+
+
+def test_run_stops_early_when_the_phase_limit_is_too_short(test_data, tmp_path) -> None:
+    from cityscapes_competition.ingestion import SCORING_ALLOWANCE_SECONDS, run_ingestion
+
+    many = tmp_path / "many" / "leftImg8bit" / "val" / "frankfurt"
+    many.mkdir(parents=True)
+    source = sorted(test_data.rglob("*_leftImg8bit.png"))[0]
+    for frame in range(40):  # enough images for the projection to start
+        shutil.copy(source, many / f"frankfurt_000000_{frame:06d}_leftImg8bit.png")
+    submission = make_submission(tmp_path / "sub", segmentation_model())
+    with pytest.raises(SubmissionError, match="more than the time budget of 0 s"):
+        run_ingestion(tmp_path / "many", tmp_path / "out", submission, execution_time_limit=SCORING_ALLOWANCE_SECONDS)
+
+
 def test_missing_test_images_are_an_organiser_error(tmp_path, capsys) -> None:
     submission = make_submission(tmp_path / "sub", segmentation_model())
     (tmp_path / "empty").mkdir()
@@ -213,3 +235,8 @@ def test_the_baseline_submission_through_ingestion_and_scoring(test_data, tmp_pa
     assert scoring.returncode == 0, scoring.stderr[-2000:]
     scores = dict(line.split(": ") for line in (tmp_path / "scores" / "scores.txt").read_text().splitlines())
     assert float(scores["iou_class"]) > 0.2  # far above chance (about 0.02) on the synthetic scenes
+
+
+def test_a_model_failing_inside_predict_is_the_participants_error(test_data, tmp_path, capsys) -> None:
+    # A fixed 64x128 input fed 32x64 images: Keras fails inside predict.
+    _refused(test_data, tmp_path, capsys, segmentation_model(), "inference:\n  input_size: [32, 64]\n", "input_size")

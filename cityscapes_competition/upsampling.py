@@ -1,0 +1,132 @@
+"""Bilinear upsampling of class scores, and the argmax of the result, without upsampling everything.
+
+Bilinear interpolation (half-pixel centres, as ``tf.image.resize``) is separable: along rows, then
+along columns. Along one axis every output pixel mixes two neighbouring score vectors L and R with
+a weight w in [0, 1). If L and R have the same argmax, every mix has it too (a convex combination
+keeps the winner), so only the gaps between disagreeing neighbours need work. In such a gap the
+mixed scores of each class are lines in w; where L's winner ``a`` and R's winner ``b`` cross (w*),
+the winner switches from a to b, unless a third class rises above both there, which is rare and
+then decided pixel by pixel. So the work is per disagreeing pair of vectors, not per pixel per class.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+# A third class within this margin of the a/b crossing is decided pixel by pixel (float32 rounding).
+_CROSSING_MARGIN = 1e-5
+
+
+@dataclass(frozen=True)
+class SourcePositions:
+    """For every output index along one axis: the two source indices mixed and the weight of the upper."""
+
+    lower: np.ndarray  # intp
+    upper: np.ndarray  # intp
+    weight: np.ndarray  # float32
+
+    @classmethod
+    def along(cls, out_size: int, in_size: int) -> SourcePositions:
+        position = np.clip((np.arange(out_size) + 0.5) * (in_size / out_size) - 0.5, 0, in_size - 1)
+        lower = np.floor(position).astype(np.intp)
+        return cls(lower, np.minimum(lower + 1, in_size - 1), (position - lower).astype(np.float32))
+
+    def gap_bounds(self, gaps: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Output ranges [start, end) mixing source ``gap`` and ``gap + 1``, and the sorted keys gap + weight."""
+        keys = self.lower + self.weight.astype(np.float64)  # non-decreasing along the axis
+        return np.searchsorted(keys, gaps, "left"), np.searchsorted(keys, gaps + 1, "left"), keys
+
+
+def bilinear_crop(values: np.ndarray, size: tuple[int, int], box: tuple[slice, slice]) -> np.ndarray:
+    """The ``box`` of ``values`` (h, w) upsampled bilinearly to ``size``, computing only the box."""
+    rows, cols = SourcePositions.along(size[0], values.shape[0]), SourcePositions.along(size[1], values.shape[1])
+    r0, r1, rw = rows.lower[box[0]], rows.upper[box[0]], rows.weight[box[0]]
+    c0, c1, cw = cols.lower[box[1]], cols.upper[box[1]], cols.weight[box[1]]
+    along_rows = values[r0] * (1 - rw)[:, None] + values[r1] * rw[:, None]
+    # np.take keeps rows contiguous; along_rows[:, c0] would be laid out column by column
+    return np.take(along_rows, c0, axis=1) * (1 - cw) + np.take(along_rows, c1, axis=1) * cw
+
+
+def upsampled_argmax(scores: np.ndarray, size: tuple[int, int], lookup: np.ndarray | None = None) -> np.ndarray:
+    """argmax over classes of ``scores`` (h, w, classes) upsampled bilinearly to ``size`` (uint8).
+
+    ``lookup`` (uint8, one entry per class) maps the winning channel to the value written, at no
+    extra cost per pixel.
+    """
+    lookup = np.arange(scores.shape[-1], dtype=np.uint8) if lookup is None else lookup
+    if scores.shape[:2] == tuple(size):
+        return lookup[np.argmax(scores, axis=-1)]
+    rows = SourcePositions.along(size[0], scores.shape[0])
+    cols = SourcePositions.along(size[1], scores.shape[1])
+    low = np.argmax(scores, axis=-1).astype(np.uint8)
+    by_rows = _winners_along_rows(scores, low, rows)  # (height, low-res width)
+    return _winners_along_columns(scores, by_rows, rows, cols, lookup)
+
+
+def _winners_along_rows(scores: np.ndarray, low: np.ndarray, rows: SourcePositions) -> np.ndarray:
+    """The argmax of the row-interpolated scores, at every output row and low-res column."""
+    winners = low[rows.lower]
+    gap, column = np.nonzero(low[:-1] != low[1:])
+    if len(gap):
+        left, right = scores[gap, column], scores[gap + 1, column]
+        pair, position, value = _gap_switches(left, right, low[gap, column], low[gap + 1, column], gap, rows)
+        winners[position, column[pair]] = value
+    return winners
+
+
+def _winners_along_columns(
+    scores: np.ndarray, by_rows: np.ndarray, rows: SourcePositions, cols: SourcePositions, lookup: np.ndarray
+) -> np.ndarray:
+    winners = np.take(lookup[by_rows], cols.lower, axis=1)  # C order, unlike [:, cols.lower]
+    row, gap = np.nonzero(by_rows[:, :-1] != by_rows[:, 1:])
+    if len(gap):
+        lower, upper, weight = rows.lower[row], rows.upper[row], rows.weight[row][:, None]
+        left = scores[lower, gap] * (1 - weight) + scores[upper, gap] * weight
+        right = scores[lower, gap + 1] * (1 - weight) + scores[upper, gap + 1] * weight
+        pair, position, value = _gap_switches(left, right, by_rows[row, gap], by_rows[row, gap + 1], gap, cols)
+        winners[row[pair], position] = lookup[value]
+    return winners
+
+
+def _gap_switches(
+    left: np.ndarray, right: np.ndarray, a: np.ndarray, b: np.ndarray, gap: np.ndarray, axis: SourcePositions
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Where, in each pair's gap, the winner is not the left one: (pair, output position, winner)."""
+    start, end, keys = axis.gap_bounds(gap)
+    pair = np.arange(len(gap))
+    left_a, left_b = left[pair, a], left[pair, b]
+    right_a, right_b = right[pair, a], right[pair, b]
+    lead, trail = left_a - left_b, right_b - right_a  # both >= 0, not both 0
+    crossing = lead / (lead + trail)
+    at_crossing = left * (1 - crossing)[:, None] + right * crossing[:, None]
+    top = at_crossing[pair, a]
+    at_crossing[pair, a] = at_crossing[pair, b] = -np.inf
+    simple = at_crossing.max(axis=1) < top - _CROSSING_MARGIN * (1 + np.abs(top))
+    # Simple pairs: b wins from the crossing on (at the crossing itself the lower class index wins).
+    split = np.where(
+        b < a, np.searchsorted(keys, gap + crossing, "left"), np.searchsorted(keys, gap + crossing, "right")
+    )
+    split = np.clip(split, start, end)
+    simple_pairs, simple_positions = _expand(pair[simple], split[simple], end[simple])
+    values = [b[simple_pairs]]
+    hard_pairs, hard_positions = _expand(pair[~simple], start[~simple], end[~simple])
+    if len(hard_pairs):
+        weight = axis.weight[hard_positions][:, None]
+        mixed = left[hard_pairs] * (1 - weight) + right[hard_pairs] * weight
+        values.append(np.argmax(mixed, axis=1).astype(np.uint8))
+    return (
+        np.concatenate([simple_pairs, hard_pairs]),
+        np.concatenate([simple_positions, hard_positions]),
+        np.concatenate(values),
+    )
+
+
+def _expand(pairs: np.ndarray, start: np.ndarray, end: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Every (pair, position) with start <= position < end, for each pair."""
+    lengths = np.maximum(end - start, 0)
+    total = int(lengths.sum())
+    owners = np.repeat(np.arange(len(pairs)), lengths)
+    offsets = np.arange(total) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+    return pairs[owners], start[owners] + offsets
