@@ -138,10 +138,29 @@ def _generated_count(case: Path) -> int:
         return -1
 
 
+def _check_main(argv: list[str]) -> int:
+    from .submission_check import main as check_main
+
+    return check_main(argv)
+
+
+def _data_main(argv: list[str]) -> int:
+    from .competition_data import main as data_main
+
+    return data_main(argv)
+
+
 def main(argv: list[str] | None = None) -> int:
-    """``python -m cityscapes_competition.cli {score,demo} ...``"""
+    """``python -m cityscapes_competition.cli {score,demo,index,ingest,check,data} ...``"""
     argv = list(sys.argv[1:] if argv is None else argv)
-    commands = {"score": score_main, "demo": demo_main, "index": index_main, "ingest": ingest_main}
+    commands = {
+        "score": score_main,
+        "demo": demo_main,
+        "index": index_main,
+        "ingest": ingest_main,
+        "check": _check_main,
+        "data": _data_main,
+    }
     if not argv or argv[0] not in commands:
         print(f"usage: python -m cityscapes_competition.cli {{{','.join(commands)}}} ...", file=sys.stderr)
         return 2

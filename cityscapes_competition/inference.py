@@ -149,10 +149,19 @@ class ResultWriter:
             components, count = ndimage.label(label_ids[box] == label, structure=_EIGHT_CONNECTED)
             areas = np.bincount(components.ravel(), minlength=count + 1)
             kept = np.flatnonzero(areas[1:] >= self.settings.instances.min_area) + 1
-            if len(kept):
-                probabilities = self.contract.probabilities(result.scores) if probabilities is None else probabilities
-                channel = probabilities[..., self._channel(label)]
-                found += self._scored(components, areas, kept, bilinear_crop(channel, result.size, box), label, box)
+            if len(kept) == 0:
+                continue
+            probabilities = self.contract.probabilities(result.scores) if probabilities is None else probabilities
+            channel = probabilities[..., self._channel(label)]
+            objects = ndimage.find_objects(components)
+            for index in kept:
+                inner = objects[index - 1]
+                crop = components[inner] == index
+                top, left = box[0].start + inner[0].start, box[1].start + inner[1].start
+                where = (slice(top, top + crop.shape[0]), slice(left, left + crop.shape[1]))
+                # The mean upsampled probability of the class over the component, computed on its box only.
+                total = float(bilinear_crop(channel, result.size, where)[crop].sum(dtype=np.float64))
+                found.append(Instance(total / float(areas[index]), label, crop, top, left))
         found.sort(key=lambda instance: -instance.confidence)
         return found[: self.settings.instances.max_per_image]
 
@@ -160,24 +169,6 @@ class ResultWriter:
         if self.settings.output == "trainIds":
             return int(np.flatnonzero(TRAIN_ID_TO_LABEL_ID == label_id)[0])
         return label_id
-
-    @staticmethod
-    def _scored(
-        components: np.ndarray,
-        areas: np.ndarray,
-        kept: np.ndarray,
-        probability: np.ndarray,
-        label: int,
-        box: tuple[slice, slice],
-    ) -> list[Instance]:
-        """The kept components, each with the mean upsampled probability of its class as confidence."""
-        sums = np.bincount(components.ravel(), weights=probability.ravel(), minlength=len(areas))
-        objects = ndimage.find_objects(components)
-        top, left = box[0].start, box[1].start
-        return [
-            Instance(float(sums[index] / areas[index]), label, components, index, objects[index - 1], top, left)
-            for index in kept
-        ]
 
     def _write_instances(self, instances: list[Instance], city: str, stem: str, size: tuple[int, int]) -> None:
         folder = self.output / "instance" / city
@@ -191,19 +182,16 @@ class ResultWriter:
 
 @dataclass(frozen=True)
 class Instance:
-    """One connected component of an instance class, kept by reference until its mask is written."""
+    """One connected component of an instance class: its mask is ``crop`` placed at (top, left)."""
 
     confidence: float
     label: int
-    components: np.ndarray  # the labelled class box
-    index: int
-    inner: tuple[slice, slice]  # the component's box inside ``components``
-    top: int  # the class box's position in the image
+    crop: np.ndarray  # bool, the component's bounding box
+    top: int
     left: int
 
     def png(self, size: tuple[int, int]) -> bytes:
-        crop = self.components[self.inner] == self.index
-        return encode_mask_png(size, crop, self.top + self.inner[0].start, self.left + self.inner[1].start)
+        return encode_mask_png(size, self.crop, self.top, self.left)
 
 
 _INSTANCE_BITS = np.zeros(256, np.uint8)
