@@ -44,22 +44,51 @@ def _write_crash_log(log_dir: Path | None, program: str) -> Path | None:
 def score_main(argv: list[str] | None = None) -> int:
     """``score.py INPUT OUTPUT``: INPUT holds ref/ (ground truth) and res/ (results)."""
     parser = argparse.ArgumentParser(prog="score.py", description="Score Cityscapes results (CodaLab convention).")
-    parser.add_argument("input", type=Path, help="folder holding ref/ and res/")
+    parser.add_argument("input", type=Path, help="folder holding ref/ and res/ (and the platform's metadata)")
     parser.add_argument("output", type=Path, help="folder that receives scores.txt, scores.json, detailed_results.html")
     parser.add_argument("--workers", type=int, default=None, help="worker processes (default: all cores)")
+    parser.add_argument(
+        "--ledger",
+        type=Path,
+        default=None,
+        help="self-hosted: the SQLite submission ledger that counts submissions where the platform gives no data",
+    )
+    parser.add_argument("--participant", default=None, help="with --ledger: who submitted (default: the OS user)")
+    parser.add_argument(
+        "--no-submission-rules",
+        action="store_true",
+        help="score without checking deadlines and submission limits (organiser re-scoring)",
+    )
+    parser.add_argument("--challenge", type=Path, default=None, help="the competition settings (default: built in)")
     args = parser.parse_args(argv)
 
     def run() -> None:
+        from .challenge import load_challenge
         from .evaluation import evaluate
         from .score_files import write_score_files
+        from .submission_rules import check_submission
 
-        scores = evaluate(args.input / "ref", args.input / "res", args.workers)
-        write_score_files(args.output, scores)
+        settings = load_challenge(args.challenge)
+        decision = check_submission(
+            args.input,
+            settings,
+            ledger_path=args.ledger,
+            participant=args.participant,
+            enforce=not args.no_submission_rules,
+        )
+        print(decision.summary)
+        try:
+            scores = evaluate(args.input / "ref", args.input / "res", args.workers)
+            write_score_files(args.output, scores)
+        except BaseException as error:
+            decision.fail(f"{type(error).__name__}: {error}"[:500])  # a failed submission never counts
+            raise
+        decision.complete(scores.leaderboard())
         for warning in scores.warnings:
             print(f"warning: {warning}", file=sys.stderr)
         print(_summary(scores))
 
-    return guarded(run, "score.py", args.output)
+    return guarded(run, "score.py", log_dir=args.output)
 
 
 def _summary(scores) -> str:
