@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 DATA := data
 
-.PHONY: setup demo test lint benchmark clean
+.PHONY: setup demo test lint benchmark bundle clean
 
 $(BIN)/.installed: requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,11 @@ lint: setup
 
 benchmark: setup
 	$(BIN)/python benchmarks/bench_scoring.py
+
+# dist/codalab_bundle.zip and dist/codabench_bundle.zip, from the synthetic default data (data/competition);
+# for the real data: $(BIN)/python -m cityscapes_competition.bundle --data DIR (a competition_data build)
+bundle: setup
+	$(BIN)/python -m cityscapes_competition.bundle --out dist
 
 clean:
 	rm -rf $(VENV) $(DATA) dist

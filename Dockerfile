@@ -1,0 +1,24 @@
+# The competition image: Python 3.11 and the pinned dependencies the ingestion and scoring programs import.
+# The programs and the cityscapes_competition package come inside the bundle's program zips, so this image only
+# changes when requirements.lock does.
+#
+# Build and push (the platforms' workers are x86-64, and tensorflow-cpu ships x86-64 wheels only):
+#   docker build --platform linux/amd64 -t ACCOUNT/cityscapes-competition:1.0 .
+#   docker push ACCOUNT/cityscapes-competition:1.0
+# then set docker_image in cityscapes_competition/challenge.yaml to ACCOUNT/cityscapes-competition:1.0 and
+# run `make bundle`.
+#
+# Nothing else is set: no WORKDIR, USER, ENTRYPOINT or CMD, no environment. The workers choose the working
+# directory, mount the run's folders and run the program's `command` (python3 ...) themselves.
+FROM python:3.11-slim-bookworm
+
+COPY requirements.lock /tmp/requirements.lock
+
+# The lock is complete, hence --no-deps. Left out: what only the tests and linting use (tf_keras writes legacy
+# test models, pytest with iniconfig and pluggy, ruff). The import line fails the build if a runtime module is
+# missing, and pip check if an installed package lacks a dependency.
+RUN grep -vE '^(tf_keras|pytest|iniconfig|pluggy|ruff)==' /tmp/requirements.lock > /tmp/requirements-image.txt \
+    && pip install --no-cache-dir --no-deps -r /tmp/requirements-image.txt \
+    && rm /tmp/requirements.lock /tmp/requirements-image.txt \
+    && pip check \
+    && python -c "import cityscapesscripts, h5py, keras, numpy, PIL, pycocotools, scipy, tensorflow, tzdata, yaml, zlib_ng"

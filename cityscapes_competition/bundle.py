@@ -1,0 +1,530 @@
+"""Build the competition bundles: ``dist/codalab_bundle.zip`` (CodaLab v1.5) and ``dist/codabench_bundle.zip``.
+
+``python -m cityscapes_competition.bundle [--data DIR] [--out dist]`` (``make bundle``). DIR is a build of
+``cityscapes_competition.competition_data``; without ``--data`` the synthetic default is built (or reused) in
+``data/competition``. Each bundle holds its competition.yaml (made from challenge.yaml and checked against the
+platform's rules before anything is written), the logo, the html pages and these zips:
+
+- ``ingestion_program.zip``, ``scoring_program.zip``: ``ingestion.py``/``score.py``, the program's ``metadata``
+  and the package ``cityscapes_competition/`` beside them (the entry points look for it there), so the programs
+  need nothing from the image but Python and the pinned dependencies.
+- ``input_data.zip`` (leftImg8bit/), ``reference_data.zip`` (gtFine/, disparity/, camera/, reference index).
+- ``starting_kit.zip``: starting_kit/, baseline_submission/, the package, tools/train_baseline.py,
+  requirements.lock and sample_data/ (the layout of the repository, so the kit's README and checker work as is).
+
+Big data can be uploaded once to the platform as datasets and named by key instead (``--input-data-key``,
+``--reference-data-key`` for CodaLab, ``--codabench-input-data-key``, ``--codabench-reference-data-key``):
+then that zip is left out of the bundle. PNG and model files are stored, not compressed again. Every zip is
+written under a temporary name beside its target and renamed into place, and its entries have fixed
+timestamps, so the same inputs give the same bundles.
+
+The competition image is the repository's ``Dockerfile`` (Python 3.11 and requirements.lock, nothing else):
+``docker build --platform linux/amd64 -t ACCOUNT/cityscapes-competition:1.0 .``, ``docker push`` it, and set
+``docker_image`` in challenge.yaml to that name. Codabench's default queue stops runs after 600 s; for longer
+runs, create a queue (Codabench: Resources > Queue management), start workers on it with the platform's own
+compute-worker image (``codalab/competitions-v2-compute-worker``, its ``.env`` holding the queue's
+``BROKER_URL``; ``USE_GPU=true`` on GPU machines) and set ``codabench_queue`` to the queue's vhost.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import sys
+import tempfile
+import zipfile
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from .atomic import write_text_atomic
+from .challenge import ChallengeSettings, load_challenge
+from .competition_pages import render_pages
+from .errors import ReferenceDataError
+from .platform_yaml import (
+    CODALAB_REQUIRED_PAGES,
+    COMPETITION_YAML,
+    INGESTION_PROGRAM,
+    INPUT_DATA,
+    LOGO,
+    REFERENCE_DATA,
+    SCORING_PROGRAM,
+    STARTING_KIT,
+    BundleLayout,
+    check_codabench,
+    check_codalab,
+    codabench_document,
+    codabench_time_limit,
+    codalab_document,
+    default_layout,
+    docker_image_warnings,
+    is_uuid,
+    render_yaml,
+)
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+PACKAGE_NAME = Path(__file__).resolve().parent.name
+DEFAULT_DATA = REPO_ROOT / "data" / "competition"
+DEFAULT_OUT = REPO_ROOT / "dist"
+COMMITTED_YAML = REPO_ROOT / COMPETITION_YAML  # the CodaLab v1.5 document, committed for organisers to read
+CODALAB_BUNDLE = "codalab_bundle.zip"
+CODABENCH_BUNDLE = "codabench_bundle.zip"
+DATA_MANIFEST = "competition_data.json"  # competition_data.MANIFEST_NAME: written last by a complete build
+DATA_FOLDERS = ("input_data", "reference_data", "sample_data")
+STARTING_KIT_FILES = ("tools/train_baseline.py", "requirements.lock")  # beside the folders the kit holds whole
+STORED_SUFFIXES = frozenset({".png", ".h5", ".hdf5", ".zip", ".jpg", ".jpeg", ".gz"})  # already compressed
+LARGE_BUNDLE_BYTES = 300 * 1000**2
+_ZIP_TIME = (1980, 1, 1, 0, 0, 0)  # fixed entry timestamps: reproducible zips
+_SKIPPED_NAMES = frozenset({"__pycache__", ".pytest_cache", ".ruff_cache", ".DS_Store"})
+_SKIPPED_SUFFIXES = frozenset({".pyc", ".pyo"})
+_PAGE_NAME = re.compile(r"[a-z][a-z0-9_]*")
+_PAGES_SOURCE = Path(__file__).with_name("competition_pages.py")
+_DATA_FIX = (
+    "Build it with 'python -m cityscapes_competition.competition_data --out DIR' (add --cityscapes ROOT for the "
+    "real Cityscapes data), or leave --data out to build the synthetic default."
+)
+_KEY_FIX = "Pass the key (a UUID) the platform shows for the zip you uploaded as a dataset, or leave the option out."
+
+
+@dataclass(frozen=True)
+class DatasetKeys:
+    """Keys of data zips uploaded to one platform beforehand; None: the zip goes into the bundle."""
+
+    input_data: str | None = None
+    reference_data: str | None = None
+
+
+@dataclass(frozen=True)
+class FileEntry:
+    arcname: str  # name inside the zip, '/'-separated
+    path: Path
+
+
+@dataclass(frozen=True)
+class Part:
+    """One zip inside a bundle."""
+
+    name: str
+    files: tuple[FileEntry, ...]
+
+
+@dataclass(frozen=True)
+class DataFolders:
+    input_data: Path
+    reference_data: Path
+    sample_data: Path
+
+
+@dataclass(frozen=True)
+class BundlePlan:
+    platform: str
+    path: Path
+    yaml_text: str
+    logo: Path
+    pages: Mapping[str, str]  # file name in the bundle -> html
+    parts: tuple[Part, ...]
+
+
+@dataclass(frozen=True)
+class BuiltBundle:
+    platform: str
+    path: Path
+    size: int
+    part_sizes: Mapping[str, int]  # zip name -> bytes
+
+
+@dataclass(frozen=True)
+class BundleReport:
+    bundles: tuple[BuiltBundle, ...]
+    warnings: tuple[str, ...]
+
+
+# ----------------------------------------------------------------------------------------------- inputs
+
+
+def competition_data_folders(data: Path) -> DataFolders:
+    """The three folders of a complete competition_data build."""
+    if not (data / DATA_MANIFEST).is_file():
+        raise ReferenceDataError(
+            f"is not a complete competition data build (it holds no {DATA_MANIFEST})", data, _DATA_FIX
+        )
+    folders = [data / name for name in DATA_FOLDERS]
+    for folder in folders:
+        if not folder.is_dir():
+            raise ReferenceDataError(f"has no {folder.name}/ folder", data, _DATA_FIX)
+    return DataFolders(*folders)
+
+
+def checked_pages(pages: Mapping[str, str]) -> dict[str, str]:
+    """The rendered pages, if every page the platforms require is there and none is empty."""
+    for name in CODALAB_REQUIRED_PAGES:
+        if name not in pages:
+            raise ReferenceDataError(
+                f"render_pages gave no '{name}' page; CodaLab v1.5 requires {', '.join(CODALAB_REQUIRED_PAGES)}",
+                _PAGES_SOURCE,
+                f"Add '{name}' to PAGE_NAMES and its template page_templates/{name}.html.",
+            )
+    for name, html in pages.items():
+        if not _PAGE_NAME.fullmatch(name):
+            raise ReferenceDataError(
+                f"render_pages gave a page named {name!r}", _PAGES_SOURCE, "Name pages in lower case: a-z, 0-9, _."
+            )
+        if not isinstance(html, str) or not html.strip():
+            raise ReferenceDataError(
+                f"the page '{name}' is empty, and Codabench refuses empty pages",
+                _PAGES_SOURCE,
+                f"Fill in page_templates/{name}.html.",
+            )
+    return dict(pages)
+
+
+def checked_keys(keys: DatasetKeys, option_prefix: str) -> DatasetKeys:
+    for field, value in (("input-data", keys.input_data), ("reference-data", keys.reference_data)):
+        if value is not None and not is_uuid(value):
+            raise ReferenceDataError(f"--{option_prefix}{field}-key {value!r} is not a dataset key", None, _KEY_FIX)
+    return keys
+
+
+def tree_files(root: Path, prefix: str = "") -> tuple[FileEntry, ...]:
+    """Every file under ``root`` (caches left out), sorted, named ``prefix`` + its path relative to ``root``."""
+    if not root.is_dir():
+        raise ReferenceDataError("is missing", root, "Restore it from the repository.")
+    entries = []
+    for path in sorted(root.rglob("*")):
+        relative = path.relative_to(root)
+        if path.is_dir() or _SKIPPED_NAMES.intersection(relative.parts) or path.suffix in _SKIPPED_SUFFIXES:
+            continue
+        entries.append(FileEntry(prefix + relative.as_posix(), path))
+    return tuple(entries)
+
+
+def package_files(repo: Path, settings: ChallengeSettings) -> tuple[FileEntry, ...]:
+    """The package, carrying the challenge.yaml the bundle's documents were made from."""
+    files = tree_files(repo / PACKAGE_NAME, f"{PACKAGE_NAME}/")
+    challenge = f"{PACKAGE_NAME}/challenge.yaml"
+    return tuple(FileEntry(challenge, settings.source) if entry.arcname == challenge else entry for entry in files)
+
+
+def program_part(name: str, folder: Path, package: tuple[FileEntry, ...]) -> Part:
+    """A program zip: the folder's files (entry point and metadata) with the package beside them."""
+    metadata = folder / "metadata"
+    try:
+        command = (yaml.safe_load(metadata.read_text(encoding="utf-8")) or {}).get("command")
+    except (OSError, yaml.YAMLError, AttributeError):
+        command = None
+    if not isinstance(command, str) or not command.strip():
+        raise ReferenceDataError("has no 'command:' line", metadata, "Restore it from the repository.")
+    return Part(name, tree_files(folder) + package)
+
+
+def bundle_parts(repo: Path, data: DataFolders, settings: ChallengeSettings) -> dict[str, Part]:
+    package = package_files(repo, settings)
+    kit = (
+        tree_files(repo / "starting_kit", "starting_kit/")
+        + tree_files(repo / "baseline_submission", "baseline_submission/")
+        + package
+        + tuple(FileEntry(name, repo / name) for name in STARTING_KIT_FILES)
+        + tree_files(data.sample_data, "sample_data/")
+    )
+    return {
+        INGESTION_PROGRAM: program_part(INGESTION_PROGRAM, repo / "ingestion_program", package),
+        SCORING_PROGRAM: program_part(SCORING_PROGRAM, repo / "scoring_program", package),
+        INPUT_DATA: Part(INPUT_DATA, tree_files(data.input_data)),
+        REFERENCE_DATA: Part(REFERENCE_DATA, tree_files(data.reference_data)),
+        STARTING_KIT: Part(STARTING_KIT, kit),
+    }
+
+
+# ------------------------------------------------------------------------------------------------ plans
+
+
+def layout_for(pages: Mapping[str, str], keys: DatasetKeys) -> BundleLayout:
+    layout = default_layout(list(pages))
+    return BundleLayout(
+        pages=layout.pages,
+        input_data=keys.input_data or INPUT_DATA,
+        reference_data=keys.reference_data or REFERENCE_DATA,
+    )
+
+
+def bundle_plan(
+    platform: str,
+    path: Path,
+    document: dict,
+    layout: BundleLayout,
+    pages: Mapping[str, str],
+    parts: Mapping[str, Part],
+    logo: Path,
+) -> BundlePlan:
+    included = tuple(
+        part
+        for name, part in parts.items()
+        if name not in (INPUT_DATA, REFERENCE_DATA) or name in (layout.input_data, layout.reference_data)
+    )
+    return BundlePlan(
+        platform=platform,
+        path=path,
+        yaml_text=render_yaml(document, platform),
+        logo=logo,
+        pages={layout.pages[name]: html for name, html in pages.items()},
+        parts=included,
+    )
+
+
+def plan_members(plan: BundlePlan) -> list[str]:
+    return [COMPETITION_YAML, LOGO, *plan.pages, *(part.name for part in plan.parts)]
+
+
+def logo_path() -> Path:
+    from .competition_pages import LOGO_PATH
+
+    if not LOGO_PATH.is_file():
+        raise ReferenceDataError("is missing", LOGO_PATH, "Draw it again with tools/make_logo.py.")
+    return LOGO_PATH
+
+
+# ------------------------------------------------------------------------------------------------ build
+
+
+def build_bundles(
+    data: Path,
+    out: Path,
+    *,
+    settings: ChallengeSettings | None = None,
+    pages: Mapping[str, str] | None = None,
+    codalab_keys: DatasetKeys = DatasetKeys(),
+    codabench_keys: DatasetKeys = DatasetKeys(),
+    repo: Path = REPO_ROOT,
+    say: Callable[[str], None] | None = None,
+) -> BundleReport:
+    """Check both competition.yaml documents, then write OUT/codalab_bundle.zip and OUT/codabench_bundle.zip."""
+    settings = settings or load_challenge()
+    if pages is None:
+        pages = render_pages(settings)
+    pages = checked_pages(pages)
+    codalab_keys = checked_keys(codalab_keys, "")
+    codabench_keys = checked_keys(codabench_keys, "codabench-")
+    parts = bundle_parts(repo, competition_data_folders(data), settings)
+    logo = logo_path()
+
+    codalab_layout = layout_for(pages, codalab_keys)
+    codalab = bundle_plan(
+        "CodaLab v1.5",
+        out / CODALAB_BUNDLE,
+        codalab_document(settings, codalab_layout),
+        codalab_layout,
+        pages,
+        parts,
+        logo,
+    )
+    check_codalab(yaml.full_load(codalab.yaml_text), plan_members(codalab), settings.source)
+
+    out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".codabench-settings-", dir=out) as scratch:
+        # On Codabench's default queue the programs, pages and yaml must all plan with the 600 s it allows.
+        codabench_settings = codabench_challenge(settings, Path(scratch))
+        codabench_pages = pages if codabench_settings is settings else checked_pages(render_pages(codabench_settings))
+        codabench_parts = bundle_parts(repo, competition_data_folders(data), codabench_settings)
+        codabench_layout = layout_for(codabench_pages, codabench_keys)
+        codabench_doc = codabench_document(settings, codabench_layout)
+        codabench = bundle_plan(
+            "Codabench",
+            out / CODABENCH_BUNDLE,
+            codabench_doc.document,
+            codabench_layout,
+            codabench_pages,
+            codabench_parts,
+            logo,
+        )
+        check_codabench(yaml.safe_load(codabench.yaml_text), plan_members(codabench), settings.source)
+        built = tuple(write_bundle(plan, say) for plan in (codalab, codabench))
+    return BundleReport(built, docker_image_warnings(settings) + codabench_doc.warnings)
+
+
+_TIME_LIMIT_LINE = re.compile(r"^execution_time_limit:[^\n#]*", re.MULTILINE)
+
+
+def codabench_challenge(settings: ChallengeSettings, scratch: Path) -> ChallengeSettings:
+    """The settings as Codabench will apply them: the time limit capped on the default queue (a copy in scratch)."""
+    limit, _ = codabench_time_limit(settings)
+    if limit == settings.execution_time_limit:
+        return settings
+    text = settings.source.read_text(encoding="utf-8")
+    capped, replaced = _TIME_LIMIT_LINE.subn(f"execution_time_limit: {limit}", text, count=1)
+    if replaced != 1:
+        raise ReferenceDataError(
+            "execution_time_limit must be a top-level line of its own",
+            settings.source,
+            "Write it as in the repository.",
+        )
+    copy = scratch / "challenge.yaml"
+    copy.write_text(capped, encoding="utf-8")
+    return load_challenge(copy)
+
+
+def write_bundle(plan: BundlePlan, say: Callable[[str], None] | None = None) -> BuiltBundle:
+    """The bundle under a temporary name in its folder, renamed into place when complete."""
+    try:
+        plan.path.parent.mkdir(parents=True, exist_ok=True)
+        handle, name = tempfile.mkstemp(dir=plan.path.parent, prefix=f".{plan.path.name}.", suffix=".tmp")
+    except OSError as error:
+        raise ReferenceDataError(f"cannot be written ({error.strerror})", plan.path, "Choose another --out.") from None
+    temporary = Path(name)
+    sizes: dict[str, int] = {}
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            with zipfile.ZipFile(stream, "w") as bundle:
+                write_bytes(bundle, COMPETITION_YAML, plan.yaml_text.encode("utf-8"))
+                write_file(bundle, FileEntry(LOGO, plan.logo))
+                for file_name, html in plan.pages.items():
+                    write_bytes(bundle, file_name, html.encode("utf-8"))
+                for part in plan.parts:
+                    if say:
+                        say(f"  {plan.platform}: writing {part.name} ({len(part.files)} files) ...")
+                    sizes[part.name] = write_part(bundle, part)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.chmod(temporary, 0o644)
+        os.replace(temporary, plan.path)
+    except OSError as error:
+        temporary.unlink(missing_ok=True)
+        raise ReferenceDataError(
+            f"cannot be written ({error.strerror or error})", plan.path, "Free some disk space or choose another --out."
+        ) from None
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+    return BuiltBundle(plan.platform, plan.path, plan.path.stat().st_size, sizes)
+
+
+def write_part(bundle: zipfile.ZipFile, part: Part) -> int:
+    """A zip written straight into the bundle (no copy on disk); returns its size."""
+    info = zip_info(part.name, zipfile.ZIP_STORED)
+    with bundle.open(info, "w", force_zip64=True) as stream, zipfile.ZipFile(stream, "w") as inner:
+        for entry in part.files:
+            write_file(inner, entry)
+    return bundle.getinfo(part.name).file_size
+
+
+def write_file(archive: zipfile.ZipFile, entry: FileEntry) -> None:
+    stored = entry.path.suffix.lower() in STORED_SUFFIXES
+    info = zip_info(entry.arcname, zipfile.ZIP_STORED if stored else zipfile.ZIP_DEFLATED)
+    info.file_size = entry.path.stat().st_size
+    with entry.path.open("rb") as source, archive.open(info, "w") as target:
+        shutil.copyfileobj(source, target, 1 << 20)
+
+
+def write_bytes(archive: zipfile.ZipFile, arcname: str, data: bytes) -> None:
+    archive.writestr(zip_info(arcname, zipfile.ZIP_DEFLATED), data)
+
+
+def zip_info(arcname: str, compression: int) -> zipfile.ZipInfo:
+    info = zipfile.ZipInfo(arcname, date_time=_ZIP_TIME)
+    info.compress_type = compression
+    info.external_attr = 0o644 << 16
+    return info
+
+
+# ----------------------------------------------------------------------------------- committed yaml, CLI
+
+
+def committed_yaml_text(settings: ChallengeSettings) -> str:
+    """competition.yaml at the repository root: the CodaLab v1.5 document of a bundle holding all its zips."""
+    from .competition_pages import PAGE_NAMES
+
+    return render_yaml(codalab_document(settings, default_layout(PAGE_NAMES)), "CodaLab v1.5")
+
+
+def write_committed_yaml(settings: ChallengeSettings, path: Path | None = None) -> bool:
+    """Refresh the committed competition.yaml; True if it changed."""
+    path = path or COMMITTED_YAML
+    text = committed_yaml_text(settings)
+    if path.is_file() and path.read_text(encoding="utf-8") == text:
+        return False
+    write_text_atomic(path, text)
+    return True
+
+
+def size_text(size: int) -> str:
+    for unit, scale in (("GB", 1000**3), ("MB", 1000**2), ("kB", 1000)):
+        if size >= scale:
+            return f"{size / scale:.2f} {unit}"
+    return f"{size} B"
+
+
+def report_lines(report: BundleReport) -> Iterable[str]:
+    for bundle in report.bundles:
+        yield f"{bundle.platform} bundle: {bundle.path} ({size_text(bundle.size)})"
+        for name, size in bundle.part_sizes.items():
+            yield f"  {name:<22}{size_text(size):>12}"
+    if any(bundle.size > LARGE_BUNDLE_BYTES for bundle in report.bundles):
+        yield (
+            "Large bundles upload and unpack slowly (CodaLab v1.5 reads each zip into memory). You may upload "
+            f"{INPUT_DATA} and {REFERENCE_DATA} once as datasets instead (take them out with 'unzip "
+            f"{report.bundles[0].path} {INPUT_DATA} {REFERENCE_DATA}') and build again with their keys: "
+            "--input-data-key/--reference-data-key (CodaLab), --codabench-input-data-key/"
+            "--codabench-reference-data-key (Codabench)."
+        )
+
+
+def default_competition_data() -> Path:
+    """The synthetic default competition data in data/competition, built once and reused."""
+    from .competition_data import build_competition_data
+
+    data = build_competition_data(DEFAULT_DATA, progress=True)
+    for warning in data.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    return data.out
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Build dist/codalab_bundle.zip and dist/codabench_bundle.zip."""
+    from .cli import guarded
+
+    parser = argparse.ArgumentParser(prog="python -m cityscapes_competition.bundle", description=main.__doc__)
+    parser.add_argument(
+        "--data", type=Path, help="a competition_data build (default: the synthetic one in data/competition)"
+    )
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="where the bundles go (default: dist)")
+    for platform, prefix in (("CodaLab v1.5", ""), ("Codabench", "codabench-")):
+        for kind in ("input", "reference"):
+            parser.add_argument(
+                f"--{prefix}{kind}-data-key",
+                metavar="KEY",
+                help=f"{platform}: key of the {kind}_data.zip uploaded as a dataset; the zip is left out of the bundle",
+            )
+    parser.add_argument(
+        "--yaml-only", action="store_true", help=f"only refresh {COMMITTED_YAML.name} at the repository root"
+    )
+    args = parser.parse_args(argv)
+
+    def run() -> None:
+        settings = load_challenge()
+        if write_committed_yaml(settings):
+            print(f"Updated {COMMITTED_YAML} from {settings.source}")
+        if args.yaml_only:
+            return
+        data = args.data if args.data is not None else default_competition_data()
+        print(f"Building the bundles from {data} into {args.out} ...", flush=True)
+        report = build_bundles(
+            data,
+            args.out,
+            settings=settings,
+            codalab_keys=DatasetKeys(args.input_data_key, args.reference_data_key),
+            codabench_keys=DatasetKeys(args.codabench_input_data_key, args.codabench_reference_data_key),
+            say=lambda line: print(line, flush=True),
+        )
+        for warning in report.warnings:
+            print(f"warning: {warning}", file=sys.stderr)
+        for line in report_lines(report):
+            print(line)
+
+    return guarded(run, "bundle")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
