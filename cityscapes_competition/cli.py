@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 import traceback
 from collections.abc import Callable
@@ -115,29 +116,36 @@ def ingest_main(argv: list[str] | None = None) -> int:
 
 
 def demo_main(argv: list[str] | None = None) -> int:
-    """Generate the default synthetic test set and results for it, then score them as the platform would."""
+    """The main job on the default data: build the competition data and both bundles, then run the
+    baseline submission through the ingestion program and score it, as the platform would."""
     parser = argparse.ArgumentParser(prog="demo", description=demo_main.__doc__)
     parser.add_argument("--data", type=Path, default=Path("data"), help="where the generated data goes")
     parser.add_argument("--images", type=int, default=500, help="test images to generate (the competition has 500)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--dist", type=Path, default=Path("dist"), help="where the bundles go")
+    parser.add_argument("--submission", type=Path, default=Path("baseline_submission"), help="the submission to run")
     args = parser.parse_args(argv)
 
     def run() -> None:
-        from . import synthetic, synthetic_results
+        from .bundle import build_bundles, report_lines
+        from .competition_data import build_competition_data
         from .evaluation import evaluate
-        from .reference_index import build_reference_index
+        from .ingestion import run_ingestion
         from .score_files import DETAILED_RESULTS, write_score_files
 
-        case = args.data / "demo"
-        ref, res, output = case / "input" / "ref", case / "input" / "res", case / "output"
-        if not (case / ".generated").exists() or _generated_count(case) != args.images:
-            print(f"Generating {args.images} synthetic test images (2048x1024) and example results in {case} ...")
-            synthetic.generate_split(ref, "val", args.images, seed=args.seed, progress=True)
-            synthetic_results.generate_results(ref, res, seed=args.seed)
-            build_reference_index(ref)
-            (case / ".generated").write_text(str(args.images))
-        print("Scoring ...")
-        scores = evaluate(ref, res)
+        competition = args.data / "competition" if args.images == 500 else args.data / f"competition_{args.images}"
+        print(f"1/4 Competition data ({args.images} synthetic test images, 2048x1024) in {competition} ...", flush=True)
+        data = build_competition_data(competition, synthetic_count=args.images, seed=args.seed)
+        print(f"2/4 Bundles in {args.dist} ...", flush=True)
+        report = build_bundles(competition, args.dist)
+        for line in [*report_lines(report), *(f"warning: {warning}" for warning in report.warnings)]:
+            print(f"    {line}")
+        results, output = args.data / "demo" / "res", args.data / "demo" / "output"
+        print(f"3/4 Ingestion: {args.submission} on {data.input_data} ...", flush=True)
+        shutil.rmtree(results, ignore_errors=True)
+        run_ingestion(data.input_data, results, args.submission)
+        print(f"4/4 Scoring {results} against {data.reference_data} ...", flush=True)
+        scores = evaluate(data.reference_data, results)
         write_score_files(output, scores)
         print(_summary(scores))
         print(f"Detailed results: {output / DETAILED_RESULTS}")
@@ -158,13 +166,6 @@ def index_main(argv: list[str] | None = None) -> int:
         print(f"Wrote {build_reference_index(args.reference, args.workers)}")
 
     return guarded(run, "index")
-
-
-def _generated_count(case: Path) -> int:
-    try:
-        return int((case / ".generated").read_text())
-    except (OSError, ValueError):
-        return -1
 
 
 def _check_main(argv: list[str]) -> int:

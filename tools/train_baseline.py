@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # the package sits beside tools/ in the repository and in the starting kit
 DEFAULT_CACHE = REPO / "data" / "train_synthetic"
 DEFAULT_OUT = REPO / "baseline_submission" / "model.h5"
 TRAIN_SEED = 0  # the seed of the competition's synthetic train split
