@@ -29,7 +29,6 @@ compute-worker image (``codalab/competitions-v2-compute-worker``, its ``.env`` h
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import shutil
 import sys
@@ -41,7 +40,7 @@ from pathlib import Path
 
 import yaml
 
-from .atomic import write_text_atomic
+from .atomic import atomic_stream, write_text_atomic
 from .challenge import ChallengeSettings, load_challenge
 from .competition_pages import render_pages
 from .errors import ReferenceDataError
@@ -368,36 +367,21 @@ def codabench_challenge(settings: ChallengeSettings, scratch: Path) -> Challenge
 
 def write_bundle(plan: BundlePlan, say: Callable[[str], None] | None = None) -> BuiltBundle:
     """The bundle under a temporary name in its folder, renamed into place when complete."""
-    try:
-        plan.path.parent.mkdir(parents=True, exist_ok=True)
-        handle, name = tempfile.mkstemp(dir=plan.path.parent, prefix=f".{plan.path.name}.", suffix=".tmp")
-    except OSError as error:
-        raise ReferenceDataError(f"cannot be written ({error.strerror})", plan.path, "Choose another --out.") from None
-    temporary = Path(name)
     sizes: dict[str, int] = {}
     try:
-        with os.fdopen(handle, "wb") as stream:
-            with zipfile.ZipFile(stream, "w") as bundle:
-                write_bytes(bundle, COMPETITION_YAML, plan.yaml_text.encode("utf-8"))
-                write_file(bundle, FileEntry(LOGO, plan.logo))
-                for file_name, html in plan.pages.items():
-                    write_bytes(bundle, file_name, html.encode("utf-8"))
-                for part in plan.parts:
-                    if say:
-                        say(f"  {plan.platform}: writing {part.name} ({len(part.files)} files) ...")
-                    sizes[part.name] = write_part(bundle, part)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.chmod(temporary, 0o644)
-        os.replace(temporary, plan.path)
+        with atomic_stream(plan.path) as stream, zipfile.ZipFile(stream, "w") as bundle:
+            write_bytes(bundle, COMPETITION_YAML, plan.yaml_text.encode("utf-8"))
+            write_file(bundle, FileEntry(LOGO, plan.logo))
+            for file_name, html in plan.pages.items():
+                write_bytes(bundle, file_name, html.encode("utf-8"))
+            for part in plan.parts:
+                if say:
+                    say(f"  {plan.platform}: writing {part.name} ({len(part.files)} files) ...")
+                sizes[part.name] = write_part(bundle, part)
     except OSError as error:
-        temporary.unlink(missing_ok=True)
         raise ReferenceDataError(
             f"cannot be written ({error.strerror or error})", plan.path, "Free some disk space or choose another --out."
         ) from None
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
     return BuiltBundle(plan.platform, plan.path, plan.path.stat().st_size, sizes)
 
 

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 
-from .atomic import write_text_atomic
+from .atomic import atomic_stream, write_text_atomic
 from .challenge import ChallengeSettings, Phase, load_challenge
 from .cli import guarded
 from .errors import ReferenceDataError, SubmissionError, UserFacingError
@@ -362,20 +362,9 @@ def leaderboard_table(scores, challenge: ChallengeSettings) -> list[str]:
 def write_submission_zip(metadata: Path, model: Path, target: Path) -> list[str]:
     """``metadata`` and the model at the zip's root, nothing else; written atomically. Returns the names."""
     names = [METADATA_NAME, model.name]
-    target.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            with zipfile.ZipFile(stream, "w", zipfile.ZIP_DEFLATED) as archive:
-                archive.write(metadata, METADATA_NAME, compresslevel=6)
-                archive.write(model, model.name, compresslevel=1)  # weights barely compress; keep it quick
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.chmod(temporary, 0o644)
-        os.replace(temporary, target)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    with atomic_stream(target) as stream, zipfile.ZipFile(stream, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.write(metadata, METADATA_NAME, compresslevel=6)
+        archive.write(model, model.name, compresslevel=1)  # weights barely compress; keep it quick
     return names
 
 
