@@ -146,22 +146,23 @@ class ResultWriter:
         found: list[Instance] = []
         probabilities = None
         for label, box in instance_class_boxes(label_ids):
-            components, count = ndimage.label(label_ids[box] == label, structure=_EIGHT_CONNECTED)
-            areas = np.bincount(components.ravel(), minlength=count + 1)
-            kept = np.flatnonzero(areas[1:] >= self.settings.instances.min_area) + 1
-            if len(kept) == 0:
-                continue
-            probabilities = self.contract.probabilities(result.scores) if probabilities is None else probabilities
-            channel = probabilities[..., self._channel(label)]
-            objects = ndimage.find_objects(components)
-            for index in kept:
-                inner = objects[index - 1]
+            components, _ = ndimage.label(label_ids[box] == label, structure=_EIGHT_CONNECTED)
+            for index, inner in enumerate(ndimage.find_objects(components), start=1):
+                height, width = inner[0].stop - inner[0].start, inner[1].stop - inner[1].start
+                if height * width < self.settings.instances.min_area:
+                    continue  # smaller than its box: the many specks of a noisy model cost nothing more
                 crop = components[inner] == index
+                area = int(np.count_nonzero(crop))
+                if area < self.settings.instances.min_area:
+                    continue
+                if probabilities is None:
+                    probabilities = self.contract.probabilities(result.scores)
+                channel = probabilities[..., self._channel(label)]
                 top, left = box[0].start + inner[0].start, box[1].start + inner[1].start
                 where = (slice(top, top + crop.shape[0]), slice(left, left + crop.shape[1]))
                 # The mean upsampled probability of the class over the component, computed on its box only.
                 total = float(bilinear_crop(channel, result.size, where)[crop].sum(dtype=np.float64))
-                found.append(Instance(total / float(areas[index]), label, crop, top, left))
+                found.append(Instance(total / area, label, crop, top, left))
         found.sort(key=lambda instance: -instance.confidence)
         return found[: self.settings.instances.max_per_image]
 
@@ -200,15 +201,26 @@ for _bit, _label in enumerate(INSTANCE_CLASS_IDS):  # 8 instance classes: one bi
 
 
 def instance_class_boxes(label_ids: np.ndarray) -> list[tuple[int, tuple[slice, slice]]]:
-    """(label id, bounding box) of each instance class present, from one pass over the image."""
+    """(label id, box) covering every pixel of each instance class, tight and small.
+
+    A class's box is split at the columns that hold none of its pixels: no 8-connected component
+    crosses such a column, and the parts (e.g. the cars parked on either side of the street) are
+    far smaller than their union's bounding box.
+    """
     bits = _INSTANCE_BITS[label_ids]
-    row_bits, col_bits = np.bitwise_or.reduce(bits, axis=1), np.bitwise_or.reduce(bits, axis=0)
+    column_bits = np.bitwise_or.reduce(bits, axis=0)
     boxes = []
     for bit, label in enumerate(INSTANCE_CLASS_IDS):
-        rows, cols = np.flatnonzero(row_bits & (1 << bit)), np.flatnonzero(col_bits & (1 << bit))
-        if len(rows):
-            boxes.append((label, (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))))
+        for first, stop in _runs(column_bits & (1 << bit) != 0):
+            rows = np.flatnonzero(np.any(bits[:, first:stop] & (1 << bit), axis=1))
+            boxes.append((label, (slice(rows[0], rows[-1] + 1), slice(first, stop))))
     return boxes
+
+
+def _runs(present: np.ndarray) -> list[tuple[int, int]]:
+    """[first, stop) of every run of True."""
+    edges = np.flatnonzero(np.diff(np.concatenate(([False], present, [False])).astype(np.int8)))
+    return list(zip(edges[::2].tolist(), edges[1::2].tolist(), strict=True))
 
 
 class Progress:

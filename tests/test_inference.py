@@ -99,3 +99,22 @@ def test_scores_kind_is_detected() -> None:
 def test_bad_outputs_are_refused(shape, value, fragment) -> None:
     with pytest.raises(SubmissionError, match=fragment):
         OutputContract(InferenceSettings()).check(np.full(shape, value, np.float32), "model.h5")
+
+
+def test_class_boxes_split_at_empty_columns_and_cover_every_pixel() -> None:
+    from cityscapes_competition.inference import instance_class_boxes
+
+    labels = np.full((40, 100), 7, np.uint8)
+    labels[30:35, 2:10] = 26  # a car on the left
+    labels[5:9, 80:95] = 26  # and one on the right, higher up
+    labels[20, 40] = labels[21, 41] = 24  # a person touching only diagonally: one run of columns
+    boxes = instance_class_boxes(labels)
+    assert sorted((label, box[0].start, box[0].stop, box[1].start, box[1].stop) for label, box in boxes) == [
+        (24, 20, 22, 40, 42),
+        (26, 5, 9, 80, 95),
+        (26, 30, 35, 2, 10),
+    ]
+    covered = np.zeros(labels.shape, bool)
+    for label, box in boxes:
+        covered[box] |= labels[box] == label
+    assert np.array_equal(covered, np.isin(labels, [24, 26]))
