@@ -13,9 +13,11 @@ instance class, each with the mean probability of its class as confidence, at le
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import sys
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -282,7 +284,10 @@ def run_inference(
     workers = max(1, min(2, os.cpu_count() or 1))
     start, model_seconds, instances = time.perf_counter(), 0.0, 0
     budget = _Budget(time_budget if time_budget is not None else settings.time_budget_seconds, len(images), start)
-    with ThreadPoolExecutor(workers, "read") as readers, ThreadPoolExecutor(workers, "write") as writers:
+    with (
+        ThreadPoolExecutor(workers, "read", initializer=_yield_to_the_model) as readers,
+        ThreadPoolExecutor(workers, "write", initializer=_yield_to_the_model) as writers,
+    ):
         pending_writes: deque[Future] = deque()
         for batch in _batches(readers, images, input_size, settings.batch_size, lookahead=2 * workers + 2):
             tick = time.perf_counter()
@@ -298,6 +303,16 @@ def run_inference(
             instances += pending_writes.popleft().result()
             _advance(progress, budget)
     return RunSummary(len(images), instances, time.perf_counter() - start, model_seconds)
+
+
+def _yield_to_the_model() -> None:
+    """Lower this thread's priority: the model's threads split each operation in equal shares, so a
+    share delayed by decoding or post-processing stalls the whole operation; these run in its gaps."""
+    with contextlib.suppress(AttributeError, OSError):  # not Linux, or not allowed: the same priority
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), _HELPER_NICENESS)
+
+
+_HELPER_NICENESS = 10
 
 
 def _advance(progress: Progress | None, budget: _Budget) -> None:
