@@ -129,6 +129,7 @@ class ResultWriter:
         self._lookup = (
             TRAIN_ID_TO_LABEL_ID if settings.output == "trainIds" else np.arange(NUM_LABEL_IDS, dtype=np.uint8)
         )
+        self._channel_of = {int(label): channel for channel, label in enumerate(self._lookup)}  # label id -> channel
 
     def write(self, result: ModelOutput) -> int:
         """Write one image's pixel prediction and instances; returns the number of instances."""
@@ -152,14 +153,14 @@ class ResultWriter:
             for index, inner in enumerate(ndimage.find_objects(components), start=1):
                 height, width = inner[0].stop - inner[0].start, inner[1].stop - inner[1].start
                 if height * width < self.settings.instances.min_area:
-                    continue  # smaller than its box: the many specks of a noisy model cost nothing more
+                    continue  # even its whole box is too small: a noisy model's many specks cost no more
                 crop = components[inner] == index
                 area = int(np.count_nonzero(crop))
                 if area < self.settings.instances.min_area:
                     continue
                 if probabilities is None:
                     probabilities = self.contract.probabilities(result.scores)
-                channel = probabilities[..., self._channel(label)]
+                channel = probabilities[..., self._channel_of[label]]
                 top, left = box[0].start + inner[0].start, box[1].start + inner[1].start
                 where = (slice(top, top + crop.shape[0]), slice(left, left + crop.shape[1]))
                 # The mean upsampled probability of the class over the component, computed on its box only.
@@ -167,11 +168,6 @@ class ResultWriter:
                 found.append(Instance(total / area, label, crop, top, left))
         found.sort(key=lambda instance: -instance.confidence)
         return found[: self.settings.instances.max_per_image]
-
-    def _channel(self, label_id: int) -> int:
-        if self.settings.output == "trainIds":
-            return int(np.flatnonzero(TRAIN_ID_TO_LABEL_ID == label_id)[0])
-        return label_id
 
     def _write_instances(self, instances: list[Instance], city: str, stem: str, size: tuple[int, int]) -> None:
         folder = self.output / "instance" / city
