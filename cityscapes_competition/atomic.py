@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -34,6 +35,27 @@ def atomic_stream(path: Path, durable: bool = True) -> Iterator[BinaryIO]:
 def write_bytes_atomic(path: Path, data: bytes, durable: bool = True) -> None:
     with atomic_stream(path, durable) as stream:
         stream.write(data)
+
+
+def write_result_file(path: Path, data: bytes) -> None:
+    """Atomic, not durable, for the thousands of small files of one run, at a third of the cost.
+
+    The temporary name is unique to this process and thread instead of drawn at random, and the
+    folder must already exist.
+    """
+    temporary = path.with_name(f".{path.name}.{os.getpid()}-{threading.get_native_id()}.tmp")
+    try:
+        handle = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0), 0o644)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(handle, view) :]
+        finally:
+            os.close(handle)
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
 
 
 def write_text_atomic(path: Path, text: str) -> None:

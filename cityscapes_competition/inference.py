@@ -26,16 +26,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 from scipy import ndimage
 
-from .atomic import write_bytes_atomic
+from .atomic import write_result_file
 from .errors import SubmissionError
 from .labels import INSTANCE_CLASS_IDS, NUM_LABEL_IDS, id2label
 from .naming import FrameId
+from .png_io import PngReadError, read_rgb
 from .png_write import encode_mask_png, encode_png
 from .submission_metadata import InferenceSettings
-from .upsampling import bilinear_crop, upsampled_argmax
+from .upsampling import SourcePositions, bilinear_box, source_cells, upsampled_argmax
 
 TRAIN_ID_TO_LABEL_ID = np.array(
     [
@@ -109,16 +109,27 @@ def _looks_like_probabilities(scores: np.ndarray) -> bool:
 
 
 def load_test_image(image: TestImage, input_size: tuple[int, int] | None) -> tuple[np.ndarray, tuple[int, int]]:
-    """RGB float32 0..255 at the model's input size (bilinear), and the original (height, width)."""
+    """RGB float32 0..255 at the model's input size (see ``resize_image``), and the original (height, width)."""
     try:
-        with Image.open(image.path) as picture:
-            picture = picture.convert("RGB")
-            original = (picture.height, picture.width)
-            if input_size is not None and (picture.height, picture.width) != input_size:
-                picture = picture.resize((input_size[1], input_size[0]), Image.Resampling.BILINEAR)
-            return np.asarray(picture, dtype=np.float32), original
-    except (OSError, ValueError) as exc:
-        raise SubmissionError(f"cannot be read as an image ({exc})", image.path) from None
+        pixels = read_rgb(image.path)
+    except PngReadError as exc:
+        raise SubmissionError(f"cannot be read as an image: it {exc}", image.path) from None
+    original = (pixels.shape[0], pixels.shape[1])
+    if input_size is None or original == tuple(input_size):
+        return pixels.astype(np.float32), original
+    return resize_image(pixels, input_size), original
+
+
+def resize_image(pixels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """float32 RGB at ``size`` (height, width): bilinear, half-pixel centres, no antialiasing.
+
+    Exactly ``tf.image.resize(pixels, size)`` with its defaults, as Keras' ``Resizing`` layer,
+    ``cv2.resize`` and ``torch`` interpolate (align_corners=False) do it; at half the size each
+    pixel is the mean of a 2x2 block.
+    """
+    import tensorflow as tf
+
+    return tf.image.resize(np.ascontiguousarray(pixels), size).numpy()
 
 
 class ResultWriter:
@@ -130,14 +141,14 @@ class ResultWriter:
             TRAIN_ID_TO_LABEL_ID if settings.output == "trainIds" else np.arange(NUM_LABEL_IDS, dtype=np.uint8)
         )
         self._channel_of = {int(label): channel for channel, label in enumerate(self._lookup)}  # label id -> channel
+        self._made: set[Path] = set()
 
     def write(self, result: ModelOutput) -> int:
         """Write one image's pixel prediction and instances; returns the number of instances."""
         height, width = result.size
         label_ids = upsampled_argmax(result.scores, result.size, self._lookup)
         stem, city = result.image.frame.stem, result.image.city
-        pixel_path = self.output / "pixel" / city / f"{stem}_labelIds.png"
-        write_bytes_atomic(pixel_path, encode_png(label_ids, _PNG_LEVEL), durable=False)
+        write_result_file(self._folder("pixel", city) / f"{stem}_labelIds.png", encode_png(label_ids, _PNG_LEVEL))
         instances = []
         if self.settings.instances.mode == "components":
             instances = self._instances(label_ids, result)
@@ -145,38 +156,58 @@ class ResultWriter:
         return len(instances)
 
     def _instances(self, label_ids: np.ndarray, result: ModelOutput) -> list[Instance]:
-        """Every kept component, best first; each class is labelled inside its own bounding box only."""
+        """Every kept component, best first; each class is labelled inside its own tight regions only."""
         found: list[Instance] = []
-        probabilities = None
-        for label, box in instance_class_boxes(label_ids):
-            components, _ = ndimage.label(label_ids[box] == label, structure=_EIGHT_CONNECTED)
-            for index, inner in enumerate(ndimage.find_objects(components), start=1):
-                height, width = inner[0].stop - inner[0].start, inner[1].stop - inner[1].start
-                if height * width < self.settings.instances.min_area:
-                    continue  # even its whole box is too small: a noisy model's many specks cost no more
-                crop = components[inner] == index
-                area = int(np.count_nonzero(crop))
-                if area < self.settings.instances.min_area:
-                    continue
-                if probabilities is None:
-                    probabilities = self.contract.probabilities(result.scores)
-                channel = probabilities[..., self._channel_of[label]]
-                top, left = box[0].start + inner[0].start, box[1].start + inner[1].start
-                where = (slice(top, top + crop.shape[0]), slice(left, left + crop.shape[1]))
-                # The mean upsampled probability of the class over the component, computed on its box only.
-                total = float(bilinear_crop(channel, result.size, where)[crop].sum(dtype=np.float64))
-                found.append(Instance(total / area, label, crop, top, left))
+        rows = SourcePositions.along(result.size[0], result.scores.shape[0])
+        cols = SourcePositions.along(result.size[1], result.scores.shape[1])
+        for region in instance_class_regions(label_ids, self.settings.instances.min_area):
+            for top, left, crop, area in self._components(region):
+                box = (slice(top, top + crop.shape[0]), slice(left, left + crop.shape[1]))
+                probability = self._upsampled_probability(result.scores, region.label, box, rows, cols)
+                # Confidence: the mean over the component of its class's probability, upsampled bilinearly.
+                total = float(probability[crop].sum(dtype=np.float64))
+                found.append(Instance(total / area, region.label, crop, top, left))
         found.sort(key=lambda instance: -instance.confidence)
         return found[: self.settings.instances.max_per_image]
 
+    def _components(self, region: ClassRegion) -> Iterator[tuple[int, int, np.ndarray, int]]:
+        """(top, left, mask of its box, area) of each component of at least ``min_area`` pixels."""
+        min_area = self.settings.instances.min_area
+        components, count = ndimage.label(region.mask, structure=_EIGHT_CONNECTED)
+        if count == 1:  # the common case in a tight region: the region is the component
+            area = int(np.count_nonzero(region.mask))
+            if area >= min_area:
+                yield region.top, region.left, region.mask, area
+            return
+        areas = np.bincount(components.ravel(), minlength=count + 1)
+        objects = ndimage.find_objects(components)
+        for index in (np.flatnonzero(areas[1:] >= min_area) + 1).tolist():
+            inner = objects[index - 1]
+            crop = components[inner] == index
+            yield region.top + inner[0].start, region.left + inner[1].start, crop, int(areas[index])
+
+    def _upsampled_probability(self, scores, label: int, box, rows: SourcePositions, cols: SourcePositions):
+        """The class's probability over ``box`` of the full-size image; the softmax only on the cells it mixes."""
+        cells = source_cells(rows, cols, box)
+        window = self.contract.probabilities(scores[cells])[..., self._channel_of[label]]
+        return bilinear_box(window, rows, cols, box, origin=(cells[0].start, cells[1].start))
+
     def _write_instances(self, instances: list[Instance], city: str, stem: str, size: tuple[int, int]) -> None:
-        folder = self.output / "instance" / city
+        folder = self._folder("instance", city)
+        masks = self._folder("instance", city, "masks") if instances else folder
         lines = []
         for k, instance in enumerate(instances):
-            name = f"masks/{stem}_{k:03d}.png"
-            write_bytes_atomic(folder / name, instance.png(size), durable=False)
-            lines.append(f"{name} {instance.label} {instance.confidence:.6f}\n")
-        write_bytes_atomic(folder / f"{stem}.txt", "".join(lines).encode(), durable=False)
+            name = f"{stem}_{k:03d}.png"
+            write_result_file(masks / name, instance.png(size))
+            lines.append(f"masks/{name} {instance.label} {instance.confidence:.6f}\n")
+        write_result_file(folder / f"{stem}.txt", "".join(lines).encode())
+
+    def _folder(self, *parts: str) -> Path:
+        folder = self.output.joinpath(*parts)
+        if folder not in self._made:  # one mkdir per folder, not per file
+            folder.mkdir(parents=True, exist_ok=True)
+            self._made.add(folder)
+        return folder
 
 
 @dataclass(frozen=True)
@@ -193,26 +224,67 @@ class Instance:
         return encode_mask_png(size, self.crop, self.top, self.left)
 
 
-_INSTANCE_BITS = np.zeros(256, np.uint8)
-for _bit, _label in enumerate(INSTANCE_CLASS_IDS):  # 8 instance classes: one bit each
-    _INSTANCE_BITS[_label] = 1 << _bit
+@dataclass(frozen=True)
+class ClassRegion:
+    """The pixels of one instance class inside a box of the image: no 8-connected component of the
+    class crosses the box's border."""
+
+    label: int
+    top: int
+    left: int
+    mask: np.ndarray  # bool, the box
+
+    @property
+    def box(self) -> tuple[slice, slice]:
+        return slice(self.top, self.top + self.mask.shape[0]), slice(self.left, self.left + self.mask.shape[1])
 
 
-def instance_class_boxes(label_ids: np.ndarray) -> list[tuple[int, tuple[slice, slice]]]:
-    """(label id, box) covering every pixel of each instance class, tight and small.
+def instance_class_regions(label_ids: np.ndarray, min_area: int = 1) -> Iterator[ClassRegion]:
+    """Tight regions covering every pixel of each instance class, skipping those too small to hold
+    a component of ``min_area`` pixels.
 
-    A class's box is split at the columns that hold none of its pixels: no 8-connected component
-    crosses such a column, and the parts (e.g. the cars parked on either side of the street) are
-    far smaller than their union's bounding box.
+    Boxes are cut recursively at rows and columns that hold none of the pixels (an XY cut): no
+    8-connected component crosses such a line, and the parts (cars parked on either side of the
+    street, at different heights) are far smaller than their union's bounding box, so labelling
+    the components touches little more than the pixels themselves.
     """
-    bits = _INSTANCE_BITS[label_ids]
-    column_bits = np.bitwise_or.reduce(bits, axis=0)
+    candidates = label_ids >= _FIRST_INSTANCE_ID  # one cheap pass; the rest works on the cut boxes only
+    for box in _xy_cut(candidates, min_area):
+        window = label_ids[box]
+        for label in INSTANCE_CLASS_IDS:
+            mask = window == label
+            if np.count_nonzero(mask) < min_area:
+                continue
+            for inner in _xy_cut(mask, min_area):
+                yield ClassRegion(label, box[0].start + inner[0].start, box[1].start + inner[1].start, mask[inner])
+
+
+_FIRST_INSTANCE_ID = min(INSTANCE_CLASS_IDS)
+
+
+def _xy_cut(mask: np.ndarray, min_area: int) -> list[tuple[slice, slice]]:
+    """Tight boxes around the pixels of ``mask``, split at empty rows and columns until none is left."""
     boxes = []
-    for bit, label in enumerate(INSTANCE_CLASS_IDS):
-        for first, stop in _runs(column_bits & (1 << bit) != 0):
-            rows = np.flatnonzero(np.any(bits[:, first:stop] & (1 << bit), axis=1))
-            boxes.append((label, (slice(rows[0], rows[-1] + 1), slice(first, stop))))
+    pending = [(slice(0, mask.shape[0]), slice(0, mask.shape[1]))]
+    while pending:
+        rows, cols = pending.pop()
+        part = mask[rows, cols]
+        row_runs, col_runs = _runs(part.any(axis=1)), _runs(part.any(axis=0))
+        if not row_runs:
+            continue
+        if len(col_runs) > 1:
+            pending += [(rows, _inner(cols, first, stop)) for first, stop in col_runs]
+        elif len(row_runs) > 1:
+            pending += [(_inner(rows, first, stop), cols) for first, stop in row_runs]
+        else:
+            (top, bottom), (left, right) = row_runs[0], col_runs[0]
+            if (bottom - top) * (right - left) >= min_area:  # else every component in it is too small
+                boxes.append((_inner(rows, top, bottom), _inner(cols, left, right)))
     return boxes
+
+
+def _inner(outer: slice, first: int, stop: int) -> slice:
+    return slice(outer.start + first, outer.start + stop)
 
 
 def _runs(present: np.ndarray) -> list[tuple[int, int]]:

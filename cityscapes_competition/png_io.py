@@ -1,9 +1,9 @@
 """Reading the PNGs of the Cityscapes formats, safely and fast.
 
 Every read checks the header before any pixel is decoded: a file that is not a PNG, is too large
-or has the wrong size is refused, so a decompression bomb never inflates. Grayscale images go
-through ``fast_png``; everything else through Pillow, which the official evaluation uses, so both
-paths give the official pixel values.
+or has the wrong size is refused, so a decompression bomb never inflates. Grayscale and 8-bit RGB
+images go through ``fast_png``; everything else through Pillow, which the official evaluation
+uses, so both paths give the official pixel values.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .fast_png import PngFormatError, decode_grayscale, nonzero_bitmask_rows, read_header
+from .fast_png import PngFormatError, decode_grayscale, decode_rgb, nonzero_bitmask_rows, read_header
 
 Size = tuple[int, int]  # (width, height), as Pillow reports it
 
@@ -23,6 +23,7 @@ MAX_PIXELS = 4096 * 2048  # no legitimate Cityscapes image is larger
 MAX_FILE_BYTES = 64 * 1024 * 1024
 _SINGLE_CHANNEL_MODES = {"L", "P", "1", "I;16", "I;16B", "I;16L", "I"}
 _GRAYSCALE = 0
+_RGB = 2
 
 
 class PngReadError(Exception):
@@ -49,6 +50,18 @@ def decode_single_channel(data: bytes, expected_size: Size | None = None) -> np.
         if image.mode not in _SINGLE_CHANNEL_MODES:
             raise PngReadError(f"has {len(image.getbands())} channels (mode {image.mode}); one channel is needed")
         return _decode(lambda: np.asarray(image))
+
+
+def read_rgb(path: Path | str) -> np.ndarray:
+    """The (height, width, 3) uint8 pixels of a photo, any PNG colour type converted to RGB as Pillow does."""
+    data = _read_bytes(path)
+    depth, color_type = _check_header(data, None)
+    if color_type == _RGB and depth == 8:
+        pixels = _fast(decode_rgb, data)
+        if pixels is not None:
+            return pixels
+    with _pillow(data) as image:
+        return _decode(lambda: np.asarray(image if image.mode == "RGB" else image.convert("RGB")))
 
 
 def read_mask_pixels(path: Path | str, expected_size: Size | None = None) -> np.ndarray:

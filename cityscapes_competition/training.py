@@ -7,8 +7,8 @@ The pipeline:
   file is one clear ``TrainingDataError``.
 - ``load_frames``: a ``tf.data`` pipeline that decodes each pair once, maps labelIds to trainIds
   (``LABEL_ID_TO_TRAIN_ID``, from cityscapesscripts' label table, ignored labels 255), resizes the
-  image (bilinear, antialiased) and the labels (nearest) to the model's input size, and caches the
-  small arrays in memory.
+  image (bilinear without antialiasing, as the ingestion program does) and the labels (nearest) to
+  the model's input size, and caches the small arrays in memory.
 - ``train``: augmentation (horizontal flip, scale and crop jitter, brightness, contrast, colour, noise),
   cross-entropy that ignores 255 (optionally class-balanced), Adam with warm-up and cosine decay,
   one progress line per epoch and, after each epoch, validation.
@@ -165,7 +165,7 @@ def find_frames(root: Path | str, split: str) -> list[Frame]:
 def _decode_and_resize(image_path: tf.Tensor, label_path: tf.Tensor, input_size: tuple[int, int]):
     table = tf.constant(LABEL_ID_TO_TRAIN_ID)
     image = tf.io.decode_png(tf.io.read_file(image_path), channels=3)
-    image = tf.image.resize(image, input_size, method="bilinear", antialias=True)
+    image = tf.image.resize(image, input_size, method="bilinear")  # as inference.resize_image
     image = tf.cast(tf.clip_by_value(tf.round(image), 0.0, 255.0), tf.uint8)
     label_ids = tf.io.decode_png(tf.io.read_file(label_path), channels=1)
     label_ids = tf.image.resize(label_ids, input_size, method="nearest")
@@ -253,7 +253,7 @@ def _augment(image: tf.Tensor, train_ids: tf.Tensor, seed: tf.Tensor, config: Tr
     gain = 0.9 + 0.2 * photometric[2:5]
     mean = tf.reduce_mean(image)
     image = (image - mean) * contrast + mean + brightness
-    # Pixel noise: covers inputs resized without antialiasing (sharper, noisier than the cached frames).
+    # Pixel noise: sensor noise, and the quarter grey levels the cached uint8 frames rounded away.
     noise = tf.random.stateless_normal(tf.shape(image), seeds[5]) * (6.0 * photometric[5])
     image = tf.clip_by_value(image * gain + noise, 0.0, 255.0)
     return image, labels

@@ -12,6 +12,7 @@ then decided pixel by pixel. So the work is per disagreeing pair of vectors, not
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -33,20 +34,43 @@ class SourcePositions:
         lower = np.floor(position).astype(np.intp)
         return cls(lower, np.minimum(lower + 1, in_size - 1), (position - lower).astype(np.float32))
 
-    def gap_bounds(self, gaps: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Output ranges [start, end) mixing source ``gap`` and ``gap + 1``, and the sorted keys gap + weight."""
-        keys = self.lower + self.weight.astype(np.float64)  # non-decreasing along the axis
-        return np.searchsorted(keys, gaps, "left"), np.searchsorted(keys, gaps + 1, "left"), keys
+    @cached_property
+    def keys(self) -> np.ndarray:
+        """lower + weight: non-decreasing along the axis."""
+        return self.lower + self.weight.astype(np.float64)
+
+    @cached_property
+    def gap_starts(self) -> np.ndarray:
+        """Per source index g: the first output index mixing g and g + 1 (one past the last source index too)."""
+        return np.searchsorted(self.keys, np.arange(int(self.upper[-1]) + 2), "left")
+
+    def gap_bounds(self, gaps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Output ranges [start, end) mixing source ``gap`` and ``gap + 1``."""
+        return self.gap_starts[gaps], self.gap_starts[gaps + 1]
+
+    def counts(self) -> np.ndarray:
+        """How many output indices have each source index as their lower one."""
+        return np.bincount(self.lower, minlength=int(self.upper[-1]) + 1)
 
 
-def bilinear_crop(values: np.ndarray, size: tuple[int, int], box: tuple[slice, slice]) -> np.ndarray:
-    """The ``box`` of ``values`` (h, w) upsampled bilinearly to ``size``, computing only the box."""
-    rows, cols = SourcePositions.along(size[0], values.shape[0]), SourcePositions.along(size[1], values.shape[1])
-    r0, r1, rw = rows.lower[box[0]], rows.upper[box[0]], rows.weight[box[0]]
-    c0, c1, cw = cols.lower[box[1]], cols.upper[box[1]], cols.weight[box[1]]
+def bilinear_box(
+    values: np.ndarray, rows: SourcePositions, cols: SourcePositions, box: tuple[slice, slice], origin=(0, 0)
+) -> np.ndarray:
+    """The ``box`` of the upsampled image, computing only the box. ``values`` are the source cells
+    from ``origin`` on: the whole source, or a window holding the cells the box mixes."""
+    r0, r1, rw = rows.lower[box[0]] - origin[0], rows.upper[box[0]] - origin[0], rows.weight[box[0]]
+    c0, c1, cw = cols.lower[box[1]] - origin[1], cols.upper[box[1]] - origin[1], cols.weight[box[1]]
     along_rows = values[r0] * (1 - rw)[:, None] + values[r1] * rw[:, None]
     # np.take keeps rows contiguous; along_rows[:, c0] would be laid out column by column
     return np.take(along_rows, c0, axis=1) * (1 - cw) + np.take(along_rows, c1, axis=1) * cw
+
+
+def source_cells(rows: SourcePositions, cols: SourcePositions, box: tuple[slice, slice]) -> tuple[slice, slice]:
+    """The source cells the ``box`` of the upsampled image mixes."""
+    return (
+        slice(int(rows.lower[box[0].start]), int(rows.upper[box[0].stop - 1]) + 1),
+        slice(int(cols.lower[box[1].start]), int(cols.upper[box[1].stop - 1]) + 1),
+    )
 
 
 def upsampled_argmax(scores: np.ndarray, size: tuple[int, int], lookup: np.ndarray | None = None) -> np.ndarray:
@@ -79,7 +103,7 @@ def _winners_along_rows(scores: np.ndarray, low: np.ndarray, rows: SourcePositio
 def _winners_along_columns(
     scores: np.ndarray, by_rows: np.ndarray, rows: SourcePositions, cols: SourcePositions, lookup: np.ndarray
 ) -> np.ndarray:
-    winners = np.take(lookup[by_rows], cols.lower, axis=1)  # C order, unlike [:, cols.lower]
+    winners = np.repeat(lookup[by_rows], cols.counts(), axis=1)  # lower is non-decreasing: a repeat, not a take
     row, gap = np.nonzero(by_rows[:, :-1] != by_rows[:, 1:])
     if len(gap):
         lower, upper, weight = rows.lower[row], rows.upper[row], rows.weight[row][:, None]
@@ -94,7 +118,7 @@ def _gap_switches(
     left: np.ndarray, right: np.ndarray, a: np.ndarray, b: np.ndarray, gap: np.ndarray, axis: SourcePositions
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Where, in each pair's gap, the winner is not the left one: (pair, output position, winner)."""
-    start, end, keys = axis.gap_bounds(gap)
+    start, end = axis.gap_bounds(gap)
     pair = np.arange(len(gap))
     left_a, left_b = left[pair, a], left[pair, b]
     right_a, right_b = right[pair, a], right[pair, b]
@@ -105,10 +129,7 @@ def _gap_switches(
     at_crossing[pair, a] = at_crossing[pair, b] = -np.inf
     simple = at_crossing.max(axis=1) < top - _CROSSING_MARGIN * (1 + np.abs(top))
     # Simple pairs: b wins from the crossing on (at the crossing itself the lower class index wins).
-    split = np.where(
-        b < a, np.searchsorted(keys, gap + crossing, "left"), np.searchsorted(keys, gap + crossing, "right")
-    )
-    split = np.clip(split, start, end)
+    split = np.clip(_first_position_after(axis.keys, gap + crossing, at_or_after=b < a), start, end)
     simple_pairs, simple_positions = _expand(pair[simple], split[simple], end[simple])
     values = [b[simple_pairs]]
     hard_pairs, hard_positions = _expand(pair[~simple], start[~simple], end[~simple])
@@ -121,6 +142,15 @@ def _gap_switches(
         np.concatenate([simple_positions, hard_positions]),
         np.concatenate(values),
     )
+
+
+def _first_position_after(keys: np.ndarray, values: np.ndarray, at_or_after: np.ndarray) -> np.ndarray:
+    """Per value: the first index whose key is >= it (where ``at_or_after``), else > it."""
+    first = np.searchsorted(keys, values, "left")
+    inside = np.minimum(first, len(keys) - 1)
+    equal = np.flatnonzero(~at_or_after & (first < len(keys)) & (keys[inside] == values))  # an exact tie: rare
+    first[equal] = np.searchsorted(keys, values[equal], "right")
+    return first
 
 
 def _expand(pairs: np.ndarray, start: np.ndarray, end: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

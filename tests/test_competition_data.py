@@ -7,6 +7,7 @@ import shutil
 import stat
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from cityscapes_competition import competition_data, synthetic
@@ -98,6 +99,27 @@ def test_builds_the_three_folders_from_a_download(cityscapes: Path, tmp_path: Pa
     assert stat.S_IMODE(out.stat().st_mode) == 0o755
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cityscapes", "out"]
     assert json.loads((out / MANIFEST_NAME).read_text())["frames"] == FRAMES
+
+
+def test_paeth_photos_are_reencoded_for_the_fast_decoder_with_the_same_pixels(cityscapes: Path, tmp_path: Path) -> None:
+    from PIL import Image
+
+    from cityscapes_competition.fast_png import decode_rgb
+
+    photos = sorted((cityscapes / "leftImg8bit").rglob("*_leftImg8bit.png"))
+    with Image.open(photos[0]) as image:
+        pixels = np.asarray(image.convert("RGB"))
+    Image.fromarray(pixels).save(photos[0], optimize=True)  # Pillow's adaptive filters: Paeth rows, as a real download
+    assert decode_rgb(photos[0].read_bytes()) is None
+    data = _build(tmp_path / "out", cityscapes)
+    for input_data in (data.input_data, data.sample_data / INPUT_DATA):
+        for placed in input_data.rglob("*_leftImg8bit.png"):
+            source = cityscapes / placed.relative_to(input_data)
+            assert placed.samefile(source) == (source != photos[0])  # only the slow one is rewritten
+            decoded = decode_rgb(placed.read_bytes())
+            assert decoded is not None
+            with Image.open(source) as original:
+                np.testing.assert_array_equal(decoded, np.asarray(original.convert("RGB")))
 
 
 def test_input_data_holds_no_ground_truth(cityscapes: Path, tmp_path: Path) -> None:

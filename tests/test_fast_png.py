@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from cityscapes_competition import fast_png
-from cityscapes_competition.png_io import PngReadError, read_mask_pixels, read_single_channel
+from cityscapes_competition.png_io import PngReadError, read_mask_pixels, read_rgb, read_single_channel
 
 
 def _chunk(kind: bytes, payload: bytes) -> bytes:
@@ -38,15 +38,19 @@ def _filter_row(row: np.ndarray, above: np.ndarray, bpp: int, kind: int) -> np.n
 
 
 def encode_png(pixels: np.ndarray, depth: int, filters: np.ndarray, idat_pieces: int = 1) -> bytes:
-    """A grayscale PNG with the given row filters (an encoder independent of the decoder under test)."""
-    height, width = pixels.shape
-    if depth == 1:
+    """A grayscale (h, w) or 8-bit RGB (h, w, 3) PNG with the given row filters (an encoder
+    independent of the decoder under test)."""
+    height, width = pixels.shape[:2]
+    color_type = 2 if pixels.ndim == 3 else 0
+    if color_type == 2:
+        rows = pixels.astype(np.uint8).reshape(height, width * 3)
+    elif depth == 1:
         rows = np.packbits(pixels.astype(bool), axis=1)
     elif depth == 16:
         rows = pixels.astype(">u2").view(np.uint8).reshape(height, width * 2)
     else:
         rows = pixels.astype(np.uint8)
-    bpp = max(1, depth // 8)
+    bpp = 3 if color_type == 2 else max(1, depth // 8)
     above = np.zeros(rows.shape[1], np.uint8)
     stream = bytearray()
     for row, kind in zip(rows, filters, strict=True):
@@ -55,7 +59,7 @@ def encode_png(pixels: np.ndarray, depth: int, filters: np.ndarray, idat_pieces:
         above = row
     compressed = zlib.compress(bytes(stream), 6)
     pieces = np.array_split(np.frombuffer(compressed, np.uint8), idat_pieces)
-    header = struct.pack(">IIBBBBB", width, height, depth, 0, 0, 0, 0)
+    header = struct.pack(">IIBBBBB", width, height, depth, color_type, 0, 0, 0)
     body = b"".join(_chunk(b"IDAT", piece.tobytes()) for piece in pieces)
     return b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", header) + body + _chunk(b"IEND", b"")
 
@@ -85,6 +89,50 @@ def test_decoder_matches_pillow_for_every_filter_mix(depth: int, seed: int) -> N
     assert decoded is not None
     assert decoded.dtype == expected.dtype
     np.testing.assert_array_equal(decoded, expected)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_photos_decode_as_pillow_reads_them(seed: int) -> None:
+    """Rows filtered None, Sub or Up, with the few Average and Paeth rows still handled here."""
+    rng = np.random.default_rng(seed)
+    height, width = int(rng.integers(2, 60)), int(rng.integers(1, 120))
+    pixels = np.stack([_scene(rng, height, width, 256) for _ in range(3)], axis=-1)
+    filters = rng.integers(0, 3, height)
+    filters[rng.integers(0, height, 3)] = rng.integers(3, 5, 3)
+    data = encode_png(pixels, 8, filters, idat_pieces=int(rng.integers(1, 4)))
+    decoded = fast_png.decode_rgb(data)
+    assert decoded is not None and decoded.shape == (height, width, 3) and decoded.dtype == np.uint8
+    np.testing.assert_array_equal(decoded, np.asarray(Image.open(io.BytesIO(data))))
+
+
+def test_paeth_photos_go_to_pillow_and_read_the_same(tmp_path) -> None:
+    pixels = np.random.default_rng(5).integers(0, 256, (40, 70, 3))
+    data = encode_png(pixels, 8, np.full(40, 4))
+    assert fast_png.decode_rgb(data) is None  # most encoders' choice for photos; Pillow's C loop is faster
+    path = tmp_path / "photo.png"
+    path.write_bytes(data)
+    np.testing.assert_array_equal(read_rgb(path), pixels)
+
+
+@pytest.mark.parametrize("mode", ["RGBA", "L", "P", "I;16"])
+def test_photos_in_other_colour_types_are_converted_as_pillow_does(tmp_path, mode: str) -> None:
+    rgb = Image.fromarray(np.random.default_rng(6).integers(0, 256, (9, 13, 3), dtype=np.uint8))
+    image = rgb.convert(mode) if mode != "I;16" else Image.fromarray(np.arange(117, dtype=np.uint16).reshape(9, 13))
+    path = tmp_path / f"{mode.replace(';', '')}.png"
+    image.save(path)
+    with Image.open(path) as expected:
+        np.testing.assert_array_equal(read_rgb(path), np.asarray(expected.convert("RGB")))
+
+
+def test_unreadable_photos_are_refused(tmp_path) -> None:
+    jpeg = tmp_path / "photo.png"
+    Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(jpeg, format="JPEG")
+    with pytest.raises(PngReadError, match="JPEG"):
+        read_rgb(jpeg)
+    truncated = tmp_path / "truncated.png"
+    truncated.write_bytes(encode_png(np.zeros((30, 30, 3), np.uint8), 8, np.zeros(30))[:60])
+    with pytest.raises(PngReadError, match="corrupt or truncated"):
+        read_rgb(truncated)
 
 
 def test_paeth_rows_of_long_runs_settle_without_the_byte_loop() -> None:

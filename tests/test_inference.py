@@ -13,7 +13,7 @@ from cityscapes_competition.inference import (
     OutputContract,
 )
 from cityscapes_competition.submission_metadata import InferenceSettings
-from cityscapes_competition.upsampling import bilinear_crop, upsampled_argmax
+from cityscapes_competition.upsampling import SourcePositions, bilinear_box, source_cells, upsampled_argmax
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -62,13 +62,19 @@ def test_a_third_class_can_win_between_two_neighbours() -> None:
     assert_same_as_tensorflow(scores, (1, 16))
 
 
-def test_bilinear_crop_equals_the_crop_of_the_full_resize() -> None:
+@pytest.mark.parametrize("low, size", [((20, 40), (160, 320)), ((13, 29), (100, 230)), ((40, 40), (30, 50))])
+def test_a_box_of_the_upsampled_image_equals_the_full_resize(low, size) -> None:
     import tensorflow as tf
 
-    values = np.random.default_rng(2).random((20, 40)).astype(np.float32)
-    full = tf.image.resize(values[None, ..., None], (160, 320), method="bilinear").numpy()[0, ..., 0]
-    box = (slice(37, 101), slice(5, 300))
-    np.testing.assert_allclose(bilinear_crop(values, (160, 320), box), full[box], atol=1e-6)
+    values = np.random.default_rng(2).random(low).astype(np.float32)
+    full = tf.image.resize(values[None, ..., None], size, method="bilinear").numpy()[0, ..., 0]
+    rows, cols = SourcePositions.along(size[0], low[0]), SourcePositions.along(size[1], low[1])
+    for top, left, height, width in [(0, 0, *size), (37 % size[0], 5, 9, 20), (size[0] - 1, size[1] - 3, 1, 3)]:
+        box = (slice(top, top + height), slice(left, left + width))
+        np.testing.assert_allclose(bilinear_box(values, rows, cols, box), full[box], atol=1e-5)  # float32 weights
+        cells = source_cells(rows, cols, box)  # the same from the window of cells the box mixes
+        window = bilinear_box(values[cells], rows, cols, box, origin=(cells[0].start, cells[1].start))
+        np.testing.assert_allclose(window, full[box], atol=1e-5)
 
 
 def test_train_ids_map_to_label_ids() -> None:
@@ -101,20 +107,72 @@ def test_bad_outputs_are_refused(shape, value, fragment) -> None:
         OutputContract(InferenceSettings()).check(np.full(shape, value, np.float32), "model.h5")
 
 
-def test_class_boxes_split_at_empty_columns_and_cover_every_pixel() -> None:
-    from cityscapes_competition.inference import instance_class_boxes
+def test_class_regions_are_cut_at_empty_lines_and_cover_every_pixel() -> None:
+    from cityscapes_competition.inference import instance_class_regions
 
     labels = np.full((40, 100), 7, np.uint8)
     labels[30:35, 2:10] = 26  # a car on the left
     labels[5:9, 80:95] = 26  # and one on the right, higher up
-    labels[20, 40] = labels[21, 41] = 24  # a person touching only diagonally: one run of columns
-    boxes = instance_class_boxes(labels)
-    assert sorted((label, box[0].start, box[0].stop, box[1].start, box[1].stop) for label, box in boxes) == [
+    labels[5:9, 40:50] = labels[30:34, 40:50] = 26  # two above each other: cut at the empty rows
+    labels[20, 40] = labels[21, 41] = 24  # a person touching only diagonally: one region
+    labels[0, 0] = 25  # a rider of one pixel
+    regions = list(instance_class_regions(labels))
+    boxes = sorted((r.label, r.top, r.top + r.mask.shape[0], r.left, r.left + r.mask.shape[1]) for r in regions)
+    assert boxes == [
         (24, 20, 22, 40, 42),
+        (25, 0, 1, 0, 1),
+        (26, 5, 9, 40, 50),
         (26, 5, 9, 80, 95),
+        (26, 30, 34, 40, 50),
         (26, 30, 35, 2, 10),
     ]
     covered = np.zeros(labels.shape, bool)
-    for label, box in boxes:
-        covered[box] |= labels[box] == label
-    assert np.array_equal(covered, np.isin(labels, [24, 26]))
+    for region in regions:
+        assert np.array_equal(region.mask, labels[region.box] == region.label)
+        covered[region.box] |= region.mask
+    assert np.array_equal(covered, np.isin(labels, [24, 25, 26]))
+    # Regions too small to hold a component of min_area pixels are not labelled at all.
+    assert [r.label for r in instance_class_regions(labels, min_area=2)].count(25) == 0
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_instances_equal_a_brute_force_labelling_of_the_whole_image(seed: int, tmp_path) -> None:
+    """Regions, the per-region labelling and the box-only confidence change nothing: every component
+    of every instance class over the whole image, with its mean upsampled class probability."""
+    import tensorflow as tf
+    from scipy import ndimage
+
+    from cityscapes_competition.inference import ModelOutput, ResultWriter
+    from cityscapes_competition.labels import INSTANCE_CLASS_IDS
+    from cityscapes_competition.submission_metadata import InstanceSettings
+
+    rng = np.random.default_rng(seed)
+    low, size, channels = (24, 48), (192, 384), 19
+    classes = rng.choice([0, 11, 12, 13, 14, 17, 18], (low[0] // 3 + 1, low[1] // 3 + 1)).repeat(3, 0).repeat(3, 1)
+    scores = np.eye(channels, dtype=np.float32)[classes[: low[0], : low[1]]] * 3 + rng.random((*low, channels))
+    scores = scores.astype(np.float32)
+    settings = InferenceSettings(instances=InstanceSettings(min_area=30))
+    contract = OutputContract(settings)
+    contract.check(scores[None], "model.h5")
+    writer = ResultWriter(tmp_path, settings, contract)
+    labels = upsampled_argmax(scores, size, TRAIN_ID_TO_LABEL_ID)
+    found = writer._instances(labels, ModelOutput(None, size, scores))
+
+    probabilities = tf.image.resize(contract.probabilities(scores)[None], size, method="bilinear").numpy()[0]
+    expected = []
+    for channel, label in enumerate(TRAIN_ID_TO_LABEL_ID.tolist()):
+        if label not in INSTANCE_CLASS_IDS:
+            continue
+        components, count = ndimage.label(labels == label, structure=np.ones((3, 3), bool))
+        for index in range(1, count + 1):
+            mask = components == index
+            if mask.sum() >= 30:
+                rows, cols = np.nonzero(mask)
+                confidence = float(probabilities[..., channel][mask].mean())
+                expected.append((label, rows.min(), cols.min(), int(mask.sum()), confidence))
+    assert expected, "the scene holds no instance"
+    ours = [(i.label, i.top, i.left, int(i.crop.sum()), i.confidence) for i in found]
+    assert sorted(o[:4] for o in ours) == sorted(e[:4] for e in expected)
+    for mine, theirs in zip(sorted(ours), sorted(expected), strict=True):
+        assert mine[4] == pytest.approx(theirs[4], abs=1e-5)
+    assert [i.confidence for i in found] == sorted((i.confidence for i in found), reverse=True)

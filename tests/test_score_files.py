@@ -101,3 +101,26 @@ def test_atomic_write_keeps_the_old_file_when_interrupted(tmp_path, monkeypatch)
         atomic.write_text_atomic(target, "new: 2.0\n")
     assert target.read_text() == "old: 1.0\n"
     assert [p.name for p in tmp_path.iterdir()] == ["scores.txt"]  # no temporary left behind
+
+
+@pytest.mark.parametrize("fail_in", ["write", "replace"])
+def test_result_file_write_keeps_the_old_file_when_interrupted(tmp_path, monkeypatch, fail_in: str) -> None:
+    target = tmp_path / "frankfurt_000000_000294_labelIds.png"
+    target.write_bytes(b"old")
+
+    def crash(*_args):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(os, fail_in, crash)
+    with pytest.raises(OSError):
+        atomic.write_result_file(target, b"new" * 100_000)
+    assert target.read_bytes() == b"old"
+    assert [p.name for p in tmp_path.iterdir()] == [target.name]  # no temporary left behind
+
+
+def test_result_file_write_replaces_whole_files(tmp_path) -> None:
+    target = tmp_path / "mask.png"
+    atomic.write_result_file(target, b"x" * 3_000_000)
+    atomic.write_result_file(target, b"short")
+    assert target.read_bytes() == b"short" and oct(target.stat().st_mode & 0o777) in ("0o644", "0o664", "0o640")
+    assert [p.name for p in tmp_path.iterdir()] == ["mask.png"]
