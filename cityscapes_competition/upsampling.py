@@ -27,12 +27,13 @@ class SourcePositions:
     lower: np.ndarray  # intp
     upper: np.ndarray  # intp
     weight: np.ndarray  # float32
+    source_size: int
 
     @classmethod
     def along(cls, out_size: int, in_size: int) -> SourcePositions:
         position = np.clip((np.arange(out_size) + 0.5) * (in_size / out_size) - 0.5, 0, in_size - 1)
         lower = np.floor(position).astype(np.intp)
-        return cls(lower, np.minimum(lower + 1, in_size - 1), (position - lower).astype(np.float32))
+        return cls(lower, np.minimum(lower + 1, in_size - 1), (position - lower).astype(np.float32), in_size)
 
     @cached_property
     def keys(self) -> np.ndarray:
@@ -41,16 +42,16 @@ class SourcePositions:
 
     @cached_property
     def gap_starts(self) -> np.ndarray:
-        """Per source index g: the first output index mixing g and g + 1 (one past the last source index too)."""
-        return np.searchsorted(self.keys, np.arange(int(self.upper[-1]) + 2), "left")
+        """Per source index g: the first output index mixing g and g + 1 (or lying beyond g)."""
+        return np.searchsorted(self.keys, np.arange(self.source_size + 1), "left")
 
     def gap_bounds(self, gaps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Output ranges [start, end) mixing source ``gap`` and ``gap + 1``."""
         return self.gap_starts[gaps], self.gap_starts[gaps + 1]
 
     def counts(self) -> np.ndarray:
-        """How many output indices have each source index as their lower one."""
-        return np.bincount(self.lower, minlength=int(self.upper[-1]) + 1)
+        """How many output indices have each source index as their lower one (0 for skipped ones)."""
+        return np.bincount(self.lower, minlength=self.source_size)
 
 
 def bilinear_box(

@@ -40,6 +40,7 @@ def assert_same_as_tensorflow(scores: np.ndarray, size: tuple[int, int]) -> None
         ((64, 128), (1024, 2048), 19, True),
         ((64, 128), (1024, 2048), 19, False),
         ((40, 40), (30, 50), 19, False),  # downsampling along one axis
+        ((40, 60), (4, 7), 19, True),  # strong downsampling: source rows and columns no output mixes
         ((5, 7), (5, 70), 19, True),  # one axis unchanged
     ],
 )
@@ -62,7 +63,9 @@ def test_a_third_class_can_win_between_two_neighbours() -> None:
     assert_same_as_tensorflow(scores, (1, 16))
 
 
-@pytest.mark.parametrize("low, size", [((20, 40), (160, 320)), ((13, 29), (100, 230)), ((40, 40), (30, 50))])
+@pytest.mark.parametrize(
+    "low, size", [((20, 40), (160, 320)), ((13, 29), (100, 230)), ((40, 40), (30, 50)), ((40, 60), (5, 7))]
+)
 def test_a_box_of_the_upsampled_image_equals_the_full_resize(low, size) -> None:
     import tensorflow as tf
 
@@ -70,7 +73,7 @@ def test_a_box_of_the_upsampled_image_equals_the_full_resize(low, size) -> None:
     full = tf.image.resize(values[None, ..., None], size, method="bilinear").numpy()[0, ..., 0]
     rows, cols = SourcePositions.along(size[0], low[0]), SourcePositions.along(size[1], low[1])
     for top, left, height, width in [(0, 0, *size), (37 % size[0], 5, 9, 20), (size[0] - 1, size[1] - 3, 1, 3)]:
-        box = (slice(top, top + height), slice(left, left + width))
+        box = (slice(top, min(top + height, size[0])), slice(left, min(left + width, size[1])))
         np.testing.assert_allclose(bilinear_box(values, rows, cols, box), full[box], atol=1e-5)  # float32 weights
         cells = source_cells(rows, cols, box)  # the same from the window of cells the box mixes
         window = bilinear_box(values[cells], rows, cols, box, origin=(cells[0].start, cells[1].start))
