@@ -299,7 +299,7 @@ class Progress:
     def __init__(self, total: int, every_seconds: float = 10.0, stream=None):
         self.total, self.every, self.stream = total, every_seconds, stream or sys.stdout
         self.start = time.perf_counter()
-        self.last = -math.inf
+        self.last = self.start  # the first line after ``every_seconds``: the first images' rate and ETA mislead
         self.done = 0
 
     def advance(self, count: int = 1) -> None:

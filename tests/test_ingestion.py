@@ -204,6 +204,13 @@ def test_progress_line_format() -> None:
     progress = Progress(10, every_seconds=0, stream=stream)
     progress.advance()
     assert stream.getvalue().startswith("1/10 images, ")
+    quiet = io.StringIO()
+    progress = Progress(3, every_seconds=3600, stream=quiet)
+    progress.advance()
+    progress.advance()
+    assert quiet.getvalue() == ""  # no line before the interval: the first images' ETA would mislead
+    progress.advance()
+    assert quiet.getvalue().startswith("3/3 images, ") and "ETA 0s" in quiet.getvalue()  # the last always
 
 
 def test_unreadable_test_image(test_data, tmp_path, capsys) -> None:
