@@ -39,7 +39,6 @@ from tqdm import tqdm
 from . import synthetic
 from .atomic import write_bytes_atomic, write_text_atomic
 from .errors import ReferenceDataError
-from .fast_png import PngFormatError, decode_rgb
 from .naming import (
     CAMERA_SUFFIX,
     DISPARITY_SUFFIX,
@@ -49,7 +48,7 @@ from .naming import (
     FrameId,
     parse_frame_id,
 )
-from .png_io import PngReadError, read_rgb
+from .png_io import PngReadError, decode_photo
 from .png_write import encode_png
 from .reference_index import build_reference_index
 
@@ -515,12 +514,11 @@ def _place_frames(staging: Path, source: Source, samples: list[FrameId], progres
 def _place_photo(source: Path, target: Path) -> Path:
     """A test photo, linked as it is if the fast decoder reads it, else re-encoded for it (same pixels)."""
     try:
-        data = source.read_bytes()
-        if decode_rgb(data) is not None:
-            return _place(source, target)
-        pixels = read_rgb(source)
-    except (PngFormatError, PngReadError) as exc:
+        pixels, fast = decode_photo(source.read_bytes())
+    except (OSError, PngReadError) as exc:
         raise ReferenceDataError(f"is not a readable photo: {exc}", source, "Unpack the download again.") from None
+    if fast:
+        return _place(source, target)
     target.parent.mkdir(parents=True, exist_ok=True)
     write_bytes_atomic(target, encode_png(np.ascontiguousarray(pixels), level=6, up_filter=True), durable=False)
     return target

@@ -54,14 +54,18 @@ def decode_single_channel(data: bytes, expected_size: Size | None = None) -> np.
 
 def read_rgb(path: Path | str) -> np.ndarray:
     """The (height, width, 3) uint8 pixels of a photo, any PNG colour type converted to RGB as Pillow does."""
-    data = _read_bytes(path)
+    return decode_photo(_read_bytes(path))[0]
+
+
+def decode_photo(data: bytes) -> tuple[np.ndarray, bool]:
+    """The same from the file's bytes, and whether ``fast_png`` read them (else Pillow did)."""
     depth, color_type = _check_header(data, None)
     if color_type == _RGB and depth == 8:
         pixels = _fast(decode_rgb, data)
         if pixels is not None:
-            return pixels
+            return pixels, True
     with _pillow(data) as image:
-        return _decode(lambda: np.asarray(image if image.mode == "RGB" else image.convert("RGB")))
+        return _decode(lambda: np.asarray(image if image.mode == "RGB" else image.convert("RGB"))), False
 
 
 def read_mask_pixels(path: Path | str, expected_size: Size | None = None) -> np.ndarray:
