@@ -1,17 +1,19 @@
 """A fast decoder for the PNGs of the Cityscapes formats: one-channel labels and masks, RGB photos.
 
 Nearly all of a standard decoder's time on these images goes to inflating megabytes of bytes and
-to per-row unfiltering in C loops one byte at a time. Here zlib-ng inflates and numpy unfilters
-whole groups of rows at once. Grayscale images of bit depth 1, 8 or 16 and 8-bit RGB images, not
+to per-row unfiltering in C loops one byte at a time. Here libdeflate (megabyte streams: photos,
+labels) or zlib-ng (short ones: masks) inflates and numpy unfilters whole groups of rows at once. Grayscale images of bit depth 1, 8 or 16 and 8-bit RGB images, not
 interlaced, are handled; anything else returns None so the caller can use Pillow. Results are
 bit-identical to Pillow's; the tests compare them.
 """
 
 from __future__ import annotations
 
+import contextlib
 import struct
 import zlib
 
+import deflate
 import numpy as np
 from zlib_ng import zlib_ng
 
@@ -23,6 +25,9 @@ _NONE, _SUB, _UP, _AVERAGE, _PAETH = range(5)
 _MAX_FIXED_POINT_ROUNDS = 48
 # Average and Paeth rows cost a few numpy passes each; past this share of rows, Pillow's C loop is faster.
 _MAX_PREDICTED_ROW_SHARE = 0.02
+# libdeflate inflates a photo's 6 MB in 11 ms where zlib-ng takes 18; zlib-ng wins on the short,
+# zero-heavy streams of masks (0.22 against 0.27 ms for 260 KB).
+_LIBDEFLATE_FROM_BYTES = 1 << 20
 
 
 class PngFormatError(Exception):
@@ -109,8 +114,13 @@ def _image_data(data: bytes) -> bytes:
     return b"".join(parts)
 
 
-def _inflate(compressed: bytes, expected: int) -> bytes:
+def _inflate(compressed: bytes, expected: int) -> bytes | bytearray:
     """Inflate at most ``expected`` bytes: a bomb cannot grow past the declared image size."""
+    if expected >= _LIBDEFLATE_FROM_BYTES:
+        with contextlib.suppress(deflate.DeflateError):  # zlib-ng below says what is wrong, or is lenient
+            raw = deflate.zlib_decompress(compressed, expected)
+            if len(raw) == expected:
+                return raw
     inflater = zlib_ng.decompressobj()
     try:
         raw = inflater.decompress(compressed, expected)
@@ -127,7 +137,8 @@ def _unfilter(rows: np.ndarray, bpp: int) -> np.ndarray:
     filters = rows[:, 0]
     if filters.max(initial=0) > _PAETH:
         raise PngFormatError("unknown row filter")
-    out = rows.copy()[:, 1:]  # copying the contiguous buffer is a memcpy; the strided view is not
+    # In place when the inflated buffer is writable (libdeflate's); else copied whole, a memcpy.
+    out = rows[:, 1:] if rows.flags.writeable else rows.copy()[:, 1:]
     sub_rows = np.flatnonzero(filters == _SUB)
     if len(sub_rows):
         out[sub_rows] = _undo_sub(out[sub_rows], bpp)

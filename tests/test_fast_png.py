@@ -105,6 +105,51 @@ def test_photos_decode_as_pillow_reads_them(seed: int) -> None:
     np.testing.assert_array_equal(decoded, np.asarray(Image.open(io.BytesIO(data))))
 
 
+def _with_height(data: bytes, height: int) -> bytes:
+    """The PNG with another height in its header (and the header's checksum redone)."""
+    header = data[16:20] + struct.pack(">I", height) + data[24:29]
+    return data[:8] + _chunk(b"IHDR", header) + data[33:]
+
+
+def _inflated_with_libdeflate(monkeypatch) -> list[int]:
+    calls = []
+    inflate = fast_png.deflate.zlib_decompress
+    monkeypatch.setattr(fast_png.deflate, "zlib_decompress", lambda data, size: calls.append(size) or inflate(data, size))
+    return calls
+
+
+def test_megabyte_photos_inflate_with_libdeflate_as_pillow_reads_them(monkeypatch) -> None:
+    rng = np.random.default_rng(8)
+    height, width = 600, 700  # 1.26 MB of rows: libdeflate's share; masks stay with zlib-ng
+    pixels = rng.integers(0, 256, (height, width, 3))
+    data = encode_png(pixels, 8, rng.integers(0, 3, height), idat_pieces=3)
+    calls = _inflated_with_libdeflate(monkeypatch)
+    np.testing.assert_array_equal(fast_png.decode_rgb(data), pixels)
+    assert calls == [height * (3 * width + 1)]
+    mask = encode_png(rng.random((1024, 2048)) < 0.01, 1, np.zeros(1024, int))
+    assert fast_png.decode_grayscale(mask) is not None and len(calls) == 1
+
+
+def test_megabyte_streams_libdeflate_refuses_are_read_as_pillow_reads_them(monkeypatch) -> None:
+    """More data than the header declares: Pillow reads the declared rows, and so does zlib-ng after
+    libdeflate refuses. A wrong checksum or a stream cut short: an error for all."""
+    rng = np.random.default_rng(9)
+    pixels = rng.integers(0, 256, (610, 700, 3))
+    calls = _inflated_with_libdeflate(monkeypatch)
+    longer = _with_height(encode_png(pixels, 8, np.zeros(610, int)), 600)
+    decoded = fast_png.decode_rgb(longer)
+    np.testing.assert_array_equal(decoded, np.asarray(Image.open(io.BytesIO(longer))))
+    np.testing.assert_array_equal(decoded, pixels[:600])
+    data = encode_png(pixels, 8, np.zeros(610, int))
+    end = data.rindex(b"IEND") - 8  # the last IDAT's checksum, then the stream's Adler-32 before it
+    wrong_checksum = data[: end - 8] + bytes(4) + data[end - 4 :]
+    with pytest.raises(fast_png.PngFormatError, match="corrupt image data"):
+        fast_png.decode_rgb(wrong_checksum)
+    assert len(calls) == 2
+    with pytest.raises(fast_png.PngFormatError, match="truncated"):
+        fast_png.decode_rgb(_with_height(data, 620))
+
+
 def test_paeth_photos_go_to_pillow_and_read_the_same(tmp_path) -> None:
     pixels = np.random.default_rng(5).integers(0, 256, (40, 70, 3))
     data = encode_png(pixels, 8, np.full(40, 4))
