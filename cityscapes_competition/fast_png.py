@@ -2,9 +2,10 @@
 
 Nearly all of a standard decoder's time on these images goes to inflating megabytes of bytes and
 to per-row unfiltering in C loops one byte at a time. Here libdeflate (megabyte streams: photos,
-labels) or zlib-ng (short ones: masks) inflates and numpy unfilters whole groups of rows at once. Grayscale images of bit depth 1, 8 or 16 and 8-bit RGB images, not
-interlaced, are handled; anything else returns None so the caller can use Pillow. Results are
-bit-identical to Pillow's; the tests compare them.
+labels) or zlib-ng (short ones: masks) inflates and numpy unfilters whole groups of rows at once.
+Grayscale images of bit depth 1, 8 or 16 and 8-bit RGB images, not interlaced, are handled;
+anything else returns None so the caller can use Pillow. Results are bit-identical to Pillow's;
+the tests compare them.
 """
 
 from __future__ import annotations

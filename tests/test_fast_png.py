@@ -114,7 +114,12 @@ def _with_height(data: bytes, height: int) -> bytes:
 def _inflated_with_libdeflate(monkeypatch) -> list[int]:
     calls = []
     inflate = fast_png.deflate.zlib_decompress
-    monkeypatch.setattr(fast_png.deflate, "zlib_decompress", lambda data, size: calls.append(size) or inflate(data, size))
+
+    def counted(data, size):
+        calls.append(size)
+        return inflate(data, size)
+
+    monkeypatch.setattr(fast_png.deflate, "zlib_decompress", counted)
     return calls
 
 

@@ -138,8 +138,8 @@ def test_class_regions_are_cut_at_empty_lines_and_cover_every_pixel() -> None:
     assert [r.label for r in instance_class_regions(labels, min_area=2)].count(25) == 0
 
 
-@pytest.mark.parametrize("seed", range(3))
-def test_instances_equal_a_brute_force_labelling_of_the_whole_image(seed: int, tmp_path) -> None:
+@pytest.mark.parametrize("seed, size", [(0, (192, 384)), (1, (192, 384)), (2, (150, 301))])
+def test_instances_equal_a_brute_force_labelling_of_the_whole_image(seed: int, size, tmp_path) -> None:
     """Regions, the per-region labelling and the box-only confidence change nothing: every component
     of every instance class over the whole image, with its mean upsampled class probability."""
     import tensorflow as tf
@@ -150,7 +150,7 @@ def test_instances_equal_a_brute_force_labelling_of_the_whole_image(seed: int, t
     from cityscapes_competition.submission_metadata import InstanceSettings
 
     rng = np.random.default_rng(seed)
-    low, size, channels = (24, 48), (192, 384), 19
+    low, channels = (24, 48), 19
     classes = rng.choice([0, 11, 12, 13, 14, 17, 18], (low[0] // 3 + 1, low[1] // 3 + 1)).repeat(3, 0).repeat(3, 1)
     scores = np.eye(channels, dtype=np.float32)[classes[: low[0], : low[1]]] * 3 + rng.random((*low, channels))
     scores = scores.astype(np.float32)
