@@ -59,14 +59,16 @@ def encode_png(pixels: np.ndarray, level: int = 6, up_filter: bool = True) -> by
 def encode_mask_png(size: tuple[int, int], crop: np.ndarray, top: int, left: int, level: int = 3) -> bytes:
     """A 1-bit PNG of ``size`` that is ``crop`` (bool) at (top, left) and empty elsewhere.
 
-    Only the crop's rows are packed; the rest of the image is zero bytes, which zlib-ng squeezes
-    almost for free. Equal to ``encode_png`` of the full mask without the Up filter.
+    Only the crop is packed; the rest of the image is zero bytes, which zlib-ng squeezes almost
+    for free. Equal to ``encode_png`` of the full mask without the Up filter.
     """
     height, width = size
-    slab = np.zeros((crop.shape[0], width), bool)
-    slab[:, left : left + crop.shape[1]] = crop
+    shift = left % 8  # the crop's first bit within its first byte
+    aligned = np.pad(crop, ((0, 0), (shift, 0))) if shift else crop
+    packed = np.packbits(aligned, axis=1)
     data = np.zeros((height, (width + 7) // 8 + 1), dtype=np.uint8)  # filter byte 0 (None) on every row
-    data[top : top + crop.shape[0], 1:] = np.packbits(slab, axis=1)
+    first = 1 + left // 8
+    data[top : top + crop.shape[0], first : first + packed.shape[1]] = packed
     header = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
     return b"".join(
         [

@@ -22,7 +22,7 @@ from cityscapes_competition.naming import (
     frame_id_from_stem,
     parse_frame_id,
 )
-from cityscapes_competition.png_write import encode_png
+from cityscapes_competition.png_write import encode_mask_png, encode_png
 
 SIZE = (256, 128)
 COUNTS = {"val": 4, "train": 2}
@@ -246,6 +246,18 @@ def test_encode_png_roundtrips() -> None:
         for up in (True, False):
             with Image.open(io.BytesIO(encode_png(array, 6, up))) as image:
                 np.testing.assert_array_equal(np.asarray(image), array)
+
+
+@pytest.mark.parametrize("left, width", [(0, 5), (1, 12), (7, 9), (8, 16), (13, 3), (20, 5)])
+def test_mask_png_of_a_crop_is_the_full_mask_png(left: int, width: int) -> None:
+    """Every bit offset of the crop within its first byte, up to the image's last (partial) byte."""
+    size = (11, 25)
+    crop = np.random.default_rng(left).random((4, width)) < 0.5
+    full = np.zeros(size, bool)
+    full[6:10, left : left + width] = crop
+    assert encode_mask_png(size, crop, 6, left) == encode_png(full, 3, up_filter=False)
+    with Image.open(io.BytesIO(encode_mask_png(size, crop, 6, left))) as image:
+        np.testing.assert_array_equal(np.asarray(image), full)
 
 
 # ---------------------------------------------------------------------------------------- results
