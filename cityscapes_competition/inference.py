@@ -179,12 +179,13 @@ class ResultWriter:
             if area >= min_area:
                 yield region.top, region.left, region.mask, area
             return
-        areas = np.bincount(components.ravel(), minlength=count + 1)
-        objects = ndimage.find_objects(components)
-        for index in (np.flatnonzero(areas[1:] >= min_area) + 1).tolist():
-            inner = objects[index - 1]
+        for index, inner in enumerate(ndimage.find_objects(components), start=1):
+            if (inner[0].stop - inner[0].start) * (inner[1].stop - inner[1].start) < min_area:
+                continue  # its box cannot hold min_area pixels: most specks end here, without a pass over them
             crop = components[inner] == index
-            yield region.top + inner[0].start, region.left + inner[1].start, crop, int(areas[index])
+            area = int(np.count_nonzero(crop))
+            if area >= min_area:
+                yield region.top + inner[0].start, region.left + inner[1].start, crop, area
 
     def _upsampled_probability(self, scores, label: int, box, rows: SourcePositions, cols: SourcePositions):
         """The class's probability over ``box`` of the full-size image; the softmax only on the cells it mixes."""
