@@ -7,6 +7,7 @@ the files like any PNG.
 
 from __future__ import annotations
 
+import functools
 import struct
 import zlib
 
@@ -59,22 +60,58 @@ def encode_png(pixels: np.ndarray, level: int = 6, up_filter: bool = True) -> by
 def encode_mask_png(size: tuple[int, int], crop: np.ndarray, top: int, left: int, level: int = 3) -> bytes:
     """A 1-bit PNG of ``size`` that is ``crop`` (bool) at (top, left) and empty elsewhere.
 
-    Only the crop is packed; the rest of the image is zero bytes, which zlib-ng squeezes almost
-    for free. Equal to ``encode_png`` of the full mask without the Up filter.
+    Only the crop's rows are compressed. The empty rows above and below are deflate segments made
+    once per row count (a fresh compressor, flushed to a byte boundary, so segments concatenate),
+    and the Adler-32 of zero bytes is arithmetic. The pixels are those of ``encode_png`` of the full mask.
     """
     height, width = size
+    row_bytes = (width + 7) // 8 + 1  # with the filter byte, 0 (None) on every row
     shift = left % 8  # the crop's first bit within its first byte
-    aligned = np.pad(crop, ((0, 0), (shift, 0))) if shift else crop
+    aligned = np.zeros((crop.shape[0], shift + crop.shape[1]), bool)  # np.pad costs ten times more
+    aligned[:, shift:] = crop
     packed = np.packbits(aligned, axis=1)
-    data = np.zeros((height, (width + 7) // 8 + 1), dtype=np.uint8)  # filter byte 0 (None) on every row
-    first = 1 + left // 8
-    data[top : top + crop.shape[0], first : first + packed.shape[1]] = packed
+    rows = np.zeros((crop.shape[0], row_bytes), np.uint8)
+    rows[:, 1 + left // 8 : 1 + left // 8 + packed.shape[1]] = packed
+    below = height - top - crop.shape[0]
+    checksum = _adler32_after_zeros(1, top * row_bytes)
+    checksum = _adler32_after_zeros(zlib.adler32(rows.data, checksum), below * row_bytes)
+    segments = [
+        _ZLIB_HEADER,
+        _empty_rows_deflated(top, row_bytes, level),
+        _deflated(rows.data, level),
+        _empty_rows_deflated(below, row_bytes, level),
+        _FINAL_EMPTY_BLOCK,
+        struct.pack(">I", checksum),
+    ]
     header = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
     return b"".join(
         [
             _PNG_SIGNATURE,
             _png_chunk(b"IHDR", header),
-            _png_chunk(b"IDAT", zlib_ng.compress(data.data, level)),
+            _png_chunk(b"IDAT", b"".join(segments)),
             _png_chunk(b"IEND", b""),
         ]
     )
+
+
+_ZLIB_HEADER = b"\x78\x01"  # deflate, 32 KiB window, no preset dictionary
+_FINAL_EMPTY_BLOCK = b"\x03\x00"  # a final, empty block with fixed codes
+_ADLER_BASE = 65521
+
+
+def _deflated(data, level: int) -> bytes:
+    """Raw deflate segment of ``data`` ending on a byte boundary, with no reference before it."""
+    compressor = zlib_ng.compressobj(level, zlib_ng.DEFLATED, -15)
+    return compressor.compress(data) + compressor.flush(zlib_ng.Z_FULL_FLUSH)
+
+
+@functools.lru_cache(maxsize=4096)
+def _empty_rows_deflated(count: int, row_bytes: int, level: int) -> bytes:
+    return _deflated(bytes(count * row_bytes), level) if count else b""
+
+
+def _adler32_after_zeros(checksum: int, count: int) -> int:
+    """zlib.adler32 of ``count`` zero bytes continuing from ``checksum``: the first sum stays, the
+    second grows by it once per byte."""
+    first, second = checksum & 0xFFFF, checksum >> 16
+    return (((second + count * first) % _ADLER_BASE) << 16) | first

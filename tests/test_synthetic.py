@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import io
 import json
+import zlib
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from cityscapes_competition import synthetic, synthetic_results
+from cityscapes_competition import fast_png, synthetic, synthetic_results
 from cityscapes_competition.labels import NUM_LABEL_IDS, color_of, id2label
 from cityscapes_competition.naming import (
     CAMERA_SUFFIX,
@@ -248,16 +249,25 @@ def test_encode_png_roundtrips() -> None:
                 np.testing.assert_array_equal(np.asarray(image), array)
 
 
-@pytest.mark.parametrize("left, width", [(0, 5), (1, 12), (7, 9), (8, 16), (13, 3), (20, 5)])
-def test_mask_png_of_a_crop_is_the_full_mask_png(left: int, width: int) -> None:
-    """Every bit offset of the crop within its first byte, up to the image's last (partial) byte."""
-    size = (11, 25)
-    crop = np.random.default_rng(left).random((4, width)) < 0.5
+@pytest.mark.parametrize(
+    "size, top, left, crop_size",
+    [((11, 25), 6, 0, (4, 5)), ((11, 25), 0, 1, (4, 12)), ((11, 25), 7, 7, (4, 9)), ((11, 25), 6, 8, (5, 16)),
+     ((11, 25), 0, 0, (11, 25)), ((11, 25), 10, 20, (1, 5)), ((1024, 2048), 700, 13, (90, 300))],
+)  # fmt: skip
+def test_mask_png_of_a_crop_is_the_full_mask(size, top: int, left: int, crop_size) -> None:
+    """Every bit offset of the crop within its first byte, crops touching each border, and a full-size
+    mask (the Adler-32 of its empty rows wraps): the stream inflates, checksum included, to the full
+    mask's rows, and Pillow and fast_png read the full mask."""
+    crop = np.random.default_rng(left).random(crop_size) < 0.5
     full = np.zeros(size, bool)
-    full[6:10, left : left + width] = crop
-    assert encode_mask_png(size, crop, 6, left) == encode_png(full, 3, up_filter=False)
-    with Image.open(io.BytesIO(encode_mask_png(size, crop, 6, left))) as image:
+    full[top : top + crop_size[0], left : left + crop_size[1]] = crop
+    data = encode_mask_png(size, crop, top, left)
+    assert zlib.decompress(fast_png._image_data(data)) == zlib.decompress(
+        fast_png._image_data(encode_png(full, 3, up_filter=False))
+    )
+    with Image.open(io.BytesIO(data)) as image:
         np.testing.assert_array_equal(np.asarray(image), full)
+    np.testing.assert_array_equal(fast_png.decode_grayscale(data), full)
 
 
 # ---------------------------------------------------------------------------------------- results
