@@ -76,7 +76,7 @@ def decode_rgb(data: bytes) -> np.ndarray | None:
     rows = np.frombuffer(raw, np.uint8).reshape(height, row_bytes + 1)
     if _mostly_predicted(rows[:, 0], _MAX_PREDICTED_ROW_SHARE):
         return None
-    if not rows[:, 0].any():  # no row filtered: the bytes are the pixels (read-only, not copied)
+    if not rows[:, 0].any():  # no row filtered: the inflated bytes are the pixels, not copied
         return rows[:, 1:].reshape(height, width, 3)
     return _unfilter(rows, 3).reshape(height, width, 3)
 
