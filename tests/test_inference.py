@@ -138,6 +138,25 @@ def test_class_regions_are_cut_at_empty_lines_and_cover_every_pixel() -> None:
     assert [r.label for r in instance_class_regions(labels, min_area=2)].count(25) == 0
 
 
+def test_components_keep_the_large_ones_of_a_region_by_pixels_not_by_box(tmp_path) -> None:
+    """One region (a frame spans every row and column, so nothing is cut) holding the frame, a
+    diagonal whose box could hold min_area pixels but whose pixels cannot, a speck, and a blob."""
+    from cityscapes_competition.inference import ClassRegion, ResultWriter
+    from cityscapes_competition.submission_metadata import InstanceSettings
+
+    mask = np.zeros((40, 40), bool)
+    mask[[0, 1, 38, 39], :] = mask[:, [0, 1, 38, 39]] = True  # the frame: 304 pixels
+    mask[np.arange(8, 21), np.arange(8, 21)] = True  # the diagonal: 13 pixels in a 13x13 box
+    mask[30, 6] = True  # a speck
+    mask[25:31, 25:31] = True  # a blob of 36 pixels
+    settings = InferenceSettings(instances=InstanceSettings(min_area=30))
+    writer = ResultWriter(tmp_path, settings, OutputContract(settings))
+    found = sorted(
+        (top, left, crop.shape, area) for top, left, crop, area in writer._components(ClassRegion(26, 5, 7, mask))
+    )
+    assert found == [(5, 7, (40, 40), 304), (30, 32, (6, 6), 36)]
+
+
 @pytest.mark.parametrize("seed, size", [(0, (192, 384)), (1, (192, 384)), (2, (150, 301))])
 def test_instances_equal_a_brute_force_labelling_of_the_whole_image(seed: int, size, tmp_path) -> None:
     """Regions, the per-region labelling and the box-only confidence change nothing: every component
