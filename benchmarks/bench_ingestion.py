@@ -84,16 +84,20 @@ def resolve_submission(name: str, scratch: Path) -> Path:
 
 def bench_submission(submission: Path, case: Path, count: int, scratch: Path, repeat: int) -> None:
     """The whole run at 50 images (memory), then ``repeat`` pairs of a whole run and a bare prediction
-    at ``count`` images, one after the other, so that the shared machine's drift hits both alike."""
+    at ``count`` images, one after the other so that the shared machine's drift hits both alike, in
+    alternating order so that a steady drift favours neither."""
     small = subset(case / "ref", 50, scratch)
     memory = {50: whole_run(submission, small, scratch)[1]}
     images = small if count == 50 else subset(case / "ref", count, scratch)
     pairs = []
-    for _ in range(repeat):
+    for number in range(repeat):
+        if number % 2:
+            bare = _bare(images, submission, count)
         seconds, peak = whole_run(submission, images, scratch)
         memory[count] = max(peak, memory.get(count, 0))
-        print(f"bare prediction over {count} decoded images ...", flush=True)
-        pairs.append((seconds, bare_predict_seconds(images, submission)))
+        if not number % 2:
+            bare = _bare(images, submission, count)
+        pairs.append((seconds, bare))
     print()
     print(f"model: {find_model_file(submission)}, images: {count} at 2048x1024, cores: {os.cpu_count()}")
     ratios = []
@@ -111,6 +115,11 @@ def bench_submission(submission: Path, case: Path, count: int, scratch: Path, re
     for images_count, peak in sorted(memory.items()):
         print(f"peak memory of a whole run, {images_count:4d} images: {peak / 2**20:6.0f} MiB")
     print(flush=True)
+
+
+def _bare(images: Path, submission: Path, count: int) -> dict[str, float]:
+    print(f"bare prediction over {count} decoded images ...", flush=True)
+    return bare_predict_seconds(images, submission)
 
 
 def whole_run(submission: Path, images: Path, scratch: Path) -> tuple[float, int]:
@@ -133,7 +142,7 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=500)
     parser.add_argument("--submission", nargs="+", default=["baseline", "reference"])
     parser.add_argument("--data", type=Path, default=REPO / "data" / "benchmark")
-    parser.add_argument("--repeat", type=int, default=1, help="pairs of whole run and bare prediction")
+    parser.add_argument("--repeat", type=int, default=1, help="pairs of whole run and bare run, order alternating")
     args = parser.parse_args()
 
     case = prepare(args.data, 500, 40, 0)
