@@ -91,13 +91,11 @@ def bench_submission(submission: Path, case: Path, count: int, scratch: Path, re
     images = small if count == 50 else subset(case / "ref", count, scratch)
     pairs = []
     for number in range(repeat):
-        if number % 2:
-            bare = _bare(images, submission, count)
+        bare_first = number % 2 == 1
+        bare = _bare(images, submission, count) if bare_first else None
         seconds, peak = whole_run(submission, images, scratch)
         memory[count] = max(peak, memory.get(count, 0))
-        if not number % 2:
-            bare = _bare(images, submission, count)
-        pairs.append((seconds, bare))
+        pairs.append((seconds, bare or _bare(images, submission, count)))
     print()
     print(f"model: {find_model_file(submission)}, images: {count} at 2048x1024, cores: {os.cpu_count()}")
     ratios = []
