@@ -26,11 +26,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from scipy import ndimage
 
 from .atomic import write_result_file
+from .components import instance_components
 from .errors import SubmissionError
-from .labels import INSTANCE_CLASS_IDS, NUM_LABEL_IDS, id2label
+from .labels import NUM_LABEL_IDS, id2label
 from .naming import FrameId
 from .png_io import PngReadError, read_rgb
 from .png_write import encode_mask_png, encode_png
@@ -45,7 +45,6 @@ TRAIN_ID_TO_LABEL_ID = np.array(
     np.uint8,
 )
 CHANNELS = {"trainIds": len(TRAIN_ID_TO_LABEL_ID), "labelIds": NUM_LABEL_IDS}
-_EIGHT_CONNECTED = np.ones((3, 3), bool)
 _PNG_LEVEL = 2  # with Up rows: 2.0 ms and 21.9 KB per label map, against 2.4 ms and 21.2 KB at 3
 
 
@@ -156,36 +155,19 @@ class ResultWriter:
         return len(instances)
 
     def _instances(self, label_ids: np.ndarray, result: ModelOutput) -> list[Instance]:
-        """Every kept component, best first; each class is labelled inside its own tight regions only."""
+        """Every component of at least ``min_area`` pixels, best first."""
         found: list[Instance] = []
         rows = SourcePositions.along(result.size[0], result.scores.shape[0])
         cols = SourcePositions.along(result.size[1], result.scores.shape[1])
-        for region in instance_class_regions(label_ids, self.settings.instances.min_area):
-            for top, left, crop, area in self._components(region):
-                box = (slice(top, top + crop.shape[0]), slice(left, left + crop.shape[1]))
-                probability = self._upsampled_probability(result.scores, region.label, box, rows, cols)
-                # Confidence: the mean over the component of its class's probability, upsampled bilinearly.
-                total = float(probability[crop].sum(dtype=np.float64))
-                found.append(Instance(total / area, region.label, crop, top, left))
+        for component in instance_components(label_ids, min_area=self.settings.instances.min_area):
+            probability = self._upsampled_probability(result.scores, component.label, component.box, rows, cols)
+            # Confidence: the mean over the component of its class's probability, upsampled bilinearly.
+            total = float(probability[component.mask].sum(dtype=np.float64))
+            found.append(
+                Instance(total / component.area, component.label, component.mask, component.top, component.left)
+            )
         found.sort(key=lambda instance: -instance.confidence)
         return found[: self.settings.instances.max_per_image]
-
-    def _components(self, region: ClassRegion) -> Iterator[tuple[int, int, np.ndarray, int]]:
-        """(top, left, mask of its box, area) of each component of at least ``min_area`` pixels."""
-        min_area = self.settings.instances.min_area
-        components, count = ndimage.label(region.mask, structure=_EIGHT_CONNECTED)
-        if count == 1:  # the common case in a tight region: the region is the component
-            area = int(np.count_nonzero(region.mask))
-            if area >= min_area:
-                yield region.top, region.left, region.mask, area
-            return
-        for index, inner in enumerate(ndimage.find_objects(components), start=1):
-            if (inner[0].stop - inner[0].start) * (inner[1].stop - inner[1].start) < min_area:
-                continue  # its box cannot hold min_area pixels: most specks end here, without a pass over them
-            crop = components[inner] == index
-            area = int(np.count_nonzero(crop))
-            if area >= min_area:
-                yield region.top + inner[0].start, region.left + inner[1].start, crop, area
 
     def _upsampled_probability(self, scores, label: int, box, rows: SourcePositions, cols: SourcePositions):
         """The class's probability over ``box`` of the full-size image; the softmax only on the cells it mixes."""
@@ -223,75 +205,6 @@ class Instance:
 
     def png(self, size: tuple[int, int]) -> bytes:
         return encode_mask_png(size, self.crop, self.top, self.left)
-
-
-@dataclass(frozen=True)
-class ClassRegion:
-    """The pixels of one instance class inside a box of the image: no 8-connected component of the
-    class crosses the box's border."""
-
-    label: int
-    top: int
-    left: int
-    mask: np.ndarray  # bool, the box
-
-    @property
-    def box(self) -> tuple[slice, slice]:
-        return slice(self.top, self.top + self.mask.shape[0]), slice(self.left, self.left + self.mask.shape[1])
-
-
-def instance_class_regions(label_ids: np.ndarray, min_area: int = 1) -> Iterator[ClassRegion]:
-    """Tight regions covering every pixel of each instance class, skipping those too small to hold
-    a component of ``min_area`` pixels.
-
-    Boxes are cut recursively at rows and columns that hold none of the pixels (an XY cut): no
-    8-connected component crosses such a line, and the parts (cars parked on either side of the
-    street, at different heights) are far smaller than their union's bounding box, so labelling
-    the components touches little more than the pixels themselves.
-    """
-    candidates = label_ids >= _FIRST_INSTANCE_ID  # one cheap pass; the rest works on the cut boxes only
-    for box in _xy_cut(candidates, min_area):
-        window = label_ids[box]
-        for label in INSTANCE_CLASS_IDS:
-            mask = window == label
-            if np.count_nonzero(mask) < min_area:
-                continue
-            for inner in _xy_cut(mask, min_area):
-                yield ClassRegion(label, box[0].start + inner[0].start, box[1].start + inner[1].start, mask[inner])
-
-
-_FIRST_INSTANCE_ID = min(INSTANCE_CLASS_IDS)
-
-
-def _xy_cut(mask: np.ndarray, min_area: int) -> list[tuple[slice, slice]]:
-    """Tight boxes around the pixels of ``mask``, split at empty rows and columns until none is left."""
-    boxes = []
-    pending = [(slice(0, mask.shape[0]), slice(0, mask.shape[1]))]
-    while pending:
-        rows, cols = pending.pop()
-        part = mask[rows, cols]
-        row_runs, col_runs = _runs(part.any(axis=1)), _runs(part.any(axis=0))
-        if not row_runs:
-            continue
-        if len(col_runs) > 1:
-            pending += [(rows, _inner(cols, first, stop)) for first, stop in col_runs]
-        elif len(row_runs) > 1:
-            pending += [(_inner(rows, first, stop), cols) for first, stop in row_runs]
-        else:
-            (top, bottom), (left, right) = row_runs[0], col_runs[0]
-            if (bottom - top) * (right - left) >= min_area:  # else every component in it is too small
-                boxes.append((_inner(rows, top, bottom), _inner(cols, left, right)))
-    return boxes
-
-
-def _inner(outer: slice, first: int, stop: int) -> slice:
-    return slice(outer.start + first, outer.start + stop)
-
-
-def _runs(present: np.ndarray) -> list[tuple[int, int]]:
-    """[first, stop) of every run of True."""
-    edges = np.flatnonzero(np.diff(np.concatenate(([False], present, [False])).astype(np.int8)))
-    return list(zip(edges[::2].tolist(), edges[1::2].tolist(), strict=True))
 
 
 class Progress:

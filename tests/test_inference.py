@@ -110,50 +110,66 @@ def test_bad_outputs_are_refused(shape, value, fragment) -> None:
         OutputContract(InferenceSettings()).check(np.full(shape, value, np.float32), "model.h5")
 
 
-def test_class_regions_are_cut_at_empty_lines_and_cover_every_pixel() -> None:
-    from cityscapes_competition.inference import instance_class_regions
+def scipy_components(labels: np.ndarray, classes, min_area: int) -> list[tuple]:
+    """(label, top, left, area, mask bytes) of every 8-connected component, by scipy's labelling of each class."""
+    from scipy import ndimage
 
-    labels = np.full((40, 100), 7, np.uint8)
-    labels[30:35, 2:10] = 26  # a car on the left
-    labels[5:9, 80:95] = 26  # and one on the right, higher up
-    labels[5:9, 40:50] = labels[30:34, 40:50] = 26  # two above each other: cut at the empty rows
-    labels[20, 40] = labels[21, 41] = 24  # a person touching only diagonally: one region
-    labels[0, 0] = 25  # a rider of one pixel
-    regions = list(instance_class_regions(labels))
-    boxes = sorted((r.label, r.top, r.top + r.mask.shape[0], r.left, r.left + r.mask.shape[1]) for r in regions)
-    assert boxes == [
-        (24, 20, 22, 40, 42),
-        (25, 0, 1, 0, 1),
-        (26, 5, 9, 40, 50),
-        (26, 5, 9, 80, 95),
-        (26, 30, 34, 40, 50),
-        (26, 30, 35, 2, 10),
-    ]
-    covered = np.zeros(labels.shape, bool)
-    for region in regions:
-        assert np.array_equal(region.mask, labels[region.box] == region.label)
-        covered[region.box] |= region.mask
-    assert np.array_equal(covered, np.isin(labels, [24, 25, 26]))
-    # Regions too small to hold a component of min_area pixels are not labelled at all.
-    assert [r.label for r in instance_class_regions(labels, min_area=2)].count(25) == 0
+    found = []
+    for label in classes:
+        components, _ = ndimage.label(labels == label, structure=np.ones((3, 3), bool))
+        for index, box in enumerate(ndimage.find_objects(components), start=1):
+            mask = components[box] == index
+            if box is not None and mask.sum() >= min_area:
+                found.append((label, box[0].start, box[1].start, int(mask.sum()), mask.shape, mask.tobytes()))
+    return sorted(found)
 
 
-def test_components_keep_the_large_ones_of_a_region_by_pixels_not_by_box(tmp_path) -> None:
-    """One region (a frame spans every row and column, so nothing is cut) holding the frame, a
-    diagonal whose box could hold min_area pixels but whose pixels cannot, a speck, and a blob."""
-    from cityscapes_competition.inference import ClassRegion, ResultWriter
-    from cityscapes_competition.submission_metadata import InstanceSettings
+def ours(labels: np.ndarray, classes, min_area: int) -> list[tuple]:
+    from cityscapes_competition.components import instance_components
 
-    mask = np.zeros((40, 40), bool)
-    mask[[0, 1, 38, 39], :] = mask[:, [0, 1, 38, 39]] = True  # the frame: 304 pixels
-    mask[np.arange(8, 21), np.arange(8, 21)] = True  # the diagonal: 13 pixels in a 13x13 box
-    mask[30, 6] = True  # a speck
-    mask[25:31, 25:31] = True  # a blob of 36 pixels
-    settings = InferenceSettings(instances=InstanceSettings(min_area=30))
-    writer = ResultWriter(tmp_path, settings, OutputContract(settings))
-    found = sorted(
-        (top, left, crop.shape, area) for top, left, crop, area in writer._components(ClassRegion(26, 5, 7, mask))
-    )
+    found = instance_components(labels, classes, min_area)
+    for component in found:
+        assert np.all(labels[component.box][component.mask] == component.label)
+    firsts = [(c.top, int(np.flatnonzero(c.mask[0])[0]) + c.left) for c in found]
+    assert firsts == sorted(firsts)  # in the order of their first pixel
+    return sorted((c.label, c.top, c.left, c.area, c.mask.shape, c.mask.tobytes()) for c in found)
+
+
+@pytest.mark.parametrize("seed, shape, cell", [(0, (40, 60), 1), (1, (64, 128), 3), (2, (33, 7), 2), (3, (1, 50), 1)])
+@pytest.mark.parametrize("min_area", [1, 12])
+def test_components_equal_scipy_labelling_of_each_class(seed, shape, cell, min_area) -> None:
+    # Blocky random maps: components of every shape, touching diagonally, other classes and the borders.
+    rng = np.random.default_rng(seed)
+    coarse = rng.choice([7, 24, 24, 26, 26, 33], (shape[0] // cell + 1, shape[1] // cell + 1))
+    labels = coarse.repeat(cell, 0).repeat(cell, 1)[: shape[0], : shape[1]].astype(np.uint8)
+    assert ours(labels, [24, 26, 33], min_area) == scipy_components(labels, [24, 26, 33], min_area)
+
+
+def test_components_touch_diagonally_but_not_across_classes_or_row_ends() -> None:
+    from cityscapes_competition.components import instance_components
+
+    labels = np.full((6, 8), 7, np.uint8)
+    labels[0, 0] = labels[1, 1] = labels[2, 0] = 26  # a diagonal zigzag: one component
+    labels[0, 3:5] = 26
+    labels[1, 5:7] = 24  # touches the car above diagonally, but is a person: two components
+    labels[3, 7] = labels[4, 0] = 26  # the end of one row and the start of the next are not neighbours
+    found = sorted((c.label, c.top, c.left, c.area) for c in instance_components(labels))
+    assert found == [(24, 1, 5, 2), (26, 0, 0, 3), (26, 0, 3, 2), (26, 3, 7, 1), (26, 4, 0, 1)]
+    assert instance_components(np.full((5, 5), 7, np.uint8)) == []
+
+
+def test_components_are_kept_by_their_pixels_not_their_box() -> None:
+    """A frame, a diagonal whose box could hold min_area pixels but whose pixels cannot, a speck, a blob."""
+    from cityscapes_competition.components import instance_components
+
+    labels = np.zeros((50, 50), np.uint8)
+    frame = np.zeros((40, 40), bool)
+    frame[[0, 1, 38, 39], :] = frame[:, [0, 1, 38, 39]] = True  # 304 pixels
+    labels[5:45, 7:47][frame] = 26
+    labels[np.arange(13, 26), np.arange(15, 28)] = 26  # the diagonal: 13 pixels in a 13x13 box
+    labels[35, 13] = 26  # a speck
+    labels[30:36, 32:38] = 26  # a blob of 36 pixels
+    found = [(c.top, c.left, c.mask.shape, c.area) for c in instance_components(labels, min_area=30)]
     assert found == [(5, 7, (40, 40), 304), (30, 32, (6, 6), 36)]
 
 
