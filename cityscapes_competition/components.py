@@ -29,6 +29,7 @@ class Component:
     left: int
     mask: np.ndarray  # bool, the component's bounding box
     area: int
+    runs: tuple[np.ndarray, np.ndarray, np.ndarray]  # (row, start, stop) of its runs, in raster order
 
     @property
     def box(self) -> tuple[slice, slice]:
@@ -106,10 +107,10 @@ def _kept(runs: _Runs, component: np.ndarray, area: np.ndarray, min_area: int) -
         first, last = group_starts[number], group_ends[number]
         top, left = int(tops[number]), int(lefts[number])
         shape = (int(bottoms[number]) - top, int(rights[number]) - left)
-        part = slice(first, last)
-        mask = _painted(shape, row[part] - top, start[part] - left, stop[part] - left)
+        own = row[first:last], start[first:last], stop[first:last]
+        mask = _painted(shape, own[0] - top, own[1] - left, own[2] - left)
         label = int(runs.label[kept_runs[first]])
-        found.append(Component(label, top, left, mask, int(area[component[kept_runs[first]]])))
+        found.append(Component(label, top, left, mask, int(area[component[kept_runs[first]]]), own))
     return found
 
 

@@ -35,7 +35,7 @@ from .naming import FrameId
 from .png_io import PngReadError, read_rgb
 from .png_write import encode_mask_png, encode_png
 from .submission_metadata import InferenceSettings
-from .upsampling import SourcePositions, bilinear_box, source_cells, upsampled_argmax
+from .upsampling import SourcePositions, upsampled_argmax, upsampled_run_sums
 
 TRAIN_ID_TO_LABEL_ID = np.array(
     [
@@ -155,25 +155,28 @@ class ResultWriter:
         return len(instances)
 
     def _instances(self, label_ids: np.ndarray, result: ModelOutput) -> list[Instance]:
-        """Every component of at least ``min_area`` pixels, best first."""
-        found: list[Instance] = []
-        rows = SourcePositions.along(result.size[0], result.scores.shape[0])
-        cols = SourcePositions.along(result.size[1], result.scores.shape[1])
-        for component in instance_components(label_ids, min_area=self.settings.instances.min_area):
-            probability = self._upsampled_probability(result.scores, component.label, component.box, rows, cols)
-            # Confidence: the mean over the component of its class's probability, upsampled bilinearly.
-            total = float(probability[component.mask].sum(dtype=np.float64))
-            found.append(
-                Instance(total / component.area, component.label, component.mask, component.top, component.left)
-            )
+        """Every component of at least ``min_area`` pixels, best first. Confidence: the mean over the
+        component of its class's probability, upsampled bilinearly."""
+        components = instance_components(label_ids, min_area=self.settings.instances.min_area)
+        if not components:
+            return []
+        runs = [np.concatenate(parts) for parts in zip(*(component.runs for component in components), strict=True)]
+        run_counts = [len(component.runs[0]) for component in components]
+        channels = np.repeat([self._channel_of[component.label] for component in components], run_counts)
+        sums = upsampled_run_sums(
+            result.scores,
+            SourcePositions.along(result.size[0], result.scores.shape[0]),
+            SourcePositions.along(result.size[1], result.scores.shape[1]),
+            (*runs, channels),
+            self.contract.probabilities,
+        )
+        totals = np.add.reduceat(sums, np.cumsum(run_counts) - run_counts)
+        found = [
+            Instance(float(total) / component.area, component.label, component.mask, component.top, component.left)
+            for component, total in zip(components, totals, strict=True)
+        ]
         found.sort(key=lambda instance: -instance.confidence)
         return found[: self.settings.instances.max_per_image]
-
-    def _upsampled_probability(self, scores, label: int, box, rows: SourcePositions, cols: SourcePositions):
-        """The class's probability over ``box`` of the full-size image; the softmax only on the cells it mixes."""
-        cells = source_cells(rows, cols, box)
-        window = self.contract.probabilities(scores[cells])[..., self._channel_of[label]]
-        return bilinear_box(window, rows, cols, box, origin=(cells[0].start, cells[1].start))
 
     def _write_instances(self, instances: list[Instance], city: str, stem: str, size: tuple[int, int]) -> None:
         folder = self._folder("instance", city)

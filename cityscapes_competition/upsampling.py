@@ -11,6 +11,7 @@ then decided pixel by pixel. So the work is per disagreeing pair of vectors, not
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -53,25 +54,65 @@ class SourcePositions:
         """How many output indices have each source index as their lower one (0 for skipped ones)."""
         return np.bincount(self.lower, minlength=self.source_size)
 
+    @cached_property
+    def _weight_prefixes(self) -> tuple[np.ndarray, np.ndarray]:
+        """Prefix sums over output indices of the lower and the upper source's weight (float64)."""
+        upper = self.weight.astype(np.float64)
+        return np.concatenate(([0.0], np.cumsum(1 - upper))), np.concatenate(([0.0], np.cumsum(upper)))
 
-def bilinear_box(
-    values: np.ndarray, rows: SourcePositions, cols: SourcePositions, box: tuple[slice, slice], origin=(0, 0)
+    @cached_property
+    def _spans(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Per source index: the output range [first, stop) taking it as lower, and as upper."""
+        sources = np.arange(self.source_size + 1)
+        lower_edges, upper_edges = np.searchsorted(self.lower, sources), np.searchsorted(self.upper, sources)
+        return lower_edges[:-1], lower_edges[1:], upper_edges[:-1], upper_edges[1:]
+
+    def weights_within(self, source: np.ndarray, start: np.ndarray, stop: np.ndarray) -> np.ndarray:
+        """The total weight the output indices in [start, stop) give each ``source`` index (float64)."""
+        lower_first, lower_stop, upper_first, upper_stop = (span[source] for span in self._spans)
+        lower_prefix, upper_prefix = self._weight_prefixes
+
+        def within(edges: np.ndarray) -> np.ndarray:
+            return np.minimum(np.maximum(edges, start), stop)
+
+        lower_mass = lower_prefix[within(lower_stop)] - lower_prefix[within(lower_first)]
+        return lower_mass + (upper_prefix[within(upper_stop)] - upper_prefix[within(upper_first)])
+
+
+def upsampled_run_sums(
+    values: np.ndarray,
+    rows: SourcePositions,
+    cols: SourcePositions,
+    runs: tuple[np.ndarray, ...],
+    normalise: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> np.ndarray:
-    """The ``box`` of the upsampled image, computing only the box. ``values`` are the source cells
-    from ``origin`` on: the whole source, or a window holding the cells the box mixes."""
-    r0, r1, rw = rows.lower[box[0]] - origin[0], rows.upper[box[0]] - origin[0], rows.weight[box[0]]
-    c0, c1, cw = cols.lower[box[1]] - origin[1], cols.upper[box[1]] - origin[1], cols.weight[box[1]]
-    along_rows = values[r0] * (1 - rw)[:, None] + values[r1] * rw[:, None]
-    # np.take keeps rows contiguous; along_rows[:, c0] would be laid out column by column
-    return np.take(along_rows, c0, axis=1) * (1 - cw) + np.take(along_rows, c1, axis=1) * cw
+    """Per run of output pixels, the sum of ``values`` (h, w, channels) upsampled bilinearly, without
+    upsampling: ``runs`` is (row, start, stop, channel), the run [start, stop) of one channel on one row.
+    ``normalise`` (a softmax) maps the cells' vectors first, computed only on the cells the runs mix.
 
-
-def source_cells(rows: SourcePositions, cols: SourcePositions, box: tuple[slice, slice]) -> tuple[slice, slice]:
-    """The source cells the ``box`` of the upsampled image mixes."""
-    return (
-        slice(int(rows.lower[box[0].start]), int(rows.upper[box[0].stop - 1]) + 1),
-        slice(int(cols.lower[box[1].start]), int(cols.upper[box[1].stop - 1]) + 1),
-    )
+    Along a row, output pixel x mixes the row-interpolated values of cells lower(x) and upper(x) with
+    weights 1 - w(x) and w(x). So the sum over a run is, per cell it touches, the cell's value times
+    the weights the run's pixels give it, and those come from prefix sums: work per cell, not per pixel.
+    """
+    row, start, stop, channel = runs
+    first_cell, last_cell = cols.lower[start], cols.upper[stop - 1]
+    cells = last_cell - first_cell + 1
+    run = np.repeat(np.arange(len(row)), cells)
+    cell = first_cell[run] + np.arange(len(run)) - np.repeat(np.cumsum(cells) - cells, cells)
+    width = values.shape[1]
+    lower, upper = rows.lower[row[run]] * width + cell, rows.upper[row[run]] * width + cell
+    flat = values.reshape(-1, values.shape[-1])
+    if normalise is not None:
+        mixed = np.zeros(len(flat), bool)
+        mixed[lower] = mixed[upper] = True
+        mixed = np.flatnonzero(mixed)
+        normalised = np.empty_like(flat)
+        normalised[mixed] = normalise(flat[mixed])
+        flat = normalised
+    weight = rows.weight[row[run]]
+    interpolated = flat[lower, channel[run]] * (1 - weight) + flat[upper, channel[run]] * weight  # float32
+    mass = cols.weights_within(cell, start[run], stop[run])
+    return np.bincount(run, weights=interpolated * mass, minlength=len(row))
 
 
 def upsampled_argmax(scores: np.ndarray, size: tuple[int, int], lookup: np.ndarray | None = None) -> np.ndarray:

@@ -13,7 +13,7 @@ from cityscapes_competition.inference import (
     OutputContract,
 )
 from cityscapes_competition.submission_metadata import InferenceSettings
-from cityscapes_competition.upsampling import SourcePositions, bilinear_box, source_cells, upsampled_argmax
+from cityscapes_competition.upsampling import SourcePositions, upsampled_argmax, upsampled_run_sums
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -64,20 +64,22 @@ def test_a_third_class_can_win_between_two_neighbours() -> None:
 
 
 @pytest.mark.parametrize(
-    "low, size", [((20, 40), (160, 320)), ((13, 29), (100, 230)), ((40, 40), (30, 50)), ((40, 60), (5, 7))]
+    "low, size",
+    [((20, 40), (160, 320)), ((13, 29), (100, 230)), ((40, 40), (30, 50)), ((40, 60), (5, 7)), ((5, 7), (5, 70))],
 )
-def test_a_box_of_the_upsampled_image_equals_the_full_resize(low, size) -> None:
+def test_run_sums_equal_sums_over_the_full_resize(low, size) -> None:
     import tensorflow as tf
 
-    values = np.random.default_rng(2).random(low).astype(np.float32)
-    full = tf.image.resize(values[None, ..., None], size, method="bilinear").numpy()[0, ..., 0]
+    rng = np.random.default_rng(2)
+    values = rng.random((*low, 3)).astype(np.float32)
+    full = tf.image.resize(values[None], size, method="bilinear").numpy()[0].astype(np.float64)
+    row, ends = rng.integers(0, size[0], 300), np.sort(rng.integers(0, size[1], (300, 2)), axis=1)
+    start, stop, channel = ends[:, 0], ends[:, 1] + 1, rng.integers(0, 3, 300)
+    row[:3], start[:3], stop[:3] = [0, size[0] - 1, 0], [0, 0, size[1] - 1], [size[1], 1, size[1]]  # the borders
     rows, cols = SourcePositions.along(size[0], low[0]), SourcePositions.along(size[1], low[1])
-    for top, left, height, width in [(0, 0, *size), (37 % size[0], 5, 9, 20), (size[0] - 1, size[1] - 3, 1, 3)]:
-        box = (slice(top, min(top + height, size[0])), slice(left, min(left + width, size[1])))
-        np.testing.assert_allclose(bilinear_box(values, rows, cols, box), full[box], atol=1e-5)  # float32 weights
-        cells = source_cells(rows, cols, box)  # the same from the window of cells the box mixes
-        window = bilinear_box(values[cells], rows, cols, box, origin=(cells[0].start, cells[1].start))
-        np.testing.assert_allclose(window, full[box], atol=1e-5)
+    sums = upsampled_run_sums(values, rows, cols, (row, start, stop, channel))
+    expected = [full[r, first:last, c].sum() for r, first, last, c in zip(row, start, stop, channel, strict=True)]
+    np.testing.assert_allclose(sums, expected, rtol=1e-5, atol=1e-6)  # TensorFlow rounds every pixel to float32
 
 
 def test_train_ids_map_to_label_ids() -> None:
@@ -175,8 +177,8 @@ def test_components_are_kept_by_their_pixels_not_their_box() -> None:
 
 @pytest.mark.parametrize("seed, size", [(0, (192, 384)), (1, (192, 384)), (2, (150, 301))])
 def test_instances_equal_a_brute_force_labelling_of_the_whole_image(seed: int, size, tmp_path) -> None:
-    """Regions, the per-region labelling and the box-only confidence change nothing: every component
-    of every instance class over the whole image, with its mean upsampled class probability."""
+    """Labelling by runs and confidences summed per cell change nothing: every component of every
+    instance class over the whole image, with its mean upsampled class probability (TensorFlow's)."""
     import tensorflow as tf
     from scipy import ndimage
 
