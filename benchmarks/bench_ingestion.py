@@ -5,6 +5,8 @@ On the synthetic test images at 2048x1024 (the scoring benchmark's set, generate
   - the whole run: ingestion_program/ingestion.py as the platform starts it (TensorFlow start-up,
     safe model loading, decoding, inference, upsampling, instances, writing every result file),
     at 50 and at N images, with the peak memory of the whole process tree.
+Each side's CPU seconds (user + system) are printed too: on a shared machine they vary less than
+the wall clock, and their ratio is the work the run adds to the model's.
 
 Two submissions by default: the baseline (about 20 ms per image: the run is all decoding and
 post-processing) and the reference model of benchmarks/reference_model.py (the compute of a
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import statistics
 import sys
@@ -63,13 +66,22 @@ def bare_predict_seconds(images_root: Path, submission: Path) -> dict[str, float
     images = np.stack([load_test_image(image, size)[0] for image in discover_test_images(images_root)])
     model.predict(images[:batch_size], batch_size=batch_size, verbose=0)  # warm-up: tracing, allocation
     model.predict_on_batch(images[:batch_size])
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), _cpu_seconds(resource.RUSAGE_SELF)
     model.predict(images, batch_size=batch_size, verbose=0)
-    whole_array = time.perf_counter() - start
-    start = time.perf_counter()
+    seconds = {"model.predict": time.perf_counter() - start}
+    seconds["model.predict cpu"] = _cpu_seconds(resource.RUSAGE_SELF) - cpu
+    start, cpu = time.perf_counter(), _cpu_seconds(resource.RUSAGE_SELF)
     for first in range(0, len(images), batch_size):
         model.predict_on_batch(images[first : first + batch_size])
-    return {"model.predict": whole_array, "predict_on_batch": time.perf_counter() - start, "images": len(images)}
+    seconds["predict_on_batch"] = time.perf_counter() - start
+    seconds["predict_on_batch cpu"] = _cpu_seconds(resource.RUSAGE_SELF) - cpu
+    return seconds
+
+
+def _cpu_seconds(who: int) -> float:
+    """User and system CPU seconds: less sensitive than the wall clock to a shared machine's other load."""
+    usage = resource.getrusage(who)
+    return usage.ru_utime + usage.ru_stime
 
 
 def resolve_submission(name: str, scratch: Path) -> Path:
@@ -87,27 +99,35 @@ def bench_submission(submission: Path, case: Path, count: int, scratch: Path, re
     at ``count`` images, one after the other so that the shared machine's drift hits both alike, in
     alternating order so that a steady drift favours neither."""
     small = subset(case / "ref", 50, scratch)
-    memory = {50: whole_run(submission, small, scratch)[1]}
+    memory = {50: whole_run(submission, small, scratch)["peak"]}
     images = small if count == 50 else subset(case / "ref", count, scratch)
     pairs = []
     for number in range(repeat):
         bare_first = number % 2 == 1
         bare = _bare(images, submission, count) if bare_first else None
-        seconds, peak = whole_run(submission, images, scratch)
-        memory[count] = max(peak, memory.get(count, 0))
-        pairs.append((seconds, bare or _bare(images, submission, count)))
+        whole = whole_run(submission, images, scratch)
+        memory[count] = max(whole["peak"], memory.get(count, 0))
+        pairs.append((whole, bare or _bare(images, submission, count)))
     print()
     print(f"model: {find_model_file(submission)}, images: {count} at 2048x1024, cores: {os.cpu_count()}")
     ratios = []
     for number, (whole, bare) in enumerate(pairs, start=1):
         fastest = min(bare["model.predict"], bare["predict_on_batch"])
-        ratios.append(whole / fastest)
+        ratios.append(whole["seconds"] / fastest)
         print(f"pair {number}:")
         for name in ("model.predict", "predict_on_batch"):
-            seconds = bare[name]
-            print(f"  bare {name + ',':17s} decoded beforehand: {seconds:7.1f} s  ({seconds / count:.3f} s/image)")
-        print(f"  whole ingestion run:                     {whole:7.1f} s  ({whole / count:.3f} s/image)")
-        print(f"  ratio whole / fastest bare prediction:   {whole / fastest:7.2f}x")
+            seconds, cpu = bare[name], bare[f"{name} cpu"]
+            print(
+                f"  bare {name + ',':17s} decoded beforehand: {seconds:7.1f} s  ({seconds / count:.3f} s/image), "
+                f"CPU {cpu:7.1f} s"
+            )
+        seconds, cpu = whole["seconds"], whole["cpu"]
+        print(
+            f"  whole ingestion run:                     {seconds:7.1f} s  ({seconds / count:.3f} s/image), "
+            f"CPU {cpu:7.1f} s"
+        )
+        print(f"  ratio whole / fastest bare prediction:   {ratios[-1]:7.2f}x")
+        print(f"  CPU ratio whole / predict_on_batch:      {cpu / bare['predict_on_batch cpu']:7.2f}x")
     if len(ratios) > 1:
         print(f"median ratio over {len(ratios)} pairs: {statistics.median(ratios):.2f}x")
     for images_count, peak in sorted(memory.items()):
@@ -120,15 +140,16 @@ def _bare(images: Path, submission: Path, count: int) -> dict[str, float]:
     return bare_predict_seconds(images, submission)
 
 
-def whole_run(submission: Path, images: Path, scratch: Path) -> tuple[float, int]:
-    """Seconds and peak memory of ingestion.py as the platform starts it."""
+def whole_run(submission: Path, images: Path, scratch: Path) -> dict[str, float]:
+    """Seconds, CPU seconds and peak memory of ingestion.py as the platform starts it."""
     output = scratch / "out"
     command = [sys.executable, str(REPO / "ingestion_program" / "ingestion.py"), str(images), str(output),
                str(REPO / "ingestion_program"), str(submission)]  # fmt: skip
     print(f"whole ingestion run, {_count(images)} images ...", flush=True)
+    cpu = _cpu_seconds(resource.RUSAGE_CHILDREN)
     seconds, peak = timed(command)[:2]
     shutil.rmtree(output)
-    return seconds, peak
+    return {"seconds": seconds, "cpu": _cpu_seconds(resource.RUSAGE_CHILDREN) - cpu, "peak": peak}
 
 
 def _count(images: Path) -> int:
