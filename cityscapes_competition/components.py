@@ -18,6 +18,7 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 from .labels import INSTANCE_CLASS_IDS
+from .upsampling import expand_ranges
 
 
 @dataclass(frozen=True)
@@ -84,11 +85,10 @@ def _connected(runs: _Runs, height: int, width: int) -> np.ndarray:
     above = line - (width + 2)
     # Runs above, same label, touching [start - 1, stop]: their stop >= start and their start <= stop.
     first = np.searchsorted(stop_keys, above + runs.start, "left")
-    count = np.maximum(np.searchsorted(start_keys, above + runs.stop, "right") - first, 0)
-    below = np.repeat(np.arange(len(count)), count)
-    offsets = np.arange(len(below)) - np.repeat(np.cumsum(count) - count, count)
-    touching = order[np.repeat(first, count) + offsets]
-    graph = coo_matrix((np.ones(len(below), np.int8), (touching, below)), shape=(len(count), len(count)))
+    below, touching = expand_ranges(
+        np.arange(len(order)), first, np.searchsorted(start_keys, above + runs.stop, "right")
+    )
+    graph = coo_matrix((np.ones(len(below), np.int8), (order[touching], below)), shape=(len(order), len(order)))
     return connected_components(graph, directed=False)[1]
 
 

@@ -95,10 +95,7 @@ def upsampled_run_sums(
     the weights the run's pixels give it, and those come from prefix sums: work per cell, not per pixel.
     """
     row, start, stop, channel = runs
-    first_cell, last_cell = cols.lower[start], cols.upper[stop - 1]
-    cells = last_cell - first_cell + 1
-    run = np.repeat(np.arange(len(row)), cells)
-    cell = first_cell[run] + np.arange(len(run)) - np.repeat(np.cumsum(cells) - cells, cells)
+    run, cell = expand_ranges(np.arange(len(row)), cols.lower[start], cols.upper[stop - 1] + 1)
     width = values.shape[1]
     lower, upper = rows.lower[row[run]] * width + cell, rows.upper[row[run]] * width + cell
     flat = values.reshape(-1, values.shape[-1])
@@ -172,9 +169,9 @@ def _gap_switches(
     simple = at_crossing.max(axis=1) < top - _CROSSING_MARGIN * (1 + np.abs(top))
     # Simple pairs: b wins from the crossing on (at the crossing itself the lower class index wins).
     split = np.clip(_first_position_after(axis.keys, gap + crossing, at_or_after=b < a), start, end)
-    simple_pairs, simple_positions = _expand(pair[simple], split[simple], end[simple])
+    simple_pairs, simple_positions = expand_ranges(pair[simple], split[simple], end[simple])
     values = [b[simple_pairs]]
-    hard_pairs, hard_positions = _expand(pair[~simple], start[~simple], end[~simple])
+    hard_pairs, hard_positions = expand_ranges(pair[~simple], start[~simple], end[~simple])
     if len(hard_pairs):
         weight = axis.weight[hard_positions][:, None]
         mixed = left[hard_pairs] * (1 - weight) + right[hard_pairs] * weight
@@ -195,10 +192,10 @@ def _first_position_after(keys: np.ndarray, values: np.ndarray, at_or_after: np.
     return first
 
 
-def _expand(pairs: np.ndarray, start: np.ndarray, end: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Every (pair, position) with start <= position < end, for each pair."""
+def expand_ranges(items: np.ndarray, start: np.ndarray, end: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Every (item, position) with start <= position < end, for each item: ranges flattened, no loop."""
     lengths = np.maximum(end - start, 0)
     total = int(lengths.sum())
-    owners = np.repeat(np.arange(len(pairs)), lengths)
+    owners = np.repeat(np.arange(len(items)), lengths)
     offsets = np.arange(total) - np.repeat(np.cumsum(lengths) - lengths, lengths)
-    return pairs[owners], start[owners] + offsets
+    return items[owners], start[owners] + offsets
