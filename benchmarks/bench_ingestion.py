@@ -25,6 +25,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -66,16 +67,23 @@ def bare_predict_seconds(images_root: Path, submission: Path) -> dict[str, float
     images = np.stack([load_test_image(image, size)[0] for image in discover_test_images(images_root)])
     model.predict(images[:batch_size], batch_size=batch_size, verbose=0)  # warm-up: tracing, allocation
     model.predict_on_batch(images[:batch_size])
-    start, cpu = time.perf_counter(), _cpu_seconds(resource.RUSAGE_SELF)
-    model.predict(images, batch_size=batch_size, verbose=0)
-    seconds = {"model.predict": time.perf_counter() - start}
-    seconds["model.predict cpu"] = _cpu_seconds(resource.RUSAGE_SELF) - cpu
-    start, cpu = time.perf_counter(), _cpu_seconds(resource.RUSAGE_SELF)
-    for first in range(0, len(images), batch_size):
-        model.predict_on_batch(images[first : first + batch_size])
-    seconds["predict_on_batch"] = time.perf_counter() - start
-    seconds["predict_on_batch cpu"] = _cpu_seconds(resource.RUSAGE_SELF) - cpu
+    seconds = {}
+    seconds["model.predict"], seconds["model.predict cpu"] = _seconds_and_cpu(
+        lambda: model.predict(images, batch_size=batch_size, verbose=0)
+    )
+    seconds["predict_on_batch"], seconds["predict_on_batch cpu"] = _seconds_and_cpu(
+        lambda: [
+            model.predict_on_batch(images[first : first + batch_size]) for first in range(0, len(images), batch_size)
+        ]
+    )
     return seconds
+
+
+def _seconds_and_cpu(run: Callable[[], object]) -> tuple[float, float]:
+    """Wall and CPU seconds of ``run`` in this process."""
+    start, cpu = time.perf_counter(), _cpu_seconds(resource.RUSAGE_SELF)
+    run()
+    return time.perf_counter() - start, _cpu_seconds(resource.RUSAGE_SELF) - cpu
 
 
 def _cpu_seconds(who: int) -> float:
@@ -116,23 +124,19 @@ def bench_submission(submission: Path, case: Path, count: int, scratch: Path, re
         ratios.append(whole["seconds"] / fastest)
         print(f"pair {number}:")
         for name in ("model.predict", "predict_on_batch"):
-            seconds, cpu = bare[name], bare[f"{name} cpu"]
-            print(
-                f"  bare {name + ',':17s} decoded beforehand: {seconds:7.1f} s  ({seconds / count:.3f} s/image), "
-                f"CPU {cpu:7.1f} s"
-            )
-        seconds, cpu = whole["seconds"], whole["cpu"]
-        print(
-            f"  whole ingestion run:                     {seconds:7.1f} s  ({seconds / count:.3f} s/image), "
-            f"CPU {cpu:7.1f} s"
-        )
+            _print_timing(f"bare {name + ',':17s} decoded beforehand:", bare[name], bare[f"{name} cpu"], count)
+        _print_timing(f"{'whole ingestion run:':42s}", whole["seconds"], whole["cpu"], count)
         print(f"  ratio whole / fastest bare prediction:   {ratios[-1]:7.2f}x")
-        print(f"  CPU ratio whole / predict_on_batch:      {cpu / bare['predict_on_batch cpu']:7.2f}x")
+        print(f"  CPU ratio whole / predict_on_batch:      {whole['cpu'] / bare['predict_on_batch cpu']:7.2f}x")
     if len(ratios) > 1:
         print(f"median ratio over {len(ratios)} pairs: {statistics.median(ratios):.2f}x")
     for images_count, peak in sorted(memory.items()):
         print(f"peak memory of a whole run, {images_count:4d} images: {peak / 2**20:6.0f} MiB")
     print(flush=True)
+
+
+def _print_timing(label: str, seconds: float, cpu: float, count: int) -> None:
+    print(f"  {label} {seconds:7.1f} s  ({seconds / count:.3f} s/image), CPU {cpu:7.1f} s")
 
 
 def _bare(images: Path, submission: Path, count: int) -> dict[str, float]:
