@@ -21,4 +21,5 @@ RUN grep -vE '^(tf_keras|pytest|iniconfig|pluggy|ruff)==' /tmp/requirements.lock
     && pip install --no-cache-dir --no-deps -r /tmp/requirements-image.txt \
     && rm /tmp/requirements.lock /tmp/requirements-image.txt \
     && pip check \
-    && python -c "import cityscapesscripts, deflate, h5py, keras, numpy, PIL, pycocotools, scipy, tensorflow, tzdata, yaml, zlib_ng"
+    && python -c "import cityscapesscripts, deflate, h5py, ijson, keras, numpy, PIL, pycocotools, scipy, tensorflow, tzdata, yaml, zlib_ng" \
+    && python -c "import ijson; assert ijson.backend == 'yajl2_c', ijson.backend"

@@ -11,7 +11,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import SubmissionError
+from .errors import SubmissionError, printable
 from .frame_evaluation import FrameJob, FrameRecords, evaluate_frame
 from .groundtruth import GroundTruthFrame, discover_ground_truth
 from .metrics import instance as instance_metric
@@ -28,9 +28,9 @@ from .results_format import (
     locate_results,
     match_predictions,
     parse_instance_txt,
-    parse_rle_json,
     walk_files,
 )
+from .rle_results import parse_rle_json
 from .scores import Scores
 
 # Below this many frames, worker start-up costs more than it saves.
@@ -70,6 +70,7 @@ def plan_evaluation(ref_root: Path, res_root: Path) -> EvaluationPlan:
             tuple(instances.get(gt.frame, ())) if instances is not None else None,
             with_distances,
             index.get(gt.frame),
+            folder.real_root,
         )
         for gt in frames
     ]
@@ -95,25 +96,27 @@ def _instance_predictions(
     json_files = [Path(p) for p in files if p.endswith(".json")]
     by_frame, unnamed = index_task_files(files, ".txt")
     if json_files:
-        return _rle_predictions(json_files, by_frame, frames, warnings)
+        return _rle_predictions(json_files, by_frame, frames, folder.real_root, warnings)
     _warn_unused(by_frame, unnamed, frames, INSTANCE_DIR, warnings)
     matched = match_predictions(frames, by_frame, INSTANCE_DIR, "instance prediction txt")
     per_frame = {}
     for frame, path in matched.items():
-        per_frame[frame] = _capped(parse_instance_txt(path, folder.instance_dir), frame, warnings)
+        per_frame[frame] = _capped(parse_instance_txt(path, folder.root), frame, warnings)
     return per_frame
 
 
-def _rle_predictions(json_files, by_frame, frames, warnings) -> dict[FrameId, list[InstanceLine]]:
+def _rle_predictions(
+    json_files: list[Path], by_frame: dict, frames: list[FrameId], real_root: str, warnings: list[str]
+) -> dict[FrameId, list[InstanceLine]]:
     if len(json_files) > 1 or by_frame:
         raise SubmissionError(
             "holds " + ("several JSON files" if len(json_files) > 1 else "both txt files and a JSON file"),
             json_files[0].parent,
             "Give instance results either as one RLE JSON file or as one txt per image, not both.",
         )
-    parsed = parse_rle_json(json_files[0], set(frames))
+    parsed = parse_rle_json(json_files[0], set(frames), real_root)
     warnings.extend(parsed.warnings)
-    return {frame: _capped(lines, frame, warnings) for frame, lines in parsed.per_frame.items()}
+    return parsed.per_frame
 
 
 def _capped(lines: list[InstanceLine], frame: FrameId, warnings: list[str]) -> list[InstanceLine]:
@@ -160,7 +163,7 @@ def run_plan(plan: EvaluationPlan, workers: int | None = None, on_frame: Callabl
     if plan.instance_entered:
         totals = instance_metric.combine(instance_records, plan.with_distances)
         instance_scores = instance_metric.summarize(totals, plan.distance_note)
-    warnings = list(plan.warnings)
+    warnings = [printable(warning) for warning in plan.warnings]  # names may hold undecodable bytes
     if stale:
         warnings.append(
             f"The reference index no longer matches {stale} ground-truth images (scored correctly, but slower); "

@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from pycocotools import mask as rle_codec
 
 from .distances import region_distances
 from .errors import SubmissionError
@@ -20,7 +19,8 @@ from .metrics import instance as instance_metric
 from .metrics import pixel as pixel_metric
 from .png_io import PngMissingError, PngReadError, read_mask_pixels, read_single_channel
 from .reference_index import FrameIndex, fingerprint
-from .results_format import InstanceLine, MaskFile, RleMask
+from .results_format import InstanceLine, MaskFile
+from .rle_results import rle_pixels
 
 _PIXEL_FIX = "A pixel prediction is a one-channel PNG of label ids 0..33 at the size of the test image."
 _MASK_FIX = "A mask is a PNG at the size of the test image whose nonzero pixels are the instance."
@@ -33,6 +33,7 @@ class FrameJob:
     instance_lines: tuple[InstanceLine, ...] | None  # None: instance task not entered
     with_distances: bool
     index: FrameIndex | None = None  # the reference index's entry, used only if the files still match it
+    results_root: str | None = None  # the resolved results folder every prediction file must lie in
 
 
 @dataclass
@@ -54,7 +55,7 @@ def evaluate_frame(job: FrameJob) -> FrameRecords:
         entry = None
     pixel = None
     if job.pixel_prediction is not None:
-        prediction = read_pixel_prediction(job.pixel_prediction, gt)
+        prediction = read_pixel_prediction(job.pixel_prediction, gt, job.results_root)
         pixel = pixel_metric.evaluate_frame(
             gt.label_ids,
             prediction,
@@ -69,9 +70,9 @@ def evaluate_frame(job: FrameJob) -> FrameRecords:
     return FrameRecords(pixel, instance, stale)
 
 
-def read_pixel_prediction(path: Path, gt: GroundTruthImage) -> np.ndarray:
+def read_pixel_prediction(path: Path, gt: GroundTruthImage, results_root: str | None) -> np.ndarray:
     try:
-        prediction = read_single_channel(path, gt.size)
+        prediction = read_single_channel(path, gt.size, results_root)
     except PngReadError as exc:
         raise SubmissionError(str(exc), path, _PIXEL_FIX) from None
     if prediction.dtype != np.uint8:
@@ -99,7 +100,7 @@ def _evaluate_instances(
             add_disparity(gt, job.ground_truth)
             if gt.disparity is not None and gt.camera is not None:
                 distances = region_distances(gt.instance_pixels, region_ids, gt.disparity, gt.camera)
-    predictions = (_decode(line, gt) for line in job.instance_lines if _in_task(line))
+    predictions = (_decode(line, gt, job.results_root) for line in job.instance_lines if _in_task(line))
     record = instance_metric.evaluate_frame(gt.instance_ids, predictions, distances, (region_ids, region_sizes))
     return record, indexed
 
@@ -125,74 +126,22 @@ def _in_task(line: InstanceLine) -> bool:
     return instance_metric.is_instance_class(line.label_id)
 
 
-def _decode(line: InstanceLine, gt: GroundTruthImage) -> instance_metric.Prediction:
-    pixels = _mask_file_pixels(line, gt) if isinstance(line.mask, MaskFile) else _rle_pixels(line.mask, line, gt)
+def _decode(line: InstanceLine, gt: GroundTruthImage, results_root: str | None) -> instance_metric.Prediction:
+    if isinstance(line.mask, MaskFile):
+        pixels = _mask_file_pixels(line, gt, results_root)
+    else:
+        width, height = gt.size
+        pixels = rle_pixels(line.mask, height, width, line.source)
     return instance_metric.Prediction(pixels, line.label_id, line.confidence)
 
 
-def _mask_file_pixels(line: InstanceLine, gt: GroundTruthImage) -> np.ndarray:
+def _mask_file_pixels(line: InstanceLine, gt: GroundTruthImage, results_root: str | None) -> np.ndarray:
     path = line.mask.path
     try:
-        return read_mask_pixels(path, gt.size)
+        return read_mask_pixels(path, gt.size, results_root)
     except PngMissingError:
         raise SubmissionError(
             f"{line.source}: the mask {os.path.basename(path)} does not exist", os.path.dirname(path), _MASK_FIX
         ) from None
     except PngReadError as exc:
         raise SubmissionError(f"{exc} (mask of {line.source})", path, _MASK_FIX) from None
-
-
-def _rle_pixels(mask: RleMask, line: InstanceLine, gt: GroundTruthImage) -> np.ndarray:
-    width, height = gt.size
-    if list(mask.rle["size"]) != [height, width]:
-        raise SubmissionError(
-            f"{line.source}: segmentation size {mask.rle['size']} is not [{height}, {width}]",
-            line.source.split(" ")[0],
-            "RLE sizes are [height, width] of the test image.",
-        )
-    rle = _checked_rle(mask.rle, height * width, line)
-    return np.flatnonzero(rle_codec.decode(rle))
-
-
-def _checked_rle(rle: dict, pixel_count: int, line: InstanceLine) -> dict:
-    """An RLE whose runs cover exactly the image: pycocotools writes past its buffer otherwise."""
-    counts = rle["counts"]
-    runs = decode_rle_counts(counts) if isinstance(counts, str) else counts
-    if (
-        not all(isinstance(run, int) and not isinstance(run, bool) and run >= 0 for run in runs)
-        or sum(runs) != pixel_count
-    ):
-        raise SubmissionError(
-            f"{line.source}: the RLE runs do not cover the {pixel_count} pixels of the image",
-            line.source.split(" ")[0],
-            "Encode masks with pycocotools.mask.encode(np.asfortranarray(mask)).",
-        )
-    if isinstance(counts, list):
-        return rle_codec.frPyObjects(rle, *rle["size"])
-    return {"size": rle["size"], "counts": counts.encode("ascii")}
-
-
-def decode_rle_counts(text: str) -> list[int]:
-    """The run lengths of a COCO compressed RLE string (the LEB128-like format of pycocotools)."""
-    runs: list[int] = []
-    position = 0
-    try:
-        data = text.encode("ascii")
-    except UnicodeEncodeError:
-        return [-1]
-    while position < len(data):
-        value, shift, more = 0, 0, True
-        while more:
-            if position >= len(data):
-                return [-1]
-            char = data[position] - 48
-            value |= (char & 0x1F) << (5 * shift)
-            more = bool(char & 0x20)
-            position += 1
-            shift += 1
-            if not more and (char & 0x10):
-                value |= -1 << (5 * shift)
-        if len(runs) > 2:
-            value += runs[-2]
-        runs.append(value)
-    return runs

@@ -148,7 +148,7 @@ def _predicted_instance_map(sources: OverlaySources, size: tuple[int, int]) -> n
     instance_map = np.zeros(size, np.int32)
     if sources.instances_txt is None or sources.instance_root is None:
         return instance_map
-    lines = parse_instance_txt(sources.instances_txt, sources.instance_root)
+    lines = parse_instance_txt(sources.instances_txt, sources.instance_root.parent)
     ranked = sorted(lines, key=lambda line: line.confidence)
     for number, line in enumerate(ranked, start=1):
         if isinstance(line.mask, MaskFile):

@@ -16,6 +16,7 @@ import numpy as np
 from PIL import Image
 
 from .fast_png import PngFormatError, decode_grayscale, decode_rgb, nonzero_bitmask_rows, read_header
+from .untrusted_files import MissingFileError, UntrustedFileError, read_untrusted
 
 Size = tuple[int, int]  # (width, height), as Pillow reports it
 
@@ -34,9 +35,12 @@ class PngMissingError(PngReadError):
     """There is no file at the path."""
 
 
-def read_single_channel(path: Path | str, expected_size: Size | None = None) -> np.ndarray:
-    """The pixel values of a one-channel PNG (labelIds, instanceIds, disparity), as numpy reads Pillow's."""
-    return decode_single_channel(_read_bytes(path), expected_size)
+def read_single_channel(path: Path | str, expected_size: Size | None = None, folder: str | None = None) -> np.ndarray:
+    """The pixel values of a one-channel PNG (labelIds, instanceIds, disparity), as numpy reads Pillow's.
+
+    ``folder``: the resolved folder a participant's file must lie in (``untrusted_files``).
+    """
+    return decode_single_channel(_read_bytes(path, folder), expected_size)
 
 
 def decode_single_channel(data: bytes, expected_size: Size | None = None) -> np.ndarray:
@@ -68,9 +72,9 @@ def decode_photo(data: bytes) -> tuple[np.ndarray, bool]:
         return _decode(lambda: np.asarray(image if image.mode == "RGB" else image.convert("RGB"))), False
 
 
-def read_mask_pixels(path: Path | str, expected_size: Size | None = None) -> np.ndarray:
+def read_mask_pixels(path: Path | str, expected_size: Size | None = None, folder: str | None = None) -> np.ndarray:
     """Flat indices of an instance mask's pixels: nonzero after conversion to 8-bit gray, as officially."""
-    data = _read_bytes(path)
+    data = _read_bytes(path, folder)
     depth, color_type = _check_header(data, expected_size)
     if color_type == _GRAYSCALE and depth == 1:
         packed = _fast(nonzero_bitmask_rows, data)
@@ -93,19 +97,13 @@ def _bit_positions(packed: np.ndarray, width: int, height: int) -> np.ndarray:
     return rows[row_of_bit] * width + column
 
 
-def _read_bytes(path: Path | str) -> bytes:
+def _read_bytes(path: Path | str, folder: str | None = None) -> bytes:
     try:
-        with open(path, "rb") as file:
-            data = file.read(MAX_FILE_BYTES + 1)
-    except FileNotFoundError:
-        raise PngMissingError("does not exist") from None
-    except IsADirectoryError:
-        raise PngReadError("is a folder, not a PNG file") from None
-    except OSError as exc:
-        raise PngReadError(f"cannot be read ({exc.strerror})") from None
-    if len(data) > MAX_FILE_BYTES:
-        raise PngReadError(f"is larger than {MAX_FILE_BYTES // (1024 * 1024)} MB, far more than a Cityscapes PNG")
-    return data
+        return read_untrusted(path, MAX_FILE_BYTES, folder)
+    except MissingFileError as exc:
+        raise PngMissingError(str(exc)) from None
+    except UntrustedFileError as exc:
+        raise PngReadError(str(exc)) from None
 
 
 def _header(data: bytes) -> tuple[int, int, int, int, int]:

@@ -5,28 +5,36 @@
 mask paths relative to the text file's folder; or ``instance/*.json``: COCO-style RLE predictions
 whose ``image_id`` is the Cityscapes stem.
 
-Nothing here follows a path out of the results folder.
+Nothing here reads a file outside the results folder: every file is read through
+``untrusted_files.read_untrusted``, contained in the resolved results folder whatever its name.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import os
+import re
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import SubmissionError
-from .naming import FrameId, frame_id_from_stem, parse_frame_id
+import numpy as np
+
+from .errors import SubmissionError, shown, shown_path
+from .naming import FrameId, parse_frame_id
+from .untrusted_files import UntrustedFileError, read_untrusted, real_folder
 
 PIXEL_DIR = "pixel"
 INSTANCE_DIR = "instance"
 MAX_FILES_PER_TASK = 300_000  # 500 images x 255 masks fit comfortably
+MAX_ENTRIES_PER_TASK = 2 * MAX_FILES_PER_TASK  # files and folders walked
 MAX_INSTANCES_PER_IMAGE = 255
-MAX_TEXT_BYTES = 10 * 1024 * 1024
-MAX_JSON_BYTES = 1024 * 1024 * 1024
+# 255 lines of ~100 bytes make 25 KB; the cap bounds what one file costs in memory while parsed (~25x).
+MAX_TEXT_BYTES = 2 * 1024 * 1024
 _IGNORED_NAMES = {"__MACOSX", ".DS_Store"}
+# Names a task folder is misspelt as; the official layout is lower case, singular.
+_TASK_NAME_SLIPS = {"pixel": PIXEL_DIR, "pixels": PIXEL_DIR, "instance": INSTANCE_DIR, "instances": INSTANCE_DIR}
+_FIELD_SEPARATOR = re.compile(r"[ \t]+")
 
 _TXT_FIX = "Each line must be '<mask path relative to the txt file> <labelId 0..33> <confidence>'."
 
@@ -36,16 +44,21 @@ class ResultsFolder:
     root: Path
     pixel_dir: Path | None
     instance_dir: Path | None
+    real_root: str  # the resolved results folder: every file read must lie inside it
 
 
 @dataclass(frozen=True)
 class MaskFile:
-    path: str  # normalized, lexically inside the results; every link in the results was checked
+    path: str  # normalized as the official scripts do (abspath); its links are checked when it is read
 
 
 @dataclass(frozen=True)
 class RleMask:
-    rle: dict  # {"size": [h, w], "counts": ...}, checked to be decodable
+    """A COCO run-length encoding; its runs are checked against pycocotools' decoder when it is decoded."""
+
+    height: int
+    width: int
+    counts: str | np.ndarray  # compressed string, or the runs as uint32 (an uncompressed RLE)
 
 
 @dataclass(frozen=True)
@@ -58,30 +71,55 @@ class InstanceLine:
     source: str  # where it came from, for messages: "file.txt line 3"
 
 
-@dataclass
-class InstanceResults:
-    per_frame: dict[FrameId, list[InstanceLine]]
-    warnings: list[str] = field(default_factory=list)
-
-
 def locate_results(res_root: Path) -> ResultsFolder:
     """The results folder, looking through one wrapping folder (a zipped folder)."""
     if not res_root.is_dir():
         raise SubmissionError("the results folder does not exist", res_root)
     root = res_root
     if not _has_task_dir(root):
-        entries = [e for e in root.iterdir() if e.name not in _IGNORED_NAMES and not e.name.startswith(".")]
+        entries = [e for e in _list_folder(root) if e.name not in _IGNORED_NAMES and not e.name.startswith(".")]
         if len(entries) == 1 and entries[0].is_dir() and not entries[0].is_symlink():
             root = entries[0]
+    _refuse_misspelt_task_folders(root)
     pixel, instance = root / PIXEL_DIR, root / INSTANCE_DIR
     for task_dir in (pixel, instance):
         if task_dir.is_symlink():
             raise SubmissionError("is a symbolic link; results must be plain folders and files", task_dir)
-    return ResultsFolder(root, pixel if pixel.is_dir() else None, instance if instance.is_dir() else None)
+    return ResultsFolder(
+        root, pixel if pixel.is_dir() else None, instance if instance.is_dir() else None, real_folder(res_root)
+    )
 
 
 def _has_task_dir(root: Path) -> bool:
     return (root / PIXEL_DIR).is_dir() or (root / INSTANCE_DIR).is_dir()
+
+
+def _list_folder(folder: Path) -> list[Path]:
+    try:
+        return list(folder.iterdir())
+    except OSError as exc:
+        raise _unreadable_folder(folder, exc) from None
+
+
+def _refuse_misspelt_task_folders(root: Path) -> None:
+    """'PIXEL/' or 'instances/' would silently score 0 for that task: say so instead."""
+    for entry in _list_folder(root):
+        meant = _TASK_NAME_SLIPS.get(entry.name.lower())
+        if meant is not None and entry.name != meant:
+            raise SubmissionError(
+                f"is named '{shown_path(entry.name)}'; the results folders are named exactly '{PIXEL_DIR}' and "
+                f"'{INSTANCE_DIR}' (lower case)",
+                entry,
+                f"Rename it to '{meant}'.",
+            )
+
+
+def _unreadable_folder(folder: Path | str, exc: OSError) -> SubmissionError:
+    return SubmissionError(
+        f"cannot be read ({exc.strerror or type(exc).__name__})",
+        folder,
+        "Make every folder of the results readable (the scorer lists them) and upload again.",
+    )
 
 
 def index_task_files(files: list[str], suffix: str) -> tuple[dict[FrameId, list[Path]], list[Path]]:
@@ -100,46 +138,38 @@ def index_task_files(files: list[str], suffix: str) -> tuple[dict[FrameId, list[
 
 
 def walk_files(task_dir: Path) -> list[str]:
-    """Every file under ``task_dir``, in a stable order.
+    """Every file under ``task_dir`` (links to files included), in a stable order.
 
-    Every symbolic link met (file or folder) must resolve inside the task folder; linked folders
-    are not descended into (their targets are inside, so they are walked anyway). Hence any path
-    that stays lexically inside the folder also stays inside it on disk.
+    Links to folders are not descended into. Nothing is opened here: every file is contained in the
+    results folder when it is read (``read_untrusted``), whatever its name.
     """
-    real_root = os.path.realpath(task_dir)
     files: list[str] = []
-    folders = [os.fspath(task_dir)]
+    folders, entries_seen = [os.fspath(task_dir)], 0
     while folders:
-        with os.scandir(folders.pop()) as entries:
-            for entry in entries:
-                if entry.name in _IGNORED_NAMES:
-                    continue
-                if entry.is_symlink():
-                    ensure_inside(entry.path, real_root, task_dir)
-                    if os.path.isdir(entry.path):
+        folder = folders.pop()
+        try:
+            with os.scandir(folder) as entries:
+                for entry in entries:
+                    entries_seen += 1
+                    if entries_seen > MAX_ENTRIES_PER_TASK or len(files) > MAX_FILES_PER_TASK:
+                        raise _too_many_files(task_dir)
+                    if entry.name in _IGNORED_NAMES:
                         continue
-                elif entry.is_dir():
-                    folders.append(entry.path)
-                    continue
-                files.append(entry.path)
-                if len(files) > MAX_FILES_PER_TASK:
-                    raise SubmissionError(
-                        f"holds more than {MAX_FILES_PER_TASK} files",
-                        task_dir,
-                        "Upload only the results: one prediction per test image (and its masks).",
-                    )
+                    if not entry.is_symlink() and entry.is_dir(follow_symlinks=False):
+                        folders.append(entry.path)
+                    elif not (entry.is_symlink() and os.path.isdir(entry.path)):
+                        files.append(entry.path)
+        except OSError as exc:
+            raise _unreadable_folder(folder, exc) from None
     return sorted(files)
 
 
-def ensure_inside(path: str, real_root: str, shown_root: Path) -> None:
-    """Refuse a link that resolves outside ``real_root``."""
-    real = os.path.realpath(path)
-    if real != real_root and not real.startswith(real_root + os.sep):
-        raise SubmissionError(
-            f"points outside the results folder {shown_root}",
-            path,
-            "Masks and predictions must be files inside the results folder; use relative paths without '..'.",
-        )
+def _too_many_files(task_dir: Path) -> SubmissionError:
+    return SubmissionError(
+        f"holds more than {MAX_FILES_PER_TASK} files",
+        task_dir,
+        "Upload only the results: one prediction per test image (and its masks).",
+    )
 
 
 def match_predictions(
@@ -148,10 +178,10 @@ def match_predictions(
     """Exactly one file per ground-truth frame, as the official evaluation requires."""
     missing = [frame for frame in frames if not by_frame.get(frame)]
     if missing:
-        shown = ", ".join(frame.stem for frame in missing[:10])
+        shown_frames = ", ".join(frame.stem for frame in missing[:10])
         more = f" and {len(missing) - 10} more" if len(missing) > 10 else ""
         raise SubmissionError(
-            f"{len(missing)} of {len(frames)} test images have no {kind}: {shown}{more}",
+            f"{len(missing)} of {len(frames)} test images have no {kind}: {shown_frames}{more}",
             task,
             f"Add one {kind} per test image, named after it (e.g. {missing[0].stem}_leftImg8bit{_suffix(kind)}).",
         )
@@ -159,7 +189,7 @@ def match_predictions(
     for frame in frames:
         candidates = by_frame[frame]
         if len(candidates) > 1:
-            names = ", ".join(str(p) for p in sorted(candidates)[:3])
+            names = ", ".join(shown_path(p) for p in sorted(candidates)[:3])
             raise SubmissionError(
                 f"{len(candidates)} files are predictions for test image {frame.stem}: {names}",
                 task,
@@ -173,22 +203,23 @@ def _suffix(kind: str) -> str:
     return ".txt" if "txt" in kind else ".png"
 
 
-def parse_instance_txt(path: Path, instance_root: Path) -> list[InstanceLine]:
+def parse_instance_txt(path: Path, results_root: Path) -> list[InstanceLine]:
     """The lines of one official instance txt. A repeated mask path keeps its last line, as officially.
 
-    ``instance_root`` must have been walked with ``walk_files`` (which checks every link in it).
+    Mask paths are relative to the txt's folder and may name any file of ``results_root`` (the
+    official scripts accept ``../masks/x.png``); lines are split as text files are read (\\n, \\r\\n, \\r).
     """
-    text = _read_text(path, MAX_TEXT_BYTES)
-    root = os.path.normpath(instance_root)
-    folder = os.fspath(path.parent)
+    text = read_result_text(path, MAX_TEXT_BYTES, real_folder(results_root), _TXT_FIX)
+    root = os.path.abspath(results_root)
+    folder = os.path.dirname(os.path.abspath(path))
     lines: dict[str, InstanceLine] = {}
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
+    for number, line in enumerate(text.replace("\r\n", "\n").replace("\r", "\n").split("\n"), start=1):
+        fields = _FIELD_SEPARATOR.split(line.strip(" \t"))
+        if fields == [""]:
             continue
-        fields = line.split()
-        where = f"{path.name} line {number}"
+        where = f"{os.path.basename(path)} line {number}"
         if len(fields) != 3:
-            raise SubmissionError(f"line {number} has {len(fields)} fields, not 3: {line[:80]!r}", path, _TXT_FIX)
+            raise SubmissionError(f"line {number} has {len(fields)} fields, not 3: {shown(line)}", path, _TXT_FIX)
         mask_path = _mask_path(path, folder, fields[0], number, root)
         label_id = _parse_label(fields[1], path, number)
         confidence = _parse_confidence(fields[2], path, number)
@@ -197,16 +228,17 @@ def parse_instance_txt(path: Path, instance_root: Path) -> list[InstanceLine]:
 
 
 def _mask_path(txt: Path, folder: str, relative: str, number: int, root: str) -> str:
-    if os.path.isabs(relative) or relative.startswith("~"):
+    if "\x00" in relative:
+        raise SubmissionError(f"line {number}: the mask path {shown(relative)} holds a NUL character", txt, _TXT_FIX)
+    if os.path.isabs(relative):
+        fix = "Mask paths are relative to the txt file."
+        raise SubmissionError(f"line {number}: the mask path {shown(relative)} is absolute", txt, fix)
+    joined = os.path.normpath(os.path.join(folder, relative))  # officially abspath(join(dirname(txt), path))
+    if not joined.startswith(root.rstrip(os.sep) + os.sep):
         raise SubmissionError(
-            f"line {number}: the mask path {relative!r} is absolute", txt, "Mask paths are relative to the txt file."
-        )
-    joined = os.path.normpath(os.path.join(folder, relative))
-    if not joined.startswith(root + os.sep):
-        raise SubmissionError(
-            f"line {number}: the mask path {relative!r} leaves the results folder",
+            f"line {number}: the mask path {shown(relative)} leaves the results folder",
             txt,
-            "Masks must lie inside the instance folder; remove '..' from the path.",
+            "Masks must lie inside the results folder; remove the extra '..' from the path.",
         )
     return joined
 
@@ -215,9 +247,9 @@ def _parse_label(text: str, path: Path, number: int) -> int:
     try:
         value = float(text)
     except ValueError:
-        raise SubmissionError(f"line {number}: labelId {text!r} is not a number", path, _TXT_FIX) from None
+        raise SubmissionError(f"line {number}: labelId {shown(text)} is not a number", path, _TXT_FIX) from None
     if not value.is_integer() or not 0 <= value <= 33:
-        raise SubmissionError(f"line {number}: labelId {text!r} is not a label id 0..33", path, _TXT_FIX)
+        raise SubmissionError(f"line {number}: labelId {shown(text)} is not a label id 0..33", path, _TXT_FIX)
     return int(value)
 
 
@@ -225,22 +257,40 @@ def _parse_confidence(text: str, path: Path, number: int) -> float:
     try:
         value = float(text)
     except ValueError:
-        raise SubmissionError(f"line {number}: confidence {text!r} is not a number", path, _TXT_FIX) from None
+        raise SubmissionError(f"line {number}: confidence {shown(text)} is not a number", path, _TXT_FIX) from None
     if not math.isfinite(value):
-        raise SubmissionError(f"line {number}: confidence {text!r} is not a finite number", path, _TXT_FIX)
+        raise SubmissionError(f"line {number}: confidence {shown(text)} is not a finite number", path, _TXT_FIX)
     return value
 
 
-def _read_text(path: Path, limit: int) -> str:
+_UTF16_32_BOMS = (b"\xff\xfe", b"\xfe\xff", b"\x00\x00\xfe\xff")
+_UTF8_BOM = b"\xef\xbb\xbf"
+
+
+def read_result_bytes(path: Path | str, limit: int, real_root: str) -> bytes:
+    """A result file's bytes, contained in the results folder; one message per problem."""
     try:
-        size = path.stat().st_size
-        if size > limit:
-            raise SubmissionError(f"is {size} bytes, more than the {limit} allowed", path)
-        return path.read_bytes().decode("utf-8")
-    except UnicodeDecodeError:
-        raise SubmissionError("is not UTF-8 text", path, _TXT_FIX) from None
-    except OSError as exc:
-        raise SubmissionError(f"cannot be read ({exc.strerror})", path) from None
+        return read_untrusted(path, limit, real_root)
+    except UntrustedFileError as exc:
+        raise SubmissionError(str(exc), path, "Results must be plain files inside the results folder.") from None
+
+
+def read_result_text(path: Path | str, limit: int, real_root: str, fix: str) -> str:
+    """A result file as UTF-8 text (a leading byte-order mark, as Windows editors write, is dropped)."""
+    data = read_result_bytes(path, limit, real_root)
+    if data.startswith(_UTF8_BOM):
+        data = data[len(_UTF8_BOM) :]
+    refuse_utf16_or_32(data[:4], path, fix)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise SubmissionError(f"is not UTF-8 text (byte {exc.start})", path, fix) from None
+
+
+def refuse_utf16_or_32(head: bytes, path: Path | str, fix: str) -> None:
+    """A file starting with a UTF-16/32 byte-order mark or NUL bytes is text in the wrong encoding."""
+    if head.startswith(_UTF16_32_BOMS) or (len(head) == 4 and b"\x00" in head):
+        raise SubmissionError("is UTF-16 or UTF-32 text; it must be UTF-8", path, f"Save it as UTF-8. {fix}")
 
 
 def cap_instances(lines: list[InstanceLine], frame: FrameId) -> tuple[list[InstanceLine], str | None]:
@@ -249,67 +299,11 @@ def cap_instances(lines: list[InstanceLine], frame: FrameId) -> tuple[list[Insta
         return lines, None
     ranked = sorted(range(len(lines)), key=lambda i: -lines[i].confidence)  # stable: ties keep file order
     kept = sorted(ranked[:MAX_INSTANCES_PER_IMAGE])
-    note = (
-        f"{frame.stem}: {len(lines)} instance predictions, more than the {MAX_INSTANCES_PER_IMAGE} allowed; "
+    return [lines[i] for i in kept], cap_note(frame, len(lines))
+
+
+def cap_note(frame: FrameId, count: int) -> str:
+    return (
+        f"{frame.stem}: {count} instance predictions, more than the {MAX_INSTANCES_PER_IMAGE} allowed; "
         f"only the {MAX_INSTANCES_PER_IMAGE} highest-scoring were evaluated"
     )
-    return [lines[i] for i in kept], note
-
-
-_JSON_FIX = (
-    "The file must be a JSON list of {'image_id': '<city>_<seq>_<frame>', 'category_id': <labelId>, "
-    "'segmentation': {'size': [height, width], 'counts': <RLE>}, 'score': <confidence>}."
-)
-
-
-def parse_rle_json(path: Path, frames: set[FrameId]) -> InstanceResults:
-    """COCO-style RLE predictions; image ids are Cityscapes stems."""
-    try:
-        data = json.loads(_read_text(path, MAX_JSON_BYTES))
-    except json.JSONDecodeError as exc:
-        raise SubmissionError(f"is not valid JSON ({exc.msg} at line {exc.lineno})", path, _JSON_FIX) from None
-    if not isinstance(data, list):
-        raise SubmissionError("holds a JSON object, not a list of predictions", path, _JSON_FIX)
-    per_frame: dict[FrameId, list[InstanceLine]] = defaultdict(list)
-    unknown: set[str] = set()
-    for index, item in enumerate(data):
-        frame, line = _rle_prediction(item, index, path)
-        if frame in frames:
-            per_frame[frame].append(line)
-        else:
-            unknown.add(frame.stem)
-    warnings = []
-    if unknown:
-        warnings.append(
-            f"{path.name}: predictions for {len(unknown)} image ids that are not test images were ignored "
-            f"(e.g. {sorted(unknown)[0]})"
-        )
-    return InstanceResults(dict(per_frame), warnings)
-
-
-def _rle_prediction(item: object, index: int, path: Path) -> tuple[FrameId, InstanceLine]:
-    where = f"prediction {index}"
-    if not isinstance(item, dict):
-        raise SubmissionError(f"{where} is not an object", path, _JSON_FIX)
-    missing = [key for key in ("image_id", "category_id", "segmentation", "score") if key not in item]
-    if missing:
-        raise SubmissionError(f"{where} lacks {', '.join(missing)}", path, _JSON_FIX)
-    frame = frame_id_from_stem(str(item["image_id"]))
-    if frame is None:
-        raise SubmissionError(f"{where}: image_id {item['image_id']!r} is not a Cityscapes stem", path, _JSON_FIX)
-    label = item["category_id"]
-    if isinstance(label, bool) or not isinstance(label, int | float) or label != int(label) or not 0 <= label <= 33:
-        raise SubmissionError(f"{where}: category_id {label!r} is not a label id 0..33", path, _JSON_FIX)
-    score = item["score"]
-    if isinstance(score, bool) or not isinstance(score, int | float) or not math.isfinite(score):
-        raise SubmissionError(f"{where}: score {score!r} is not a finite number", path, _JSON_FIX)
-    segmentation = item["segmentation"]
-    if (
-        not isinstance(segmentation, dict)
-        or not isinstance(segmentation.get("size"), list)
-        or len(segmentation["size"]) != 2
-        or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in segmentation["size"])
-        or not isinstance(segmentation.get("counts"), str | list)
-    ):
-        raise SubmissionError(f"{where}: segmentation is not an RLE {{'size', 'counts'}}", path, _JSON_FIX)
-    return frame, InstanceLine(RleMask(segmentation), int(label), float(score), f"{path.name} {where}")

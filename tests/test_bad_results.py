@@ -178,7 +178,9 @@ def test_mask_of_wrong_size(tiny_case, tmp_path, capsys) -> None:
 
 def test_binary_txt_file(tiny_case, tmp_path, capsys) -> None:
     txt_file(tiny_case).write_bytes(b"\xff\xfe\x00garbage")
-    assert_refused(tiny_case, tmp_path, capsys, "not UTF-8 text")
+    assert_refused(tiny_case, tmp_path, capsys, "UTF-16 or UTF-32 text; it must be UTF-8")
+    txt_file(tiny_case).write_bytes(b"masks/a.png 26 0.5\n\xff\xfe garbage")
+    assert_refused(tiny_case, tmp_path, capsys, "is not UTF-8 text (byte 19)")
 
 
 def test_too_many_instances_are_capped_with_a_warning(tiny_case, tmp_path, capsys, monkeypatch) -> None:
@@ -256,8 +258,8 @@ def test_rle_json_scores_like_the_txt_format(tiny_case, tmp_path, capsys) -> Non
 @pytest.mark.parametrize(
     "change, fragment",
     [
-        (lambda p: p.update(segmentation={"size": [48, 96], "counts": [0, 10**9]}), "RLE runs do not cover"),
-        (lambda p: p.update(segmentation={"size": [48, 96], "counts": "zzzz"}), "RLE runs do not cover"),
+        (lambda p: p.update(segmentation={"size": [48, 96], "counts": [0, 10**9]}), "RLE counts are not runs covering"),
+        (lambda p: p.update(segmentation={"size": [48, 96], "counts": "zzzz"}), "RLE counts are not runs covering"),
         (lambda p: p.update(segmentation={"size": [10, 10], "counts": [100]}), "is not [48, 96]"),
         (lambda p: p.update(category_id=99), "not a label id"),
         (lambda p: p.update(score="high"), "not a finite number"),
@@ -313,3 +315,228 @@ def test_without_distance_data_the_distance_metrics_are_left_out_and_explained(t
     assert keys == ["iou_class", "iiou_class", "iou_category", "iiou_category", "ap", "ap50"]
     page = (output / "detailed_results.html").read_text()
     assert "need disparity and camera files for every test image; 3 of 3 images lack them" in page
+
+
+# ---- hostile results: every file read is contained in the results folder, a regular file, bounded ----------
+
+
+def assert_refused_with_2(case: TinyCase, tmp_path: Path, capsys, *fragments: str) -> str:
+    code, err, output = run_scoring(case, tmp_path, capsys)
+    assert code == 2, err
+    assert "Traceback" not in err and "internal error" not in err
+    assert len(err.strip().splitlines()) == 1, err
+    for fragment in fragments:
+        assert fragment in err, err
+    assert not (output / "scores.txt").exists()
+    return err
+
+
+def test_a_junk_name_linked_to_the_ground_truth_is_not_read(tiny_case, tmp_path, capsys) -> None:
+    """'.DS_Store' is skipped by the walk, but a txt can still name it as a mask: its link is checked when read."""
+    masks = txt_file(tiny_case).parent / "masks"
+    ground_truth = next(tiny_case.ref.rglob(f"{STEM}_gtFine_labelIds.png"))
+    os.symlink(ground_truth, masks / ".DS_Store")
+    txt_file(tiny_case).write_text("masks/.DS_Store 26 0.5\n")
+    assert_refused_with_2(tiny_case, tmp_path, capsys, "points outside the results folder", ".DS_Store")
+
+
+def test_messages_do_not_reveal_what_exists_outside_the_results(tiny_case, tmp_path, capsys) -> None:
+    """Through a '__MACOSX' link to '/', a real file, a PNG and a missing file give the same message."""
+    os.symlink("/", tiny_case.res / "__MACOSX")
+    outside_png = next(tiny_case.ref.rglob(f"{STEM}_gtFine_labelIds.png"))
+    messages = []
+    for target in ("etc/passwd", str(outside_png).lstrip("/"), "no/such/file.png"):
+        txt_file(tiny_case).write_text(f"../../__MACOSX/{target} 26 0.5\n")
+        err = assert_refused_with_2(tiny_case, tmp_path / target.replace("/", "_"), capsys)
+        messages.append(err.replace(target, "TARGET"))
+    assert "points outside the results folder" in messages[0]
+    assert messages[0] == messages[1] == messages[2]
+
+
+def test_mask_paths_may_name_any_file_of_the_results_folder(tiny_case, tmp_path, capsys) -> None:
+    """'../masks/x.png' from instance/<city>/ stays in the results folder: the official scripts accept it."""
+    code, err, expected = run_scoring(tiny_case, tmp_path / "before", capsys)
+    assert code == 0, err
+    txt = txt_file(tiny_case)
+    (tiny_case.res / "masks").mkdir()
+    lines = []
+    for line in txt.read_text().splitlines():
+        mask, label, confidence = line.split()
+        (txt.parent / mask).rename(tiny_case.res / "masks" / os.path.basename(mask))
+        lines.append(f"../../masks/{os.path.basename(mask)} {label} {confidence}")
+    txt.write_text("\n".join(lines) + "\n")
+    code, err, output = run_scoring(tiny_case, tmp_path / "after", capsys)
+    assert code == 0, err
+    assert (output / "scores.txt").read_text() == (expected / "scores.txt").read_text()
+
+
+@pytest.mark.parametrize("name", ["PIXEL", "Instance", "instances", "pixels"])
+def test_misspelt_task_folder_is_named_not_scored_zero(tiny_case, tmp_path, capsys, name) -> None:
+    task = "pixel" if name.lower().startswith("pixel") else "instance"
+    (tiny_case.res / task).rename(tiny_case.res / name)
+    assert_refused_with_2(tiny_case, tmp_path, capsys, f"is named '{name}'", f"Rename it to '{task}'")
+
+
+def test_a_fifo_is_refused_not_waited_on(tiny_case, tmp_path) -> None:
+    path = pixel_file(tiny_case)
+    path.unlink()
+    os.mkfifo(path)
+    result = subprocess.run(
+        [sys.executable, str(REPO / "scoring_program" / "score.py"), str(tiny_case.ref.parent), str(tmp_path / "out")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 2, result.stderr
+    assert "is not a regular file but a named pipe (FIFO)" in result.stderr
+
+
+def test_a_link_to_a_device_is_refused_unread(tiny_case, tmp_path, capsys) -> None:
+    path = pixel_file(tiny_case)
+    path.unlink()
+    os.symlink("/dev/zero", path)
+    assert_refused_with_2(tiny_case, tmp_path, capsys, "points outside the results folder")
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="creating a device node needs root")
+def test_a_device_inside_the_results_is_refused_unread(tiny_case, tmp_path, capsys) -> None:
+    import stat
+
+    path = pixel_file(tiny_case)
+    path.unlink()
+    os.mknod(path, 0o644 | stat.S_IFCHR, os.makedev(1, 5))  # /dev/zero's numbers
+    assert_refused_with_2(tiny_case, tmp_path, capsys, "is not a regular file but a device")
+
+
+def test_a_nul_in_a_mask_path(tiny_case, tmp_path, capsys) -> None:
+    txt_file(tiny_case).write_text("masks/a\x00.png 26 0.5\n")
+    assert_refused_with_2(tiny_case, tmp_path, capsys, "holds a NUL character", "line 1")
+
+
+def test_an_unreadable_folder(tiny_case, tmp_path, capsys, monkeypatch) -> None:
+    """As root chmod cannot deny reading, so the refusal is what os.scandir raises for a user without rights."""
+    real_scandir = os.scandir
+    denied = os.fspath(txt_file(tiny_case).parent / "masks")
+
+    def scandir(path):
+        if os.fspath(path) == denied:
+            raise PermissionError(13, "Permission denied", path)
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    assert_refused_with_2(tiny_case, tmp_path, capsys, "masks: cannot be read (Permission denied)")
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads any folder")
+def test_an_unreadable_folder_for_real(tiny_case, tmp_path, capsys) -> None:
+    masks = txt_file(tiny_case).parent / "masks"
+    masks.chmod(0)
+    try:
+        assert_refused_with_2(tiny_case, tmp_path, capsys, "cannot be read")
+    finally:
+        masks.chmod(0o755)
+
+
+def test_a_stray_file_whose_name_is_not_utf8_does_not_stop_scoring(tiny_case, tmp_path, capsys) -> None:
+    for folder in (pixel_file(tiny_case).parent, txt_file(tiny_case).parent):
+        with open(os.path.join(os.fsencode(folder), b"notes-\xff\xfe.png"), "wb") as stray:
+            stray.write(b"x")
+    code, err, output = run_scoring(tiny_case, tmp_path, capsys)
+    assert code == 0, err
+    assert "notes-\\xff\\xfe.png" in err
+    page = (output / "detailed_results.html").read_text(encoding="utf-8")
+    assert "notes-\\xff\\xfe.png" in page
+    assert "notes-\\xff\\xfe.png" in " ".join(json.loads((output / "scores.json").read_text())["warnings"])
+
+
+def test_a_failing_file_whose_name_is_not_utf8_gets_one_message(tiny_case, tmp_path, capsys) -> None:
+    path = pixel_file(tiny_case)
+    bad = os.path.join(os.fsencode(path.parent), os.fsencode(path.name).replace(b".png", b"\xff.png"))
+    path.unlink()
+    with open(bad, "wb") as file:
+        file.write(b"not a png")
+    err = assert_refused_with_2(tiny_case, tmp_path, capsys, "\\xff.png", "not a PNG")
+    err.encode("utf-8")  # printable everywhere
+
+
+def test_a_txt_with_a_byte_order_mark_scores_as_without(tiny_case, tmp_path, capsys) -> None:
+    code, err, expected = run_scoring(tiny_case, tmp_path / "plain", capsys)
+    for txt in (tiny_case.res / "instance").rglob("*.txt"):
+        txt.write_bytes(b"\xef\xbb\xbf" + txt.read_bytes())
+    code, err, output = run_scoring(tiny_case, tmp_path / "bom", capsys)
+    assert code == 0, err
+    assert (output / "scores.txt").read_text() == (expected / "scores.txt").read_text()
+
+
+def _json_results(case: TinyCase, content: bytes | str) -> None:
+    import shutil
+
+    shutil.rmtree(case.res / "instance")
+    (case.res / "instance").mkdir()
+    path = case.res / "instance" / "predictions.json"
+    if isinstance(content, str):
+        path.write_text(content, encoding="utf-8")
+    else:
+        path.write_bytes(content)
+
+
+def test_a_utf16_json_gets_the_json_hint(tiny_case, tmp_path, capsys) -> None:
+    _json_results(tiny_case, json.dumps(_rle_document(tiny_case)).encode("utf-16"))
+    assert_refused_with_2(tiny_case, tmp_path, capsys, "UTF-16 or UTF-32", "Save it as UTF-8", "JSON list of")
+
+
+def test_a_json_with_a_byte_order_mark_scores(tiny_case, tmp_path, capsys) -> None:
+    _json_results(tiny_case, b"\xef\xbb\xbf" + json.dumps(_rle_document(tiny_case)).encode())
+    code, err, _ = run_scoring(tiny_case, tmp_path, capsys)
+    assert code == 0, err
+
+
+@pytest.mark.parametrize(
+    "content, fragment",
+    [
+        ("[" * 100_000 + "]" * 100_000, "prediction 0 is not an object"),
+        (
+            '[{"category_id": 26, "score": 1, "segmentation": {}, "image_id": ' + "[" * 100_000 + "]" * 100_000 + "}]",
+            "image_id <a JSON array> is not a Cityscapes stem",
+        ),
+        ("[" + "1" * 5000 + "]", "is not valid JSON (parse error: integer overflow)"),
+        ('[{"score": 1e400}]', "is not valid JSON (parse error: numeric (floating point) overflow)"),
+        ('[{"score": NaN}]', "is not valid JSON"),
+        ("[] trailing", "is not valid JSON (parse error: trailing garbage)"),
+        ("", "is not valid JSON"),
+        ('{"predictions": []}', "holds a JSON object, not a list"),
+    ],
+)
+def test_hostile_json(tiny_case, tmp_path, capsys, content, fragment) -> None:
+    _json_results(tiny_case, content)
+    assert_refused_with_2(tiny_case, tmp_path, capsys, fragment, "predictions.json")
+
+
+def test_unknown_json_keys_are_skipped_unread_however_deep(tiny_case, tmp_path, capsys) -> None:
+    document = _rle_document(tiny_case)
+    text = json.dumps(document)
+    deep = "[" * 50_000 + "]" * 50_000
+    text = text.replace('"score"', f'"bbox": {deep}, "area": {{"a": [{{}}, {{}}]}}, "score"')
+    _json_results(tiny_case, text)
+    code, err, _ = run_scoring(tiny_case, tmp_path, capsys)
+    assert code == 0, err
+
+
+def test_a_json_of_empty_objects_is_parsed_in_bounded_memory(tiny_case, tmp_path) -> None:
+    """json.loads would take ~25 times the file ([{},{},...]: ~1.6 GB for this 60 MB file); the stream does not."""
+    one = json.dumps(_rle_document(tiny_case)[0]) + ","
+    filler = '{"image_id": "x_000000_000000", "category_id": 26, "score": 0.5, "segmentation": ' + (
+        '{"size": [48, 96], "counts": "0"}, "pad": [{}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}]},'
+    )
+    _json_results(tiny_case, "[" + one + filler * 400_000 + one[:-1] + "]")
+    assert (tiny_case.res / "instance" / "predictions.json").stat().st_size > 60e6
+    # VmHWM, not ru_maxrss: Linux carries ru_maxrss across exec, so it would count pytest's own size.
+    script = (
+        "import re, sys; from cityscapes_competition.cli import score_main; "
+        f"code = score_main([{str(tiny_case.ref.parent)!r}, {str(tmp_path / 'out')!r}, '--workers', '1']); "
+        "print(int(re.search(r'VmHWM:\\s+(\\d+)', open('/proc/self/status').read()).group(1)) // 1024); sys.exit(code)"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, cwd=REPO)
+    assert result.returncode == 0, result.stderr
+    peak_mib = int(result.stdout.strip().splitlines()[-1])
+    assert peak_mib < 400, f"peak {peak_mib} MiB"

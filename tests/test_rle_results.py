@@ -1,0 +1,105 @@
+"""The RLE pre-check accepts exactly the strings pycocotools' C decoder reads as written.
+
+``compressed_runs`` is checked against pycocotools itself: every string its encoder writes is accepted
+and gives the runs of the mask; padded (non-minimal) encodings are accepted as long as the C shifts
+stay defined, and then decode to the same mask in pycocotools; the rest is refused.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from pycocotools import mask as rle_codec
+
+from cityscapes_competition.rle_results import compressed_runs
+
+
+def _painted(runs: np.ndarray, height: int, width: int) -> np.ndarray:
+    """The mask the runs describe: alternating 0 and 1 runs down the columns (Fortran order)."""
+    flat = np.repeat(np.arange(len(runs)) % 2, runs).astype(np.uint8)
+    return flat.reshape(width, height).T
+
+
+def _random_mask(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
+    kind = rng.integers(4)
+    if kind == 0:
+        return rng.random((height, width)) < rng.random()  # speckle: many short runs
+    mask = np.zeros((height, width), bool)
+    if kind == 1:
+        return mask if rng.random() < 0.5 else ~mask
+    for _ in range(int(rng.integers(1, 6))):
+        y, x = rng.integers(0, height), rng.integers(0, width)
+        mask[y : y + rng.integers(1, height + 1), x : x + rng.integers(1, width + 1)] = True
+    return mask
+
+
+@pytest.mark.parametrize("height, width", [(1, 1), (7, 5), (48, 96), (1024, 2048), (2048, 4096)])
+def test_every_string_pycocotools_writes_is_accepted_with_its_runs(height: int, width: int) -> None:
+    rng = np.random.default_rng(height * 7919 + width)
+    for _ in range(12 if height < 1000 else 3):
+        mask = _random_mask(rng, height, width)
+        encoded = rle_codec.encode(np.asfortranarray(mask.astype(np.uint8)))
+        runs = compressed_runs(encoded["counts"].decode("ascii"))
+        assert runs is not None and int(runs.sum()) == height * width and (runs >= 0).all()
+        np.testing.assert_array_equal(_painted(runs, height, width), mask)
+
+
+def _groups(text: str) -> list[str]:
+    groups, current = [], ""
+    for char in text:
+        current += char
+        if not (ord(char) - 48) & 0x20:
+            groups.append(current)
+            current = ""
+    return groups
+
+
+def _padded(group: str, extra: int) -> str:
+    """The same value with ``extra`` more characters: sign-filled payloads, so that C decodes it alike when defined."""
+    last = ord(group[-1]) - 48
+    fill = 0x1F if last & 0x10 else 0
+    chars = [ord(c) - 48 for c in group[:-1]] + [(last & 0x1F) | 0x20] + [fill | 0x20] * (extra - 1) + [fill]
+    return "".join(chr(c + 48) for c in chars)
+
+
+def test_padded_encodings_decode_alike_while_the_c_shifts_are_defined() -> None:
+    rng = np.random.default_rng(3)
+    checked = refused = 0
+    for _ in range(300):
+        height, width = int(rng.integers(1, 40)), int(rng.integers(1, 40))
+        mask = _random_mask(rng, height, width)
+        groups = _groups(rle_codec.encode(np.asfortranarray(mask.astype(np.uint8)))["counts"].decode())
+        which = int(rng.integers(len(groups)))
+        groups[which] = _padded(groups[which], int(rng.integers(1, 9)))
+        text = "".join(groups)
+        runs = compressed_runs(text)
+        if runs is None:  # refused: a group grew past seven characters, or its seventh holds more than a bit
+            assert max(len(g) for g in groups) > 6
+            refused += 1
+            continue
+        decoded = rle_codec.decode({"size": [height, width], "counts": text.encode()})
+        np.testing.assert_array_equal(decoded, mask)
+        np.testing.assert_array_equal(_painted(runs, height, width), mask)
+        checked += 1
+    assert checked > 100 and refused > 20
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "0\x00PP0",  # C stops at the NUL: the rest of the mask would be uninitialised memory
+        "6P",  # the last group is unterminated: C would read past the string
+        "PPPPPPPP0",  # eight characters: the shift is undefined
+        "PPPPPP2",  # a seventh character holding more than one bit: past the 32-bit int
+        "a b",  # outside the encoder's alphabet
+        "ö",  # not ASCII
+        "p",  # 'p' is beyond 'o', the last character the encoder writes
+    ],
+)
+def test_strings_the_c_decoder_cannot_read_as_written_are_refused(text: str) -> None:
+    assert compressed_runs(text) is None
+
+
+def test_the_empty_string_has_no_runs() -> None:
+    runs = compressed_runs("")
+    assert runs is not None and runs.size == 0
