@@ -59,7 +59,7 @@ def run_ingestion(
     stream = stream or sys.stdout
     if execution_time_limit is None:
         execution_time_limit = load_challenge().execution_time_limit
-    settings = read_settings(find_metadata(submission))
+    settings = read_settings(find_metadata(submission), submission)
     model_path = find_model_file(submission)
     images = discover_test_images(input_data)
     print(f"Loading {model_path.name} ...", file=stream, flush=True)

@@ -212,7 +212,7 @@ class IngestionRun:
 
 def check_metadata(submission: Path) -> tuple[Path, InferenceSettings]:
     path = find_metadata(submission)
-    return path, read_settings(path)
+    return path, read_settings(path, submission)
 
 
 def describe_settings(settings: InferenceSettings) -> str:

@@ -4,17 +4,24 @@ CodaLab's compute worker YAML-loads a code submission's ``metadata`` and downloa
 string value whose key is not one of its own (``description``, ``command``...) as a URL, so a
 plain ``model: model.h5`` line breaks the submission on the platform. The settings therefore live
 under one mapping key, ``inference:``; each is optional and has a default.
+
+Both platforms' workers also run a ``command:`` of the submission's metadata as the participant's own
+program, beside the ingestion, in the competition's image (competitions-v1-compute-worker
+``worker.py``; codabench ``compute_worker/compute_worker.py`` ``_run_program_directory``, which reads
+``metadata.yaml`` before ``metadata``). This competition runs only the model: a ``command`` and any
+second metadata file are refused, so that such a submission never scores.
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from .errors import SubmissionError
+from .errors import SubmissionError, printable, shown
+from .safe_yaml import YamlError, load_yaml
+from .untrusted_files import UntrustedFileError, read_untrusted, real_folder
 
 METADATA_NAME = "metadata"
 SETTINGS_KEY = "inference"
@@ -23,6 +30,11 @@ PLATFORM_KEYS = frozenset(
     {"description", "command", "exitCode", "elapsedTime", "stdout", "stderr", "submitted-by", "submitted-at"}
 )
 MAX_METADATA_BYTES = 64 * 1024
+# Codabench runs the command of metadata.yaml, if present, instead of metadata's.
+OTHER_METADATA_NAMES = ("metadata.yaml", "metadata.yml")
+_COMMAND_FIX = (
+    "This competition runs only your model: remove the 'command' line (the ingestion program runs the model)."
+)
 
 OUTPUT_KINDS = ("trainIds", "labelIds")
 SCORE_KINDS = ("auto", "probabilities", "logits")
@@ -52,30 +64,62 @@ _FIX = f"See the metadata schema in the starting kit's README: settings go under
 def find_metadata(submission: Path) -> Path:
     """``metadata`` at the submission's root or inside its one wrapping folder (a GitHub archive)."""
     direct = submission / METADATA_NAME
-    if direct.is_file():
+    if _is_file(direct):
+        _refuse_other_metadata(submission)
         return direct
-    folders = [p for p in submission.iterdir() if p.is_dir() and not p.name.startswith((".", "__MACOSX"))]
-    if len(folders) == 1 and (folders[0] / METADATA_NAME).is_file():
+    folders = [p for p in _entries(submission) if p.is_dir() and not p.name.startswith((".", "__MACOSX"))]
+    if len(folders) == 1 and _is_file(folders[0] / METADATA_NAME):
+        _refuse_other_metadata(folders[0])
         return folders[0] / METADATA_NAME
+    _refuse_other_metadata(submission)
     raise SubmissionError(
         "holds no 'metadata' file (neither at its root nor in its one top-level folder)",
         submission,
-        "Add the 'metadata' file from the starting kit next to your .h5 model.",
+        "Add the 'metadata' file from the starting kit next to your model.",
     )
 
 
-def read_settings(path: Path) -> InferenceSettings:
-    """Parse and validate a ``metadata`` file; every problem is one message naming the key."""
-    if path.stat().st_size > MAX_METADATA_BYTES:
-        raise SubmissionError(f"is larger than {MAX_METADATA_BYTES // 1024} KB; it holds a few settings", path)
+def _refuse_other_metadata(folder: Path) -> None:
+    """Codabench would run a metadata.yaml's command, and read its settings in place of metadata's."""
+    for entry in _entries(folder):
+        if entry.name.lower() in OTHER_METADATA_NAMES:
+            raise SubmissionError(
+                "is a second metadata file: Codabench reads it before 'metadata' and runs the 'command' it may hold",
+                entry,
+                f"Delete it; this competition reads only the file named '{METADATA_NAME}', which holds no command.",
+            )
+
+
+def _entries(folder: Path) -> list[Path]:
     try:
-        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+        return sorted(folder.iterdir())
+    except OSError as exc:
+        raise SubmissionError(f"cannot be read ({exc.strerror})", folder) from None
+
+
+def _is_file(path: Path) -> bool:
+    """Anything but a folder: a link or a FIFO named metadata is found here and refused when read."""
+    try:
+        return os.path.lexists(path) and not path.is_dir()
+    except OSError:
+        return False
+
+
+def read_settings(path: Path, submission: Path | None = None) -> InferenceSettings:
+    """Parse and validate a ``metadata`` file (inside ``submission``, if given); every problem is one message."""
+    folder = real_folder(submission) if submission is not None else None
+    try:
+        data = read_untrusted(path, MAX_METADATA_BYTES, folder, "the submission folder")
+    except UntrustedFileError as exc:
+        raise SubmissionError(
+            str(exc), path, "The metadata file holds a few settings, as in the starting kit."
+        ) from None
+    try:
+        document = load_yaml(data.decode("utf-8-sig"))
     except UnicodeDecodeError:
         raise SubmissionError("is not UTF-8 text", path, _FIX) from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark is not None else ""
-        raise SubmissionError(f"is not valid YAML{where}", path, _FIX) from None
+    except YamlError as exc:
+        raise SubmissionError(str(exc), path, _FIX) from None
     if document is None:
         document = {}
     if not isinstance(document, dict):
@@ -85,17 +129,24 @@ def read_settings(path: Path) -> InferenceSettings:
 
 
 def _refuse_platform_traps(document: dict[Any, Any], path: Path) -> None:
+    if "command" in document:
+        raise SubmissionError(
+            f"has a 'command: {shown(document['command'], 60)}' line, which both platforms would run as a program "
+            "of your own beside the ingestion",
+            path,
+            _COMMAND_FIX,
+        )
     for key, value in document.items():
         if key == SETTINGS_KEY or key in PLATFORM_KEYS:
             continue
         if isinstance(value, str):
             raise SubmissionError(
-                f"top-level key '{key}: {value}' would be downloaded as a URL by CodaLab's worker and fail the "
-                "submission on the platform",
+                f"top-level key '{printable(str(key), 60)}: {printable(value, 60)}' would be downloaded as a URL by "
+                "CodaLab's worker and fail the submission on the platform",
                 path,
                 f"Move it under '{SETTINGS_KEY}:' if it is a setting, or delete it (the model is found by itself).",
             )
-        raise SubmissionError(f"has an unknown top-level key '{key}'", path, _FIX)
+        raise SubmissionError(f"has an unknown top-level key {shown(key, 60)}", path, _FIX)
 
 
 def settings_from_mapping(raw: object, path: Path) -> InferenceSettings:
@@ -143,7 +194,7 @@ class _Reader:
         if value is None:
             return default
         if value not in options:
-            raise self._fail(key, f"is {value!r}; it must be one of {', '.join(options)}")
+            raise self._fail(key, f"is {shown(value)}; it must be one of {', '.join(options)}")
         return value
 
     def integer(self, key: str, default: int, low: int, high: int) -> int:
@@ -151,9 +202,9 @@ class _Reader:
         if value is None:
             return default
         if isinstance(value, bool) or not isinstance(value, int):
-            raise self._fail(key, f"is {value!r}; it must be a whole number")
+            raise self._fail(key, f"is {shown(value)}; it must be a whole number")
         if not low <= value <= high:
-            raise self._fail(key, f"is {value}; it must be between {low} and {high}")
+            raise self._fail(key, f"is {shown(value)}; it must be between {low} and {high}")
         return value
 
     def number(self, key: str, default: float | None, low: float, high: float) -> float | None:
@@ -161,9 +212,9 @@ class _Reader:
         if value is None:
             return default
         if isinstance(value, bool) or not isinstance(value, int | float):
-            raise self._fail(key, f"is {value!r}; it must be a number")
+            raise self._fail(key, f"is {shown(value)}; it must be a number")
         if not low <= value <= high:
-            raise self._fail(key, f"is {value}; it must be between {low:g} and {high:g}")
+            raise self._fail(key, f"is {shown(value)}; it must be between {low:g} and {high:g}")
         return float(value)
 
     def size(self, key: str) -> tuple[int, int] | None:
@@ -176,7 +227,7 @@ class _Reader:
             and all(isinstance(v, int) and not isinstance(v, bool) and 16 <= v <= 4096 for v in value)
         )
         if not valid:
-            raise self._fail(key, f"is {value!r}; it must be [height, width], each 16..4096 pixels")
+            raise self._fail(key, f"is {shown(value)}; it must be [height, width], each 16..4096 pixels")
         return int(value[0]), int(value[1])
 
     def mapping(self, key: str) -> dict:
@@ -188,6 +239,6 @@ class _Reader:
         return value
 
     def refuse_unknown(self) -> None:
-        unknown = sorted(str(k) for k in self.raw if k not in self.read)
+        unknown = sorted(shown(k) for k in self.raw if k not in self.read)
         if unknown:
-            raise SubmissionError(f"'{self.where}' has unknown setting '{unknown[0]}'", self.path, _FIX)
+            raise SubmissionError(f"'{self.where}' has unknown setting {unknown[0]}", self.path, _FIX)

@@ -86,3 +86,79 @@ def test_missing_metadata(tmp_path) -> None:
     (tmp_path / "model.h5").write_bytes(b"")
     with pytest.raises(SubmissionError, match="no 'metadata' file"):
         find_metadata(tmp_path)
+
+
+# ---- hostile metadata: nothing runs, nothing expands, every failure is one bounded message ----------------
+
+ALIAS_BOMB = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
+    f"{chr(98 + i)}: &{chr(98 + i)} [*{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, "
+    f"*{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}]\n"
+    for i in range(8)
+)
+
+
+@pytest.mark.parametrize(
+    "text, fragment",
+    [
+        ("command: python3 run.py\n", "has a 'command: 'python3 run.py'' line"),
+        ("command: [python3, run.py]\n", "line, which both platforms would run"),
+        ("description: x\ncommand: ''\n", "remove the 'command' line"),
+        (ALIAS_BOMB, "uses a YAML alias"),
+        ("inference: " + "[" * 30_000 + "]" * 30_000 + "\n", "nested too deeply"),
+        ("inference:\n  batch_size: " + "9" * 5000 + "\n", "holds a value YAML cannot represent"),
+        ("inference:\n  output: " + "x" * 50_000 + "\n", "is 'xxxx"),
+        ("x" * 1000 + ": [1]\n", "unknown top-level key 'xxxx"),
+        ("inference: !!python/object/apply:os.system [echo]\n", "could not determine a constructor"),
+        ("inference:\n  input_size: [512, 1024]\n  input_size: 5\n", "[height, width]"),
+    ],
+)
+def test_hostile_metadata_is_one_short_message(tmp_path, text, fragment) -> None:
+    assert len(text.encode()) < 64 * 1024
+    with pytest.raises(SubmissionError) as error:
+        settings_of(tmp_path, text)
+    message = str(error.value)
+    assert fragment in message, message
+    assert len(message) < 700 and "\n" not in message
+
+
+@pytest.mark.parametrize("name", ["metadata.yaml", "metadata.yml", "Metadata.YAML"])
+@pytest.mark.parametrize("wrapped", [False, True])
+def test_a_second_metadata_file_is_refused(tmp_path, name, wrapped) -> None:
+    """Codabench's _run_program_directory runs metadata.yaml's command before looking at metadata."""
+    folder = tmp_path / "repo-main" if wrapped else tmp_path
+    folder.mkdir(exist_ok=True)
+    (folder / "metadata").write_text("inference:\n  batch_size: 2\n")
+    (folder / name).write_text("command: python3 -c 'import os; os.system(\"id\")'\n")
+    with pytest.raises(SubmissionError, match="is a second metadata file") as error:
+        find_metadata(tmp_path)
+    assert name in str(error.value)
+
+
+def test_a_metadata_yaml_alone_is_refused_with_its_reason(tmp_path) -> None:
+    (tmp_path / "metadata.yaml").write_text("command: python3 run.py\n")
+    with pytest.raises(SubmissionError, match="is a second metadata file"):
+        find_metadata(tmp_path)
+
+
+def test_metadata_linked_out_of_the_submission_is_not_read(tmp_path) -> None:
+    secret = tmp_path / "secret.yaml"
+    secret.write_text("inference:\n  batch_size: 3\n")
+    submission = tmp_path / "submission"
+    submission.mkdir()
+    (submission / "metadata").symlink_to(secret)
+    with pytest.raises(SubmissionError, match="points outside the submission folder"):
+        read_settings(find_metadata(submission), submission)
+
+
+def test_a_fifo_as_metadata_is_refused_unread(tmp_path) -> None:
+    import os
+
+    os.mkfifo(tmp_path / "metadata")
+    with pytest.raises(SubmissionError, match="named pipe"):
+        read_settings(find_metadata(tmp_path), tmp_path)
+
+
+def test_a_byte_order_mark_is_accepted(tmp_path) -> None:
+    path = tmp_path / "metadata"
+    path.write_bytes(b"\xef\xbb\xbfinference:\n  batch_size: 2\n")
+    assert read_settings(path).batch_size == 2
