@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import shutil
 import sys
 import traceback
@@ -36,7 +37,7 @@ def _write_crash_log(log_dir: Path | None, program: str) -> Path | None:
     try:
         log_dir.mkdir(parents=True, exist_ok=True)
         path = log_dir / f"{program}_internal_error.log"
-        path.write_text(traceback.format_exc(), encoding="utf-8")
+        path.write_text(traceback.format_exc(), encoding="utf-8", errors="backslashreplace")  # odd file names
         return path
     except OSError:
         return None
@@ -66,9 +67,16 @@ def score_main(argv: list[str] | None = None) -> int:
     def run() -> None:
         from .challenge import load_challenge
         from .evaluation import evaluate
-        from .score_files import write_score_files
+        from .ingestion_status import refuse_failed_ingestion
+        from .score_files import prepare_output, write_failure_page, write_score_files
         from .submission_rules import check_submission
 
+        prepare_output(args.output)
+        try:
+            refuse_failed_ingestion(args.input / "res")
+        except UserFacingError as error:
+            write_failure_page(args.output, str(error))
+            raise
         settings = load_challenge(args.challenge)
         decision = check_submission(
             args.input,
@@ -82,7 +90,9 @@ def score_main(argv: list[str] | None = None) -> int:
             scores = evaluate(args.input / "ref", args.input / "res", args.workers)
             write_score_files(args.output, scores)
         except BaseException as error:
-            decision.fail(f"{type(error).__name__}: {error}"[:500])  # a failed submission never counts
+            _release_try(decision, error)  # a failed submission never counts
+            if isinstance(error, UserFacingError):
+                write_failure_page(args.output, str(error))
             raise
         decision.complete(scores.leaderboard())
         for warning in scores.warnings:
@@ -90,6 +100,14 @@ def score_main(argv: list[str] | None = None) -> int:
         print(_summary(scores))
 
     return guarded(run, "score.py", log_dir=args.output)
+
+
+def _release_try(decision, error: BaseException) -> None:
+    """Release the ledger's try; if that fails too, say so, but the scoring error stays the one reported."""
+    try:
+        decision.fail(f"{type(error).__name__}: {error}")
+    except UserFacingError as release_error:
+        print(f"score.py: warning: the failed try could not be released: {release_error}", file=sys.stderr)
 
 
 def _summary(scores) -> str:
@@ -109,8 +127,14 @@ def ingest_main(argv: list[str] | None = None) -> int:
 
     def run() -> None:
         from .ingestion import run_ingestion
+        from .ingestion_status import write_failure_reason
 
-        run_ingestion(args.input_data, args.output, args.submission)
+        try:
+            run_ingestion(args.input_data, args.output, args.submission)
+        except UserFacingError as error:
+            with contextlib.suppress(OSError):  # for Codabench's scorer, which runs anyway (ingestion_status)
+                write_failure_reason(args.output, str(error))
+            raise
 
     return guarded(run, "ingestion.py", args.output.parent if args.output.parent.exists() else None)
 

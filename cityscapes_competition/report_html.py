@@ -555,7 +555,7 @@ h3 { font-size:14px; margin:16px 0 6px; color:var(--muted); text-transform:upper
   border-radius:6px; padding:8px 16px; margin:14px 0; }
 .warnings h2 { border:0; margin:4px 0; font-size:16px; color:#7d4e00; }
 .warnings ul { margin:4px 0 6px; padding-left:20px; }
-.warnings li { margin:2px 0; word-break:break-word; }
+.warnings li, .warnings p { margin:2px 0; word-break:break-word; }
 .summary { display:flex; flex-wrap:wrap; gap:12px 28px; }
 .group { flex:1 1 460px; }
 .cards { display:grid; grid-template-columns:repeat(4,minmax(0,1fr)); gap:8px; }
@@ -609,6 +609,20 @@ def render_detailed_results(scores: Scores, title: str = "Cityscapes evaluation"
             footer,
         ]
     )
+    return _page(title, body)
+
+
+def render_failure(message: str, title: str = "Cityscapes evaluation") -> str:
+    """The page of a submission that could not be scored: the one message that says why."""
+    body = (
+        f"<header><h1>{escape(title)}</h1><p class='meta'>not scored</p></header>"
+        '<section class="warnings" role="alert"><h2>&#9888; This submission could not be scored</h2>'
+        f"<p>{escape(message)}</p></section>"
+    )
+    return _page(title, body)
+
+
+def _page(title: str, body: str) -> str:
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'

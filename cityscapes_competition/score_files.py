@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 from pathlib import Path
 
 from .atomic import write_text_atomic
+from .errors import ReferenceDataError
 from .labels import LABEL_NAMES
-from .report_html import render_detailed_results
+from .report_html import render_detailed_results, render_failure
 from .scores import LEADERBOARD_KEYS, Scores, finite_or_none
 
 SCORES_TXT = "scores.txt"
@@ -76,3 +78,24 @@ def write_score_files(output_dir: Path, scores: Scores) -> None:
     write_text_atomic(output_dir / DETAILED_RESULTS, render_detailed_results(scores))
     write_text_atomic(output_dir / SCORES_JSON, json.dumps(scores_document(scores), indent=1, allow_nan=False))
     write_text_atomic(output_dir / SCORES_TXT, leaderboard_lines(scores))
+
+
+def prepare_output(output_dir: Path) -> None:
+    """The output folder, created if needed, without the scores of an earlier run (a failed re-run into a
+    reused folder must not leave them looking current)."""
+    if output_dir.exists() and not output_dir.is_dir():
+        raise ReferenceDataError("is a file, not a folder", output_dir, "Give the folder that receives the scores.")
+    try:
+        output_dir.mkdir(parents=True, exist_ok=True)
+        for name in (SCORES_TXT, SCORES_JSON):
+            (output_dir / name).unlink(missing_ok=True)
+    except OSError as exc:
+        raise ReferenceDataError(
+            f"cannot be written ({exc.strerror})", output_dir, "Give a folder the scorer may write in."
+        ) from None
+
+
+def write_failure_page(output_dir: Path, message: str) -> None:
+    """detailed_results.html saying why nothing was scored (the platforms show the page); best effort."""
+    with contextlib.suppress(OSError):  # the message still reaches standard error
+        write_text_atomic(output_dir / DETAILED_RESULTS, render_failure(message))

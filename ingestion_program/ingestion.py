@@ -1,14 +1,15 @@
-"""CodaLab/Codabench ingestion entry point: ``python3 ingestion.py INPUT_DATA OUTPUT INGESTION_PROGRAM SUBMISSION``."""
+"""CodaLab/Codabench ingestion entry point: ``python3 -I ingestion.py INPUT_DATA OUTPUT PROGRAM SUBMISSION``."""
 
 import os
 import sys
-from pathlib import Path
 
-_HERE = Path(__file__).resolve().parent
-for _root in (_HERE, _HERE.parent):  # the bundle ships the package beside this file; the repo one level up
-    if (_root / "cityscapes_competition").is_dir():
-        sys.path.insert(0, str(_root))
-        break
+_HERE = os.path.dirname(os.path.realpath(__file__))
+_ROOT = next(r for r in (_HERE, os.path.dirname(_HERE)) if os.path.isdir(os.path.join(r, "cityscapes_competition")))
+sys.path.insert(0, _ROOT)  # the bundle ships the package beside this file; the repository one level up
+
+from cityscapes_competition.isolation import isolate_imports  # noqa: E402 (uses only os and sys)
+
+isolate_imports(_ROOT, "ingestion.py")  # before anything else is imported: nothing from the submission
 
 from cityscapes_competition.cli import ingest_main  # noqa: E402
 

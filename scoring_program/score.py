@@ -1,13 +1,15 @@
-"""CodaLab/Codabench scoring entry point: ``python3 score.py INPUT OUTPUT``."""
+"""CodaLab/Codabench scoring entry point: ``python3 -I score.py INPUT OUTPUT``."""
 
+import os
 import sys
-from pathlib import Path
 
-_HERE = Path(__file__).resolve().parent
-for _root in (_HERE, _HERE.parent):  # the bundle ships the package beside this file; the repo one level up
-    if (_root / "cityscapes_competition").is_dir():
-        sys.path.insert(0, str(_root))
-        break
+_HERE = os.path.dirname(os.path.realpath(__file__))
+_ROOT = next(r for r in (_HERE, os.path.dirname(_HERE)) if os.path.isdir(os.path.join(r, "cityscapes_competition")))
+sys.path.insert(0, _ROOT)  # the bundle ships the package beside this file; the repository one level up
+
+from cityscapes_competition.isolation import isolate_imports  # noqa: E402 (uses only os and sys)
+
+isolate_imports(_ROOT, "score.py")  # before anything else is imported: nothing from PYTHONPATH
 
 from cityscapes_competition.cli import score_main  # noqa: E402
 

@@ -173,7 +173,7 @@ def test_program_zips_carry_the_package_beside_the_entry_point(built: Path, prog
             archive.read("cityscapes_competition/challenge.yaml")
             == (REPO / "cityscapes_competition" / "challenge.yaml").read_bytes()
         )
-        assert yaml.safe_load(archive.read("metadata"))["command"].startswith("python3 $")
+        assert yaml.safe_load(archive.read("metadata"))["command"].startswith("python3 -I -u $")
 
 
 def test_codabench_programs_and_pages_plan_with_the_default_queue_limit(built: Path) -> None:

@@ -66,12 +66,15 @@ def zip_folder(folder: Path) -> bytes:
     return Path(archive).read_bytes()
 
 
-def run_without_shell(command: list[str], cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
+def run_without_shell(
+    command: list[str], cwd: Path, env: dict[str, str], succeed: bool = True
+) -> subprocess.CompletedProcess:
     assert command[0] == "python3", f"the image runs 'python3', the command starts with {command[0]!r}"
     process = subprocess.run(
         [sys.executable, *command[1:]], cwd=cwd, env=env, capture_output=True, text=True, timeout=RUN_TIMEOUT
     )
-    assert process.returncode == 0, f"{command} exited {process.returncode}:\n{process.stdout}\n{process.stderr}"
+    if succeed:
+        assert process.returncode == 0, f"{command} exited {process.returncode}:\n{process.stdout}\n{process.stderr}"
     return process
 
 
@@ -195,6 +198,12 @@ def coopetition_zip(phases: list[int]) -> bytes:
 
 def v15_predict(storage: V15Storage, files: dict[str, bytes], submission: bytes, work: Path) -> bytes:
     """The prediction step: ingestion over the input data; returns the prediction output zip."""
+    return v15_run_prediction(storage, files, submission, work)[1]
+
+
+def v15_run_prediction(
+    storage: V15Storage, files: dict[str, bytes], submission: bytes, work: Path, succeed: bool = True
+) -> tuple[subprocess.CompletedProcess, bytes]:
     run_txt = "\n".join(
         [
             f"program: {storage.put('submission.zip', submission)}",
@@ -231,12 +240,12 @@ def v15_predict(storage: V15Storage, files: dict[str, bytes], submission: bytes,
     )
     started = time.monotonic()
     env = container_env(work / "home", PYTHONPATH=f"$PYTHONPATH:{run / 'program'}")  # -e, not expanded
-    run_without_shell(command, cwd=run, env=env)
+    process = run_without_shell(command, cwd=run, env=env, succeed=succeed)
     assert not (run / "output" / "metadata").exists(), "Codabench fails a submission whose ingestion writes metadata"
-    status = {"exitCode": 0, "ingestionExitCode": 0, "elapsedTime": time.monotonic() - started}
+    status = {"exitCode": 0, "ingestionExitCode": process.returncode, "elapsedTime": time.monotonic() - started}
     with (run / "output" / "metadata").open("a+") as metadata:
         metadata.write(yaml.dump(status, default_flow_style=False))
-    return zip_folder(run / "output")
+    return process, zip_folder(run / "output")
 
 
 def v15_score(storage: V15Storage, files: dict[str, bytes], predictions: bytes, work: Path) -> Path:
@@ -323,7 +332,9 @@ def codabench_command(template: str, kind: str, is_scoring: bool) -> str:
     return template
 
 
-def codabench_run(template: str, kind: str, is_scoring: bool, mounts: dict[str, Path], home: Path) -> None:
+def codabench_run(
+    template: str, kind: str, is_scoring: bool, mounts: dict[str, Path], home: Path, succeed: bool = True
+) -> subprocess.CompletedProcess:
     """The container: the command split as docker-py splits a string, /app paths mapped to the mounted folders."""
     arguments = []
     for argument in shlex.split(codabench_command(template, kind, is_scoring)):
@@ -333,7 +344,7 @@ def codabench_run(template: str, kind: str, is_scoring: bool, mounts: dict[str, 
                 break
         assert not argument.startswith("/app/"), f"{argument} is not mounted in the {kind} container"
         arguments.append(argument)
-    run_without_shell(arguments, cwd=mounts["/app/program"], env=container_env(home))
+    return run_without_shell(arguments, cwd=mounts["/app/program"], env=container_env(home), succeed=succeed)
 
 
 def codabench_metadata_command(program: Path) -> str | None:
@@ -412,3 +423,136 @@ def test_codabench_worker_runs_ingestion_then_scoring(
     scores = json.loads((score / "output" / "scores.json").read_text())
     columns = [column["key"] for column in definition["leaderboards"][0]["columns"]]
     assert_leaderboard({key: scores[key] for key in columns if key in scores}, columns)
+
+
+# ------------------------------------------------------------------------------ hostile submissions
+
+
+def with_files(submission: bytes, extra: dict[str, str]) -> bytes:
+    """The submission zip with more files at its root."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(submission)) as source, zipfile.ZipFile(buffer, "w") as target:
+        for name in source.namelist():
+            target.writestr(name, source.read(name))
+        for name, text in extra.items():
+            target.writestr(name, text)
+    return buffer.getvalue()
+
+
+SHADOWING_MODULES = ("yaml", "numpy", "h5py", "keras", "tensorflow", "PIL", "scipy", "pathlib", "argparse", "json")
+
+
+def shadowing_modules(markers: Path) -> dict[str, str]:
+    """Modules a hostile submission ships so that the ingestion imports them in place of the real ones.
+
+    Importing one leaves a marker file (``open`` is a builtin: the module needs no import to do it).
+    """
+    markers.mkdir(parents=True, exist_ok=True)
+    files = {f"{name}.py": f"open({str(markers / name)!r}, 'w').close()\n" for name in SHADOWING_MODULES}
+    files["sitecustomize.py"] = f"open({str(markers / 'sitecustomize')!r}, 'w').close()\n"
+    return files
+
+
+def test_codalab_v15_ingestion_imports_nothing_from_the_submission_on_pythonpath(
+    bundles: BundleReport, submission_zip: bytes, tmp_path: Path
+) -> None:
+    """worker.py starts the ingestion with -e PYTHONPATH=$PYTHONPATH:<run>/program (the submission folder)."""
+    _, files = v15_phase(bundles.bundles[0].path)
+    markers = tmp_path / "markers"
+    hostile = with_files(submission_zip, shadowing_modules(markers))
+    process, predictions = v15_run_prediction(V15Storage(), files, hostile, tmp_path)
+    assert process.returncode == 0, process.stderr
+    assert sorted(path.name for path in markers.iterdir()) == []
+    with zipfile.ZipFile(io.BytesIO(predictions)) as archive:
+        assert any(name.startswith("pixel/") for name in archive.namelist())
+
+
+@pytest.mark.parametrize("program", ["ingestion", "scoring"])
+def test_entry_points_started_without_isolation_still_import_nothing_from_pythonpath(
+    program: str, tiny_case, tmp_path: Path
+) -> None:
+    """The same threat when the command lacks -I: the entry points drop PYTHONPATH before importing anything."""
+    markers = tmp_path / "markers"
+    shadows = tmp_path / "shadows"
+    shadows.mkdir()
+    for name, text in shadowing_modules(markers).items():
+        # Imported while Python starts (sitecustomize; pathlib by a .pth file of an editable install), before any
+        # program: only -I prevents those, and the entry points report them (next test).
+        if name not in ("sitecustomize.py", "pathlib.py"):
+            (shadows / name).write_text(text)
+    if program == "ingestion":
+        (shadows / "metadata").write_text("inference:\n  batch_size: 1\n")  # yaml parses it; no model: exit 2
+        command = [REPO / "ingestion_program" / "ingestion.py", tmp_path / "input", tmp_path / "out", tmp_path, shadows]
+    else:
+        command = [REPO / "scoring_program" / "score.py", tiny_case.ref.parent, tmp_path / "out"]
+    env = container_env(tmp_path / "home", PYTHONPATH=str(shadows))
+    process = subprocess.run(
+        [sys.executable, *map(str, command)], env=env, capture_output=True, text=True, timeout=RUN_TIMEOUT
+    )
+    assert process.returncode == (2 if program == "ingestion" else 0), process.stderr
+    assert "Traceback" not in process.stderr
+    assert sorted(path.name for path in markers.iterdir()) == []
+
+
+def test_an_entry_point_stops_if_python_already_ran_a_file_from_pythonpath(tmp_path: Path) -> None:
+    """A sitecustomize.py on PYTHONPATH runs when Python starts, before the program: it is reported, not ignored."""
+    markers, shadows = tmp_path / "markers", tmp_path / "shadows"
+    shadows.mkdir()
+    (shadows / "sitecustomize.py").write_text(shadowing_modules(markers)["sitecustomize.py"])
+    env = container_env(tmp_path / "home", PYTHONPATH=str(shadows))
+    command = [sys.executable, str(REPO / "scoring_program" / "score.py"), str(tmp_path), str(tmp_path / "out")]
+    process = subprocess.run(command, env=env, capture_output=True, text=True, timeout=RUN_TIMEOUT)
+    assert process.returncode == 2
+    assert "imported 'sitecustomize'" in process.stderr and "python3 -I" in process.stderr
+    isolated = subprocess.run([*command[:1], "-I", *command[1:]], env=env, capture_output=True, text=True)
+    assert "imported 'sitecustomize'" not in isolated.stderr
+
+
+def test_codabench_runs_a_submission_command_and_then_scores_the_failed_ingestion_as_failed(
+    bundles: BundleReport, submission_zip: bytes, tmp_path: Path
+) -> None:
+    """compute_worker.py: _run_program_directory runs the submission's own 'command' beside the ingestion;
+    start() then marks the prediction "Scoring" whatever the ingestion's exit code, and push_output writes
+    ingestionExitCode into the output that becomes the scoring run's input/res."""
+    _, files = codabench_task(bundles.bundles[1].path)
+    home = tmp_path / "home"
+    hostile = with_files(submission_zip, {"run.py": "open('/app/output/ran.txt' if False else 'ran.txt', 'w')\n"})
+    with zipfile.ZipFile(io.BytesIO(hostile)) as archive:
+        metadata = archive.read("metadata").decode()
+    hostile = with_files(hostile, {})  # rewritten below with a command line added
+    predict = tmp_path / "predict"
+    submission = extract(hostile, predict / "program")
+    (submission / "metadata").write_text("command: python3 $program/run.py\n" + metadata)
+    ingestion = extract(files["ingestion_program"], predict / "ingestion_program")
+    input_data = extract(files["input_data"], predict / "input_data")
+    (predict / "output").mkdir()
+
+    # The platform runs the participant's command as a program (kind "program"): it is not ours to prevent.
+    program_mounts = {"/app/program": submission, "/app/output": predict / "output", "/app/input_data": input_data}
+    codabench_run(codabench_metadata_command(submission), "program", False, program_mounts, home)
+    assert (submission / "ran.txt").exists()
+
+    # Our ingestion refuses the submission: exit 2, its reason left beside the (absent) results.
+    mounts = {**program_mounts, "/app/program": ingestion, "/app/ingested_program": submission}
+    ingested = codabench_run(codabench_metadata_command(ingestion), "ingestion", False, mounts, home, succeed=False)
+    assert ingested.returncode == 2, ingested.stderr
+    assert "remove the 'command' line" in ingested.stderr
+    status = {"exitCode": 0, "elapsedTime": 1.0, "ingestionExitCode": 2, "ingestionElapsedTime": 1.0}
+    (predict / "output" / "metadata").write_text(yaml.dump(status, default_flow_style=False))
+
+    # Scoring runs anyway; the scorer fails with the ingestion's reason, not "missing predictions".
+    score = tmp_path / "score"
+    program = extract(files["scoring_program"], score / "program")
+    extract(files["reference_data"], score / "input" / "ref")
+    extract(zip_folder(predict / "output"), score / "input" / "res")
+    (score / "output").mkdir()
+    (score / "shared").mkdir()
+    mounts = {"/app/program": program, "/app/output": score / "output", "/app/shared": score / "shared"}
+    mounts["/app/input"] = score / "input"
+    scored = codabench_run(codabench_metadata_command(program), "program", True, mounts, home, succeed=False)
+    assert scored.returncode == 2, scored.stderr
+    assert "the ingestion program failed (exit code 2)" in scored.stderr
+    assert "remove the 'command' line" in scored.stderr
+    assert "Traceback" not in scored.stderr
+    assert not (score / "output" / "scores.json").exists() and not (score / "output" / "scores.txt").exists()
+    assert "remove the &#x27;command&#x27; line" in (score / "output" / "detailed_results.html").read_text()
