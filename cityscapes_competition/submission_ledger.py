@@ -27,14 +27,16 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
+import os
 import sqlite3
+import stat
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from .errors import ReferenceDataError
+from .errors import ReferenceDataError, printable, shown, shown_path
 
 UTC = dt.UTC
 DEFAULT_STALE_AFTER = dt.timedelta(hours=2)
@@ -42,6 +44,14 @@ DEFAULT_BUSY_TIMEOUT_SECONDS = 60.0
 _SCHEMA_VERSION = 1
 _STAMP_FORMAT = "%Y-%m-%d %H:%M:%S.%f"  # fixed width, UTC: text order is time order
 _FIX = "Point the scorer at a writable path for the ledger (a new file is created), or restore this one from a backup"
+# Times the ledger and the rules work with: converting any of them to any zone, or adding a day, stays
+# inside datetime's years 1..9999 (beyond, Python raises OverflowError).
+EARLIEST_TIME = dt.datetime(1970, 1, 1, tzinfo=UTC)
+LATEST_TIME = dt.datetime(9999, 1, 1, tzinfo=UTC)
+MAX_PARTICIPANT_CHARS = 256  # a name is an identity: longer ones are refused, never cut (two would merge)
+MAX_LABEL_CHARS = 1000
+MAX_FAILURE_CHARS = 2000
+_SQLITE_SIDE_FILES = ("-journal", "-wal", "-shm")  # SQLite opens these beside the ledger
 
 _SCHEMA = (
     """CREATE TABLE IF NOT EXISTS submissions (
@@ -145,10 +155,11 @@ class SubmissionLedger:
         label: str = "",
     ) -> Reservation:
         """Check the limits and record the submission as pending, in one transaction; LimitReached if refused."""
-        if not participant.strip():
-            raise ReferenceDataError("no participant name for the submission ledger", self.path, _FIX)
+        participant = self._stored_participant(participant)
+        submitted_at = self._in_range(submitted_at)
         day_start, day_end = local_day_bounds(submitted_at, limits.time_zone)
-        stale_before = submitted_at - self.stale_after
+        stale_before = _earlier_by(submitted_at, self.stale_after)
+        label = _storable(label, MAX_LABEL_CHARS)
         with self._transaction() as connection:
             arguments = (_stamp(day_start), _stamp(day_end), participant, phase, _stamp(stale_before))
             total, on_day = connection.execute(_COUNT_QUERY, arguments).fetchone()
@@ -171,7 +182,9 @@ class SubmissionLedger:
         scores: Mapping[str, float | None] | None = None,
         failure: str | None = None,
     ) -> None:
-        """Close a pending entry; closing one twice is a programming error."""
+        """Close a pending entry; closing one twice is a programming error. Any ``failure`` text is stored."""
+        if failure is not None:
+            failure = _storable(failure, MAX_FAILURE_CHARS)
         scores_text = json.dumps(_finite_scores(scores), sort_keys=True) if scores is not None else None
         with self._transaction() as connection:
             cursor = connection.execute(
@@ -180,26 +193,73 @@ class SubmissionLedger:
                 (status, _stamp(dt.datetime.now(UTC)), scores_text, failure, entry_id),
             )
             if cursor.rowcount != 1:
-                raise RuntimeError(f"ledger entry {entry_id} is not pending (finished twice?)")
+                self._refuse_unfinishable(connection, entry_id)
+
+    def _refuse_unfinishable(self, connection: sqlite3.Connection, entry_id: int) -> None:
+        found = connection.execute("SELECT 1 FROM submissions WHERE id = ?", (entry_id,)).fetchone()
+        if found is None:  # not a bug of the caller's: the file was replaced while the submission was scored
+            raise ReferenceDataError(
+                f"ledger entry {entry_id} is gone: the ledger was replaced or restored during scoring",
+                self.path,
+                "Keep the ledger in place while scorers run",
+            )
+        raise RuntimeError(f"ledger entry {entry_id} is not pending (finished twice?)")
 
     def records(self, participant: str | None = None, phase: int | None = None) -> list[LedgerRecord]:
         """The history, oldest first, optionally of one participant and/or phase."""
         query = "SELECT id, participant, phase, submitted_at, counted, status, scores, failure, label FROM submissions"
+        if participant is not None:
+            participant = self._stored_participant(participant)
         wanted = (("participant", participant), ("phase", phase))
         conditions = [(column, value) for column, value in wanted if value is not None]
         if conditions:
             query += " WHERE " + " AND ".join(f"{column} = ?" for column, _ in conditions)
         with self._transaction() as connection:
             rows = connection.execute(query + " ORDER BY submitted_at, id", [v for _, v in conditions]).fetchall()
-        return [_record(row) for row in rows]
+        return [self._record(row) for row in rows]
+
+    def _stored_participant(self, participant: str) -> str:
+        """The name as the ledger stores it; refused when empty or too long to be a name."""
+        if not isinstance(participant, str) or not participant.strip():
+            raise ReferenceDataError("no participant name for the submission ledger", self.path, _FIX)
+        if len(participant) > MAX_PARTICIPANT_CHARS:
+            raise ReferenceDataError(
+                f"the participant name {shown(participant)} is longer than {MAX_PARTICIPANT_CHARS} characters",
+                self.path,
+                "Give the scorer a shorter --participant name",
+            )
+        return printable(participant)  # SQLite stores UTF-8 only: bytes of a non-UTF-8 name become \xNN
+
+    def _in_range(self, moment: dt.datetime) -> dt.datetime:
+        moment = moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+        if not EARLIEST_TIME <= moment < LATEST_TIME:
+            raise ReferenceDataError(
+                f"the submission time {shown(moment.isoformat())} is not between 1970 and 9998",
+                self.path,
+                "Set the scoring machine's clock",
+            )
+        return moment
+
+    def _record(self, row: tuple) -> LedgerRecord:
+        try:
+            return _record(row)
+        except (ValueError, TypeError, RecursionError):  # a hand-edited or damaged entry
+            raise ReferenceDataError(f"ledger entry {shown(row[0])} is damaged", self.path, _FIX) from None
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
         """One write transaction; every SQLite problem becomes one message naming the file."""
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._refuse_special_files()
             connection = sqlite3.connect(self.path, timeout=self.busy_timeout_seconds, isolation_level=None)
-        except (OSError, sqlite3.Error) as error:
+        except OSError as error:
+            raise ReferenceDataError(
+                f"cannot open the submission ledger ({error.strerror or type(error).__name__})", self.path, _FIX
+            ) from None
+        except ValueError:  # only a path given through the API can hold one
+            raise ReferenceDataError("cannot open the submission ledger (a NUL in its path)", self.path, _FIX) from None
+        except sqlite3.Error as error:
             raise ReferenceDataError(f"cannot open the submission ledger ({error})", self.path, _FIX) from None
         try:
             connection.execute("BEGIN IMMEDIATE")  # take the write lock before reading: no lost or double counts
@@ -214,6 +274,21 @@ class SubmissionLedger:
             raise
         finally:
             connection.close()
+
+    def _refuse_special_files(self) -> None:
+        """Only files may be the ledger and its side files: SQLite says no more than "disk I/O error" for a FIFO
+        or a device as the ledger, and silently keeps its journal on a device (/dev/zero swallows it)."""
+        for path in (self.path, *(Path(f"{self.path}{suffix}") for suffix in _SQLITE_SIDE_FILES)):
+            try:
+                mode = os.stat(path).st_mode
+            except FileNotFoundError:
+                continue  # SQLite creates it
+            if not stat.S_ISREG(mode):
+                raise ReferenceDataError(
+                    f"cannot open the submission ledger: {shown_path(path)} is {file_kind(mode)}, not a file",
+                    self.path,
+                    _FIX,
+                )
 
     def _ensure_schema(self, connection: sqlite3.Connection) -> None:
         version = connection.execute("PRAGMA user_version").fetchone()[0]
@@ -246,6 +321,25 @@ def check_limits(on_day: int, total: int, limits: SubmissionLimits) -> None:
         raise LimitReached("day", on_day, limits.per_day)
 
 
+def _storable(text: str, limit: int) -> str:
+    """``text`` as SQLite can store it (UTF-8: the surrogate escapes of a non-UTF-8 file name cannot be), cut."""
+    text = printable(str(text), limit)
+    return text if len(text) <= limit else text[: limit - 3] + "..."  # escaping may have lengthened it
+
+
+def _earlier_by(moment: dt.datetime, span: dt.timedelta) -> dt.datetime:
+    try:
+        return max(moment - span, EARLIEST_TIME)
+    except OverflowError:  # a huge span (execution_time_limit): nothing is that old
+        return EARLIEST_TIME
+
+
+def file_kind(mode: int) -> str:
+    """What a non-regular file is, for a message: "a folder", "a FIFO"..."""
+    kinds = ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"))
+    return next((name for test, name in kinds if test(mode)), "a special file")
+
+
 def _roll_back(connection: sqlite3.Connection) -> None:
     try:
         if connection.in_transaction:
@@ -269,6 +363,9 @@ def _finite_scores(scores: Mapping[str, float | None]) -> dict[str, float | None
 
 def _record(row: tuple) -> LedgerRecord:
     entry_id, participant, phase, submitted_at, counted, status, scores, failure, label = row
+    scores = json.loads(scores) if scores is not None else None
+    if scores is not None and not isinstance(scores, dict):
+        raise ValueError("scores are not a mapping")
     return LedgerRecord(
         entry_id=entry_id,
         participant=participant,
@@ -276,7 +373,7 @@ def _record(row: tuple) -> LedgerRecord:
         submitted_at=dt.datetime.strptime(submitted_at, _STAMP_FORMAT).replace(tzinfo=UTC),
         counted=bool(counted),
         status=status,
-        scores=json.loads(scores) if scores is not None else None,
+        scores=scores,
         failure=failure,
         label=label,
     )

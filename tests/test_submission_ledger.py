@@ -5,14 +5,24 @@ from __future__ import annotations
 import datetime as dt
 import math
 import multiprocessing
+import os
+import queue
+import resource
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
 
 from cityscapes_competition.errors import ReferenceDataError
-from cityscapes_competition.submission_ledger import LimitReached, SubmissionLedger, SubmissionLimits
+from cityscapes_competition.submission_ledger import (
+    MAX_FAILURE_CHARS,
+    MAX_LABEL_CHARS,
+    LimitReached,
+    SubmissionLedger,
+    SubmissionLimits,
+)
 
 UTC = dt.UTC
 MOSCOW = ZoneInfo("Europe/Moscow")
@@ -160,3 +170,177 @@ def test_an_unusable_path_is_named(tmp_path) -> None:
 def test_an_empty_participant_name_is_refused(tmp_path) -> None:
     with pytest.raises(ReferenceDataError, match="no participant name"):
         SubmissionLedger(tmp_path / "ledger.sqlite").reserve(" ", 1, NOON, limits())
+
+
+# ---- hostile values and files: one message, never a crash, a hang or unbounded memory ----
+
+
+def outcome_within(function: Callable[..., object], *args: object, seconds: float = 30) -> tuple[str, str]:
+    """``function(*args)`` in a forked child with bounded time and memory: ("returned", "") or the exception's
+    (type name, message). A hang fails the test instead of stopping the test run; so does a memory blow-up."""
+    kind, message, _ = _bounded(function, args, seconds)
+    return kind, message
+
+
+def memory_growth_within(function: Callable[..., object], *args: object, seconds: float = 60) -> int:
+    """How many bytes the peak resident memory grew while ``function(*args)`` ran (in a child, as above)."""
+    kind, message, growth = _bounded(function, args, seconds)
+    assert kind == "returned", (kind, message[:300])
+    return growth
+
+
+def _bounded(function: Callable[..., object], args: tuple, seconds: float) -> tuple[str, str, int]:
+    context = multiprocessing.get_context("fork")
+    results = context.Queue()
+    child = context.Process(target=_run_bounded, args=(results, function, args))
+    child.start()
+    try:
+        return results.get(timeout=seconds)
+    except queue.Empty:
+        pytest.fail(f"{function.__name__} was still running after {seconds} s: a hang")
+    finally:
+        child.kill()
+        child.join()
+
+
+def _run_bounded(results: multiprocessing.Queue, function: Callable[..., object], args: tuple) -> None:
+    _, hard = resource.getrlimit(resource.RLIMIT_AS)
+    soft = _address_space() + 2**30  # a gigabyte more than forked
+    resource.setrlimit(resource.RLIMIT_AS, (soft if hard == resource.RLIM_INFINITY else min(soft, hard), hard))
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    try:
+        function(*args)
+        outcome = ("returned", "")
+    except BaseException as error:  # the outcome is the test's to judge
+        outcome = (type(error).__name__, str(error)[:5000])
+    results.put((*outcome, (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - peak) * 1024))
+
+
+def _address_space() -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmSize:"):
+            return int(line.split()[1]) * 1024
+    return 2**34
+
+
+def test_a_failure_quoting_a_non_utf8_file_name_releases_the_try(tmp_path) -> None:
+    ledger = SubmissionLedger(tmp_path / "ledger.sqlite")
+    reason = "FileNotFoundError: [Errno 2] No such file or directory: 'res/pixel/frankfurt_\udcff\udcfe.png'"
+    ledger.reserve("alice", 1, NOON, limits(per_day=1)).fail(reason)  # SQLite cannot store surrogates as such
+    assert ledger.reserve("alice", 1, NOON, limits(per_day=1)).day_count == 1  # the failed one did not count
+    failed = ledger.records("alice")[0]
+    assert failed.status == "failed"
+    assert failed.failure.endswith("'res/pixel/frankfurt_\\xff\\xfe.png'")
+
+
+@pytest.mark.parametrize(
+    "reason",
+    ["", "\x00\x1b[31m\ud800 and \U0010ffff", "x" * 10_000_000, "line one\nline two\r\n\t"],
+    ids=["empty", "nul-escape-lone-surrogate", "ten-million-chars", "line-breaks"],
+)
+def test_releasing_a_try_takes_any_reason(tmp_path, reason: str) -> None:
+    ledger = SubmissionLedger(tmp_path / "ledger.sqlite")
+    ledger.reserve("alice", 1, NOON, limits()).fail(reason)
+    [record] = ledger.records()
+    assert record.status == "failed"
+    assert len(record.failure) <= 4 * MAX_FAILURE_CHARS
+    assert record.failure.isprintable() or not record.failure
+
+
+def test_labels_and_participants_that_sqlite_cannot_store_are_escaped(tmp_path) -> None:
+    ledger = SubmissionLedger(tmp_path / "ledger.sqlite")
+    name = "b\udcffb\x1b"  # a --participant given as bytes that are not UTF-8, and an escape character
+    ledger.reserve(name, 1, NOON, limits(per_day=1), label="/input/\udcff" + "x" * 100_000).complete({})
+    with pytest.raises(LimitReached):  # the same (escaped) name every time: still one participant
+        ledger.reserve(name, 1, NOON, limits(per_day=1))
+    [record] = ledger.records(name)
+    assert record.participant == "b\\xffb\\x1b"
+    assert record.label.startswith("/input/\\xff") and len(record.label) <= MAX_LABEL_CHARS
+
+
+def test_a_participant_name_too_long_to_be_one_is_refused(tmp_path) -> None:
+    with pytest.raises(ReferenceDataError, match=r"participant name 'aaa.*' is longer than 256 characters") as error:
+        SubmissionLedger(tmp_path / "ledger.sqlite").reserve("a" * 1_000_000, 1, NOON, limits())
+    assert len(str(error.value)) < 500
+
+
+@pytest.mark.parametrize(
+    "moment",
+    [dt.datetime(9999, 12, 31, 23, tzinfo=UTC), dt.datetime(1, 1, 1, tzinfo=UTC), dt.datetime(9999, 12, 31, 23)],
+)
+def test_a_submission_time_that_would_overflow_is_refused(tmp_path, moment: dt.datetime) -> None:
+    with pytest.raises(ReferenceDataError, match=r"is not between 1970 and 9998\. Set the scoring machine's clock"):
+        SubmissionLedger(tmp_path / "ledger.sqlite").reserve("alice", 1, moment, limits())
+
+
+def test_an_enormous_stale_time_counts_every_pending_entry(tmp_path) -> None:
+    ledger = SubmissionLedger(tmp_path / "ledger.sqlite", stale_after=dt.timedelta.max)
+    ledger.reserve("alice", 1, NOON, limits(per_day=1))
+    with pytest.raises(LimitReached):
+        ledger.reserve("alice", 1, NOON, limits(per_day=1))
+
+
+def test_a_ledger_path_that_is_a_folder_is_named(tmp_path) -> None:
+    with pytest.raises(ReferenceDataError, match=f"^{tmp_path}: cannot open the submission ledger"):
+        SubmissionLedger(tmp_path).records()
+
+
+def _reserve(path: Path) -> None:
+    SubmissionLedger(path, busy_timeout_seconds=1).reserve("alice", 1, NOON, limits())
+
+
+def test_a_ledger_path_that_is_a_fifo_is_refused_without_waiting(tmp_path) -> None:
+    path = tmp_path / "ledger.sqlite"
+    os.mkfifo(path)
+    kind, message = outcome_within(_reserve, path)
+    assert kind == "ReferenceDataError"
+    assert message.startswith(f"{path}: cannot open the submission ledger: {path} is a FIFO, not a file")
+
+
+@pytest.mark.parametrize("suffix", ["", "-journal"])
+def test_a_ledger_on_a_device_is_refused(tmp_path, suffix: str) -> None:
+    path = tmp_path / "ledger.sqlite"
+    Path(f"{path}{suffix}").symlink_to("/dev/zero")
+    kind, message = outcome_within(_reserve, path)
+    assert (kind, message.split(". ")[0]) == (
+        "ReferenceDataError",
+        f"{path}: cannot open the submission ledger: {path}{suffix} is a character device, not a file",
+    )
+
+
+def test_a_corrupt_ledger_is_named(tmp_path) -> None:
+    path = tmp_path / "ledger.sqlite"
+    SubmissionLedger(path).records()  # create it
+    with sqlite3.connect(path) as connection:  # enough entries for several pages
+        rows = [(f"participant {n}", "2019-03-10 09:00:00.000000", "x" * 100) for n in range(2000)]
+        connection.executemany(
+            "INSERT INTO submissions (participant, phase, submitted_at, counted, status, label) "
+            "VALUES (?, 1, ?, 1, 'completed', ?)",
+            rows,
+        )
+    data = bytearray(path.read_bytes())
+    data[4096:] = b"\xa5" * (len(data) - 4096)  # every page past the first overwritten
+    path.write_bytes(bytes(data))
+    kind, message = outcome_within(_reserve, path)
+    assert (kind, message.split(" (")[0]) == ("ReferenceDataError", f"{path}: not a usable submission ledger")
+
+
+@pytest.mark.parametrize(
+    ("column", "value"),
+    [("submitted_at", "yesterday"), ("scores", "{not json"), ("scores", "[1, 2]"), ("scores", "[" * 100_000)],
+)
+def test_a_damaged_entry_is_named(tmp_path, column: str, value: str) -> None:
+    path = tmp_path / "ledger.sqlite"
+    SubmissionLedger(path).reserve("alice", 1, NOON, limits()).complete({"ap": 0.5})
+    with sqlite3.connect(path) as connection:
+        connection.execute(f"UPDATE submissions SET {column} = ?", (value,))
+    with pytest.raises(ReferenceDataError, match=f"^{path}: ledger entry 1 is damaged"):
+        SubmissionLedger(path).records()
+
+
+def test_an_entry_gone_with_a_replaced_ledger_is_named(tmp_path) -> None:
+    path = tmp_path / "ledger.sqlite"
+    reservation = SubmissionLedger(path).reserve("alice", 1, NOON, limits())
+    path.unlink()  # replaced (here: by a new, empty ledger) while the submission was scored
+    with pytest.raises(ReferenceDataError, match="ledger entry 1 is gone: the ledger was replaced or restored"):
+        reservation.fail("scoring failed")

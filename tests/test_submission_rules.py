@@ -5,14 +5,25 @@ from __future__ import annotations
 import csv
 import dataclasses
 import datetime as dt
+import io
+import os
+import shutil
+import sqlite3
+import sys
 from pathlib import Path
 
 import pytest
+from test_submission_ledger import memory_growth_within, outcome_within
 
 from cityscapes_competition.challenge import ChallengeSettings, load_challenge
 from cityscapes_competition.errors import ReferenceDataError, SubmissionError
 from cityscapes_competition.submission_ledger import SubmissionLedger
-from cityscapes_competition.submission_rules import CSV_COLUMNS, check_submission, parse_timestamp
+from cityscapes_competition.submission_rules import (
+    CSV_COLUMNS,
+    check_submission,
+    parse_timestamp,
+    read_platform_metadata,
+)
 
 UTC = dt.UTC
 PHASE_1_DEADLINE = "2019-03-14T20:59:00+00:00"  # 23:59:00 Moscow time
@@ -81,6 +92,10 @@ def check(input_dir: Path, settings: ChallengeSettings, **options):
         "2019-03-10T08:00:00Z",
         "2019-03-10T11:00:00+03:00",
         "2019-03-10T08:00:00",
+        "2019-03-10T08:00:00-00:00",
+        "2019-03-11T07:59:00+23:59",
+        "2019-03-09T08:01:00-23:59",
+        " 2019-03-10T08:00:00+0000 ",
     ],
 )
 def test_timestamps_with_and_without_microseconds_and_offsets(text: str) -> None:
@@ -91,7 +106,24 @@ def test_timestamp_microseconds_are_kept() -> None:
     assert parse_timestamp("2019-03-10 08:00:00.123456+00:00").microsecond == 123456
 
 
-@pytest.mark.parametrize("text", ["2019-03-10", "yesterday", "2019-13-10T08:00:00", "2019-03-10T08:00:00+25:00", ""])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "2019-03-10",
+        "yesterday",
+        "2019-13-10T08:00:00",
+        "2019-03-10T08:00:00+25:00",
+        "",
+        "2019-03-10T08:00:00+24:00",
+        "0001-01-01T00:00:00+23:59",
+        "9999-12-31T23:59:59-23:59",
+        "1969-12-31T23:59:59",
+        "9999-01-01T00:00:00",
+        "２０１９-03-10T08:00:00",
+        "2019-03-10T08:00:00\x00",
+        "1e400",
+    ],
+)
 def test_bad_timestamps_are_refused(text: str) -> None:
     with pytest.raises(ValueError):
         parse_timestamp(text)
@@ -365,3 +397,268 @@ def test_ledger_mode_with_rules_off_records_without_counting(tmp_path, settings)
         (1, True, "pending"),
         (2, False, "completed"),
     ]
+
+
+# ---- hostile platform files: one message naming the file, never a crash, a hang or unbounded memory ----
+
+METADATA_PATH = Path("input") / "metadata"
+CSV_PATH = Path("input") / "coopetition" / "coopetition_phase_1.txt"
+PLATFORM_FIX = "score without the rules (enforce_submission_rules: false in challenge.yaml, or --no-submission-rules)"
+ALIAS_BOMB = "".join(
+    f"l{level}: &l{level} [" + ", ".join([f"*l{level - 1}"] * 9) + "]\n" if level else "l0: &l0 [lol]\n"
+    for level in range(9)
+)  # 9**8 (43 million) strings in under 1 KB
+
+
+def refusal(tmp_path: Path, settings: ChallengeSettings, file: Path, problem: str) -> str:
+    """The one message refusing ``file``, from a child process that a hang or a memory blow-up cannot stall."""
+    kind, message = outcome_within(check, tmp_path / "input", settings)
+    assert kind == "ReferenceDataError", (kind, message[:300])
+    assert message.startswith(f"{tmp_path / file}: ")
+    assert problem in message
+    assert message.endswith(PLATFORM_FIX) and len(message) < 700  # quoted values are cut, the fix is kept
+    return message
+
+
+def with_metadata(tmp_path: Path, content: bytes, number: int = 3) -> Path:
+    input_dir = platform_input(tmp_path, "2019-03-10T08:00:00+00:00", number)
+    (input_dir / "metadata").write_bytes(content)
+    return input_dir
+
+
+def with_csv(tmp_path: Path, content: bytes) -> Path:
+    input_dir = platform_input(tmp_path, "2019-03-10T08:00:00+00:00", 3)
+    (input_dir / "coopetition" / "coopetition_phase_1.txt").write_bytes(content)
+    return input_dir
+
+
+def metadata_with(key: str, value: str) -> bytes:
+    lines = [line for line in GOOD_METADATA.splitlines() if not line.startswith(f"{key}:")]
+    return "\n".join([*lines, f"{key}: {value}", ""]).encode()
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        (metadata_with("competition-phase", "1" * 5000), "competition-phase must be a whole number of at most 18"),
+        (metadata_with("competition-submission", "9" * 5000), "competition-submission must be a whole number"),
+        (metadata_with("competition-submission", "1e400"), "competition-submission must be a whole number"),
+        (metadata_with("competition-submission", "+3"), "competition-submission must be a whole number"),
+        (metadata_with("competition-submission", "3_000"), "competition-submission must be a whole number"),
+        (metadata_with("competition-submission", "٣"), "competition-submission must be a whole number"),
+        (metadata_with("competition-phase", "１"), "competition-phase must be a whole number"),
+        (metadata_with("submitted-at", "0001-01-01T00:00:00+23:59"), "submitted-at is not a time in the years 1970"),
+        (metadata_with("submitted-at", "0001-01-01T00:00:00"), "submitted-at is not a time in the years 1970"),
+        (metadata_with("submitted-at", "9999-12-31T23:59:59-23:59"), "submitted-at is not a time in the years"),
+        (metadata_with("submitted-at", "２０１９-03-10T08:00:00"), "submitted-at is not an ISO-8601 time"),
+        (metadata_with("submitted-at", "2019" * 10_000), "submitted-at is not an ISO-8601 time: '20192019"),
+        (metadata_with("competition-phase", "x" * 60_000), "competition-phase must be a whole number"),
+        (metadata_with("automatic-submission", "maybe" * 10_000), "automatic-submission must be True or False"),
+        (metadata_with("automatic-submission", "[True]"), "must be True or False, not a list or mapping"),
+        (metadata_with("submitted-by", "{name: alice}"), "no 'submitted-by' (a text value)"),
+        (GOOD_METADATA.replace("alice", "al\0ice").encode(), "metadata holds a NUL byte"),
+        (GOOD_METADATA.replace("alice", "al\xefce").encode("latin-1"), "metadata is not UTF-8 text (byte 0xef"),
+        (b"", "metadata is empty"),
+        (b" \n\n", "metadata is empty"),
+        (b"# no fields\n", "metadata is not a YAML mapping"),
+        (b"just text\n", "metadata is not a YAML mapping"),
+        (b"- a\n- list\n", "metadata is not a YAML mapping"),
+        ((GOOD_METADATA + ALIAS_BOMB).encode(), "uses a YAML alias"),
+        (  # the bomb as a value that is quoted in a message: its repr would fill memory
+            metadata_with("automatic-submission", "*l8").replace(b"automatic", ALIAS_BOMB.encode() + b"automatic", 1),
+            "uses a YAML alias",
+        ),
+        ((GOOD_METADATA + "ref: " + "[" * 20_000 + "]" * 20_000 + "\n").encode(), "nests YAML deeper than 8 levels"),
+        ((GOOD_METADATA + "submitted-by: mallory\n").encode(), "has the key 'submitted-by' twice"),
+        ((GOOD_METADATA + "---\n" + GOOD_METADATA).encode(), "holds more than one YAML document"),
+        (("? [a, b]\n: c\n" + GOOD_METADATA).encode(), "has a key that is a list or mapping"),
+        ((GOOD_METADATA + "# " + "x" * 70_000 + "\n").encode(), "larger than 65536 bytes"),
+        (b"submitted-by: [unclosed\n", "not valid YAML (expected ',' or ']', but got '<stream end>' at line 2)"),
+    ],
+)
+def test_hostile_metadata_is_one_message_naming_the_file(tmp_path, settings, content: bytes, problem: str) -> None:
+    with_metadata(tmp_path, content)
+    refusal(tmp_path, settings, METADATA_PATH, problem)
+
+
+def test_metadata_with_a_byte_order_mark_is_read(tmp_path, settings) -> None:
+    decision = check(with_metadata(tmp_path, "\ufeff".encode() + GOOD_METADATA.encode()), settings)
+    assert decision.summary.startswith("Phase 1, submission 1 of 20 on 2019-03-10")
+
+
+HEADER = ",".join(CSV_COLUMNS)
+
+
+def csv_row(user: str = "alice", started_at: str = "2019-03-10 07:00:00+00:00", number: str = "1") -> str:
+    return f"{user},1,,,{started_at},,0,{number},0,0"
+
+
+def csv_file(*rows: str, header: str = HEADER) -> str:
+    return "".join(f"{line}\n" for line in (header, *rows))
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        (csv_file("alice,1,,,2019-03-10 07:00:00+00:00").encode(), "line 2 has 5 fields, the header 10"),
+        (csv_file(csv_row() + ",extra").encode(), "line 2 has 11 fields, the header 10"),
+        (csv_file(csv_row("bob") + ",extra").encode(), "line 2 has 11 fields"),  # another participant's row
+        (csv_file(csv_row(number="7" * 5000)).encode(), "line 2: submission_number must be a whole number"),
+        (csv_file(csv_row(number="1e400")).encode(), "line 2: submission_number must be a whole number"),
+        (csv_file(csv_row(started_at="9999-12-31 23:59:59-23:59")).encode(), "line 2: started_at is not a time"),
+        (csv_file(csv_row(started_at="0001-01-01 00:00:00+23:59")).encode(), "line 2: started_at is not a time"),
+        (csv_file(csv_row(started_at="2019" * 30_000)).encode(), "line 2: started_at is not an ISO-8601"),
+        (csv_file(csv_row("b\0b")).encode(), "line 2 holds a NUL byte"),
+        (csv_file(csv_row("\xefve")).encode("latin-1"), "the finished submissions are not UTF-8 text"),
+        (csv_file(csv_row("b" * 200_000)).encode(), "field larger than field limit (131072)"),
+        (csv_file().encode() + b"a," * 600_000, "line 2: a record longer than 1048576 characters"),
+        (csv_file(csv_row(), '"x\n",' * 400_000).encode(), "a record longer than 1048576 characters"),
+        (csv_file(csv_row() + ",", header=HEADER + ",started_at").encode(), "the header has started_at twice"),
+    ],
+)
+def test_hostile_coopetition_csv_is_one_message_naming_the_file(tmp_path, settings, content, problem) -> None:
+    with_csv(tmp_path, content)
+    refusal(tmp_path, settings, CSV_PATH, problem)
+
+
+def test_a_coopetition_csv_over_256_mb_is_refused_unread(tmp_path, settings) -> None:
+    input_dir = with_csv(tmp_path, f"{HEADER}\n".encode())
+    with (input_dir / "coopetition" / "coopetition_phase_1.txt").open("r+b") as file:
+        file.truncate(300 * 1024 * 1024)  # sparse: no disk used
+    refusal(tmp_path, settings, CSV_PATH, "larger than 268435456 bytes, too large for the finished submissions")
+
+
+def test_a_coopetition_csv_with_a_byte_order_mark_is_read(tmp_path, settings) -> None:
+    input_dir = with_csv(tmp_path, ("\ufeff" + csv_file(csv_row(), "")).replace("\n", "\r\n").encode())
+    assert "submission 2 of 20 on 2019-03-10" in check(input_dir, settings).summary
+
+
+def _check_the_200th(input_dir: Path, settings: ChallengeSettings) -> None:
+    summary = check(input_dir, settings).summary
+    assert "submission 1 of 20 on 2019-03-10 (Moscow time), 200 of 200 in total" in summary, summary
+
+
+def test_millions_of_rows_are_streamed_in_bounded_memory(tmp_path, settings) -> None:
+    others = "".join(f"{csv_row(f'user{n}', number=str(n))}\n" for n in range(1, 1001))
+    alice = [csv_row(started_at=f"2019-03-0{1 + n % 9} 10:00:00+00:00", number=str(n)) for n in range(1, 200)]
+    content = f"{HEADER}\n" + others * 2000 + "\n".join(alice)  # 2 million rows of others', no last line end
+    input_dir = with_csv(tmp_path, content.encode())
+    (input_dir / "metadata").write_text(
+        GOOD_METADATA.replace("competition-submission: 3", "competition-submission: 200")
+    )
+    del content, others
+    assert memory_growth_within(_check_the_200th, input_dir, settings) < 64 * 1024 * 1024  # the file is 130 MB
+
+
+def test_millions_of_blank_lines_are_refused_quickly(tmp_path, settings) -> None:
+    with_csv(tmp_path, f"{HEADER}\n{csv_row()}\n".encode() + b"\r\n" * 4_000_000)  # 8 MB, scanned in a second
+    refusal(tmp_path, settings, CSV_PATH, "more than 4000000 lines")
+
+
+@pytest.mark.parametrize("file", [METADATA_PATH, CSV_PATH])
+@pytest.mark.parametrize(
+    ("make", "kind"), [("fifo", "a FIFO"), ("dev-zero", "a character device"), ("folder", "a folder")]
+)
+def test_special_files_are_refused_without_reading_them(tmp_path, settings, file: Path, make: str, kind: str) -> None:
+    platform_input(tmp_path, "2019-03-10T08:00:00+00:00", 3)
+    path = tmp_path / file
+    path.unlink()
+    if make == "fifo":
+        os.mkfifo(path)  # nobody writes: opening it to read would wait forever
+    elif make == "dev-zero":
+        path.symlink_to("/dev/zero")  # never ends
+    else:
+        path.mkdir()
+    what = "the platform's metadata" if file == METADATA_PATH else "the finished submissions"
+    refusal(tmp_path, settings, file, f"cannot read {what} from {kind}, only from a file")
+
+
+def test_dev_zero_itself_is_refused() -> None:
+    kind, message = outcome_within(read_platform_metadata, Path("/dev/zero"))
+    assert (kind, message.split(",")[0]) == (
+        "ReferenceDataError",
+        "/dev/zero: cannot read the platform's metadata from a character device",
+    )
+
+
+def test_a_dangling_metadata_link_is_refused_not_ignored(tmp_path, settings) -> None:
+    input_dir = platform_input(tmp_path, "2019-03-10T08:00:00+00:00", 3)
+    (input_dir / "metadata").unlink()
+    (input_dir / "metadata").symlink_to(tmp_path / "gone")
+    refusal(tmp_path, settings, METADATA_PATH, "cannot read the platform's metadata (No such file or directory)")
+
+
+# ---- hostile values in ledger mode ----
+
+
+def test_an_empty_participant_is_refused_not_replaced_by_the_os_user(tmp_path, settings) -> None:
+    with pytest.raises(ReferenceDataError, match="no participant name for the submission ledger"):
+        ledger_check(tmp_path, settings, "2019-03-10T08:00:00", participant="")
+
+
+def test_a_failure_quoting_a_non_utf8_file_name_releases_the_try(tmp_path, settings) -> None:
+    one_a_day = dataclasses.replace(settings, max_submissions_per_day=1)
+    decision = ledger_check(tmp_path, one_a_day, "2019-03-10T08:00:00")
+    decision.fail("FileNotFoundError: [Errno 2] No such file or directory: 'input/res/pixel/\udcff.png'")
+    again = ledger_check(tmp_path, one_a_day, "2019-03-10T09:00:00")
+    assert again.summary.startswith("Phase 1, submission 1 of 1 on 2019-03-10")
+    assert [record.status for record in SubmissionLedger(tmp_path / "ledger.sqlite").records()] == [
+        "failed",
+        "pending",
+    ]
+
+
+def test_non_utf8_paths_in_ledger_mode_are_stored_and_shown_escaped(tmp_path, settings) -> None:
+    folder = tmp_path / "\udcff"  # a folder name that is not UTF-8
+    decision = check_submission(
+        folder / "input", settings, ledger_path=folder / "ledger.sqlite", now=parse_timestamp("2019-03-10T08:00:00")
+    )
+    decision.complete({"iou_class": 0.5})
+    assert decision.summary.endswith(f"(ledger {tmp_path}/\\xff/ledger.sqlite)")
+    decision.summary.encode("utf-8")  # print() of the summary cannot fail
+    [record] = SubmissionLedger(folder / "ledger.sqlite").records()
+    assert record.label == f"{tmp_path}/\\xff/input"
+
+
+def test_an_absurd_time_limit_does_not_overflow(tmp_path, settings) -> None:
+    absurd = dataclasses.replace(settings, execution_time_limit=10**15)
+    assert ledger_check(tmp_path, absurd, "2019-03-10T08:00:00").checked
+
+
+def test_the_scorer_releases_the_try_after_a_failure_quoting_a_non_utf8_name(
+    tiny_case, tmp_path, monkeypatch, capsys
+) -> None:
+    from cityscapes_competition import cli, evaluation
+    from cityscapes_competition.challenge import DEFAULT_CHALLENGE_FILE
+
+    text = DEFAULT_CHALLENGE_FILE.read_text().replace('"2019-04-09 23:59:00"', '"2099-01-01 00:00:00"')
+    (tmp_path / "challenge.yaml").write_text(text.replace("max_submissions_per_day: 20", "max_submissions_per_day: 1"))
+    input_dir = tmp_path / "input"
+    shutil.copytree(tiny_case.ref, input_dir / "ref")
+    shutil.copytree(tiny_case.res, input_dir / "res")
+    ledger = tmp_path / "ledger.sqlite"
+    options = ["--ledger", str(ledger), "--participant", "alice", "--challenge", str(tmp_path / "challenge.yaml")]
+
+    not_utf8 = input_dir / "res" / "pixel" / "\udcff.png"
+
+    def unreadable(*args, **kwargs):  # an internal error quoting a file name that is not UTF-8
+        raise ValueError(f"{not_utf8}: truncated PNG file")
+
+    monkeypatch.setattr(evaluation, "evaluate", unreadable)
+    monkeypatch.setattr(cli, "_write_crash_log", lambda *args: None)  # its own problem with such names: not ours
+    monkeypatch.setattr(sys, "stderr", io.StringIO())  # takes surrogates, as the real stderr (backslashreplace)
+    assert cli.score_main([str(input_dir), str(tmp_path / "out"), *options]) == 3  # an internal error
+    assert "truncated PNG file" in sys.stderr.getvalue()
+    monkeypatch.undo()
+    assert cli.score_main([str(input_dir), str(tmp_path / "out"), *options]) == 0  # the failed try did not count
+    assert "submission 1 of 1" in capsys.readouterr().out
+    with sqlite3.connect(ledger) as connection:
+        rows = connection.execute("SELECT status, failure FROM submissions ORDER BY id").fetchall()
+    assert [status for status, _ in rows] == ["failed", "completed"]
+    assert rows[0][1].endswith("/res/pixel/\\xff.png: truncated PNG file")
+
+
+def test_a_switched_off_summary_is_printable_whatever_the_settings_file_name(tmp_path, settings) -> None:
+    relaxed = dataclasses.replace(settings, enforce_submission_rules=False, source=Path("/etc/\udcff.yaml"))
+    decision = check_submission(tmp_path, relaxed, ledger_path=None)
+    assert decision.summary == "Submission rules not checked: enforce_submission_rules is false in \\xff.yaml."
