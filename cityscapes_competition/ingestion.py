@@ -57,6 +57,8 @@ def run_ingestion(
 
     started = time.perf_counter()
     stream = stream or sys.stdout
+    if output.exists() and not output.is_dir():
+        raise ReferenceDataError("is a file, not a folder", output, "Give the folder that receives the results.")
     if execution_time_limit is None:
         execution_time_limit = load_challenge().execution_time_limit
     settings = read_settings(find_metadata(submission), submission)

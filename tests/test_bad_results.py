@@ -540,3 +540,22 @@ def test_a_json_of_empty_objects_is_parsed_in_bounded_memory(tiny_case, tmp_path
     assert result.returncode == 0, result.stderr
     peak_mib = int(result.stdout.strip().splitlines()[-1])
     assert peak_mib < 400, f"peak {peak_mib} MiB"
+
+
+def test_an_output_that_is_a_file_is_one_message(tiny_case, tmp_path, capsys) -> None:
+    output = tmp_path / "output"
+    output.write_text("not a folder")
+    code = score_main([str(tiny_case.ref.parent), str(output)])
+    err = capsys.readouterr().err
+    assert code == 2 and "is a file, not a folder" in err and "Traceback" not in err
+
+
+def test_a_failed_rerun_into_a_reused_output_leaves_no_stale_scores(tiny_case, tmp_path, capsys) -> None:
+    code, err, output = run_scoring(tiny_case, tmp_path, capsys)
+    assert code == 0 and (output / "scores.txt").exists(), err
+    pixel_file(tiny_case).write_bytes(b"garbage")
+    code, err, output = run_scoring(tiny_case, tmp_path, capsys)
+    assert code == 2
+    assert not (output / "scores.txt").exists() and not (output / "scores.json").exists()
+    page = (output / "detailed_results.html").read_text()
+    assert "could not be scored" in page and "not a PNG" in page

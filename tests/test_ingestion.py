@@ -247,3 +247,21 @@ def test_the_baseline_submission_through_ingestion_and_scoring(test_data, tmp_pa
 def test_a_model_failing_inside_predict_is_the_participants_error(test_data, tmp_path, capsys) -> None:
     # A fixed 64x128 input fed 32x64 images: Keras fails inside predict.
     _refused(test_data, tmp_path, capsys, segmentation_model(), "inference:\n  input_size: [32, 64]\n", "input_size")
+
+
+def test_an_output_that_is_a_file_is_one_message(test_data, tmp_path, capsys) -> None:
+    submission = make_submission(tmp_path / "sub", segmentation_model())
+    (tmp_path / "out").write_text("a file")
+    code, _, err = ingest(test_data, submission, tmp_path / "out", capsys)
+    assert code == 2 and "is a file, not a folder" in err and "Traceback" not in err
+
+
+def test_a_refused_submission_leaves_its_reason_for_the_scorer(test_data, tmp_path, capsys) -> None:
+    """Codabench scores after a failed ingestion: the reason waits beside the results (ingestion_status)."""
+    from cityscapes_competition.ingestion_status import FAILURE_REASON
+
+    submission = make_submission(tmp_path / "sub", segmentation_model(), "command: python3 evil.py\n")
+    code, _, err = ingest(test_data, submission, tmp_path / "out", capsys)
+    assert code == 2 and "remove the 'command' line" in err
+    assert "remove the 'command' line" in (tmp_path / "out" / FAILURE_REASON).read_text()
+    assert not (tmp_path / "out" / "metadata").exists()
