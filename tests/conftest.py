@@ -85,4 +85,22 @@ def tiny_case(tiny_case_template: TinyCase, tmp_path: Path) -> TinyCase:
     return TinyCase(ref, res, tiny_case_template.frames)
 
 
+def rle_predictions(res: Path) -> list[dict]:
+    """The instance results of a results folder as one COCO RLE document (each txt mask encoded by pycocotools)."""
+    from pycocotools import mask as rle_codec
+
+    predictions = []
+    for txt in sorted((res / "instance").rglob("*.txt")):
+        for line in txt.read_text().splitlines():
+            mask_name, label, confidence = line.split()
+            mask = np.asfortranarray((np.array(Image.open(txt.parent / mask_name)) != 0).astype(np.uint8))
+            rle = rle_codec.encode(mask)
+            rle["counts"] = rle["counts"].decode("ascii")
+            stem = txt.name[: -len(".txt")]
+            predictions.append(
+                {"image_id": stem, "category_id": int(label), "segmentation": rle, "score": float(confidence)}
+            )
+    return predictions
+
+
 pytest_plugins = ["test_official_equivalence"]  # its session fixtures (official runs) are shared

@@ -29,7 +29,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+sys.path[:0] = [str(REPO), str(REPO / "tests")]
 
 CASE_SECONDS = 30  # a case taking longer is a hang
 HOSTILE_TEXTS = [
@@ -271,21 +271,9 @@ def scoring_cases(template: Path) -> Callable:
 
 def _as_rle_json(res: Path) -> None:
     """The instance results as one RLE JSON (the txt files' masks encoded with pycocotools)."""
-    import numpy as np
-    from PIL import Image
-    from pycocotools import mask as rle_codec
+    from conftest import rle_predictions
 
-    predictions = []
-    for txt in sorted((res / "instance").rglob("*.txt")):
-        for line in txt.read_text().splitlines():
-            mask_name, label, confidence = line.split()
-            mask = np.asfortranarray((np.array(Image.open(txt.parent / mask_name)) != 0).astype(np.uint8))
-            rle = rle_codec.encode(mask)
-            rle["counts"] = rle["counts"].decode("ascii")
-            stem = txt.name[: -len(".txt")]
-            predictions.append(
-                {"image_id": stem, "category_id": int(label), "segmentation": rle, "score": float(confidence)}
-            )
+    predictions = rle_predictions(res)
     shutil.rmtree(res / "instance")
     (res / "instance").mkdir()
     (res / "instance" / "predictions.json").write_text(json.dumps(predictions))

@@ -11,11 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from pycocotools import mask as rle_codec
 
 from cityscapes_competition import results_format
 from cityscapes_competition.cli import score_main
-from conftest import REPO, TinyCase
+from conftest import REPO, TinyCase, rle_predictions
 
 STEM = "frankfurt_000000_000019"
 
@@ -223,18 +222,7 @@ def test_results_wrapped_in_one_folder(tiny_case, tmp_path, capsys) -> None:
 
 
 def _rle_document(case: TinyCase) -> list[dict]:
-    predictions = []
-    for txt in sorted((case.res / "instance").rglob("*.txt")):
-        for line in txt.read_text().splitlines():
-            mask_name, label, confidence = line.split()
-            mask = np.asfortranarray((np.array(Image.open(txt.parent / mask_name)) != 0).astype(np.uint8))
-            rle = rle_codec.encode(mask)
-            rle["counts"] = rle["counts"].decode("ascii")
-            stem = txt.name[: -len(".txt")]
-            predictions.append(
-                {"image_id": stem, "category_id": int(label), "segmentation": rle, "score": float(confidence)}
-            )
-    return predictions
+    return rle_predictions(case.res)
 
 
 def _scores(output: Path) -> dict:

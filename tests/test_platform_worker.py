@@ -376,6 +376,25 @@ def extract(data: bytes, folder: Path) -> Path:
     return folder
 
 
+def codabench_score(
+    files: dict[str, bytes], predictions: bytes, work: Path, home: Path, succeed: bool = True
+) -> tuple[Path, subprocess.CompletedProcess]:
+    """The scoring step (prepare, then _run_program_directory): the scoring program over input/ref and input/res."""
+    score = work / "score"
+    program = extract(files["scoring_program"], score / "program")
+    extract(files["reference_data"], score / "input" / "ref")
+    extract(predictions, score / "input" / "res")
+    (score / "output").mkdir()
+    (score / "shared").mkdir()
+    mounts = {
+        "/app/program": program,
+        "/app/output": score / "output",
+        "/app/shared": score / "shared",
+        "/app/input": score / "input",
+    }
+    return score, codabench_run(codabench_metadata_command(program), "program", True, mounts, home, succeed)
+
+
 def test_codabench_worker_runs_ingestion_then_scoring(
     bundles: BundleReport, submission_zip: bytes, tmp_path: Path
 ) -> None:
@@ -403,20 +422,8 @@ def test_codabench_worker_runs_ingestion_then_scoring(
     predictions = zip_folder(predict / "output")
 
     # Scoring: the scoring program over input/ref and input/res.
-    score = tmp_path / "score"
-    program = extract(files["scoring_program"], score / "program")
-    extract(files["reference_data"], score / "input" / "ref")
-    extract(predictions, score / "input" / "res")
-    (score / "output").mkdir()
-    (score / "shared").mkdir()
-    mounts = {
-        "/app/program": program,
-        "/app/output": score / "output",
-        "/app/shared": score / "shared",
-        "/app/input": score / "input",
-    }
-    codabench_run(codabench_metadata_command(program), "program", True, mounts, home)
-    assert_ran_bundled_package(program)
+    score, _ = codabench_score(files, predictions, tmp_path, home)
+    assert_ran_bundled_package(score / "program")
 
     # push_scores: scores.json when present; upload_submission_scores stores each leaderboard column's value
     # in a non-null DecimalField and skips the other keys.
@@ -516,12 +523,10 @@ def test_codabench_runs_a_submission_command_and_then_scores_the_failed_ingestio
     ingestionExitCode into the output that becomes the scoring run's input/res."""
     _, files = codabench_task(bundles.bundles[1].path)
     home = tmp_path / "home"
-    hostile = with_files(submission_zip, {"run.py": "open('/app/output/ran.txt' if False else 'ran.txt', 'w')\n"})
-    with zipfile.ZipFile(io.BytesIO(hostile)) as archive:
-        metadata = archive.read("metadata").decode()
-    hostile = with_files(hostile, {})  # rewritten below with a command line added
+    hostile = with_files(submission_zip, {"run.py": "open('ran.txt', 'w').close()\n"})  # in its working folder
     predict = tmp_path / "predict"
     submission = extract(hostile, predict / "program")
+    metadata = (submission / "metadata").read_text()
     (submission / "metadata").write_text("command: python3 $program/run.py\n" + metadata)
     ingestion = extract(files["ingestion_program"], predict / "ingestion_program")
     input_data = extract(files["input_data"], predict / "input_data")
@@ -541,15 +546,7 @@ def test_codabench_runs_a_submission_command_and_then_scores_the_failed_ingestio
     (predict / "output" / "metadata").write_text(yaml.dump(status, default_flow_style=False))
 
     # Scoring runs anyway; the scorer fails with the ingestion's reason, not "missing predictions".
-    score = tmp_path / "score"
-    program = extract(files["scoring_program"], score / "program")
-    extract(files["reference_data"], score / "input" / "ref")
-    extract(zip_folder(predict / "output"), score / "input" / "res")
-    (score / "output").mkdir()
-    (score / "shared").mkdir()
-    mounts = {"/app/program": program, "/app/output": score / "output", "/app/shared": score / "shared"}
-    mounts["/app/input"] = score / "input"
-    scored = codabench_run(codabench_metadata_command(program), "program", True, mounts, home, succeed=False)
+    score, scored = codabench_score(files, zip_folder(predict / "output"), tmp_path, home, succeed=False)
     assert scored.returncode == 2, scored.stderr
     assert "the ingestion program failed (exit code 2)" in scored.stderr
     assert "remove the 'command' line" in scored.stderr
