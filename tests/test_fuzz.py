@@ -47,7 +47,7 @@ def test_scoring_survives_mutated_results(tiny_case_template: TinyCase, tmp_path
     shutil.copytree(tiny_case_template.ref, template / "ref")
     shutil.copytree(tiny_case_template.res, template / "res")
     summary = run_driver("scoring", template, tmp_path / "work", FUZZ_SECONDS, SEED)
-    assert_clean(summary, minimum_cases=50, peak_mib=1024)
+    assert_clean(summary, minimum_cases=int(FUZZ_SECONDS), peak_mib=1024)  # about 6 cases a second here
     assert summary["codes"].get("0", 0) > 0, summary  # harmless mutations still score
 
 
@@ -69,4 +69,4 @@ def test_ingestion_survives_mutated_submissions(tiny_input_data: Path, tmp_path:
     summary = run_driver(
         "ingestion", REPO / "baseline_submission", tiny_input_data, tmp_path / "work", FUZZ_SECONDS, SEED
     )
-    assert_clean(summary, minimum_cases=10, peak_mib=3072)
+    assert_clean(summary, minimum_cases=int(FUZZ_SECONDS // 4), peak_mib=3072)  # about 3 cases a second here
