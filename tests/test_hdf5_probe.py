@@ -1,0 +1,66 @@
+"""A model file that crashes the HDF5 library is refused with a message, never a crash of the program."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from cityscapes_competition.cli import ingest_main
+from cityscapes_competition.errors import SubmissionError
+from cityscapes_competition.model_files import check_model_file
+
+# Two bytes of a Keras .h5's root object header, found by the fuzz test: HDF5 1.14 (h5py 3.14) then
+# dereferences garbage while opening the file and dies with SIGSEGV.
+CRASHING_PATCH = {857: (1, 199), 992: (109, 151)}  # offset: (byte Keras writes, byte that crashes)
+
+
+@pytest.fixture(scope="module")
+def crashing_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    import keras
+
+    inputs = keras.Input((64, 128, 3))
+    model = keras.Model(inputs, keras.layers.Conv2D(19, 1, activation="softmax")(inputs))
+    path = tmp_path_factory.mktemp("crash") / "model.h5"
+    model.save(path)
+    data = bytearray(path.read_bytes())
+    for offset, (written, crashing) in CRASHING_PATCH.items():
+        if data[offset] != written:
+            pytest.skip("Keras now lays the file out differently; find a new crashing patch with tests/test_fuzz.py")
+        data[offset] = crashing
+    path.write_bytes(bytes(data))
+    return path
+
+
+def test_the_patched_file_does_crash_h5py(crashing_model: Path) -> None:
+    """Why the probe exists: reading this file in the program's own process would kill it."""
+    code = "import h5py, sys\nwith h5py.File(sys.argv[1], 'r') as f: dict(f.attrs)"
+    process = subprocess.run([sys.executable, "-c", code, str(crashing_model)], capture_output=True, timeout=120)
+    assert process.returncode < 0, process
+
+
+def test_a_crashing_model_file_is_one_message(crashing_model: Path) -> None:
+    with pytest.raises(SubmissionError, match=r"the HDF5 library crashed reading it \(signal 11\)"):
+        check_model_file(crashing_model)
+
+
+def test_the_ingestion_refuses_it_with_exit_2(crashing_model: Path, tmp_path: Path, capsys) -> None:
+    submission = tmp_path / "submission"
+    submission.mkdir()
+    (submission / "metadata").write_text("")
+    (submission / "model.h5").write_bytes(crashing_model.read_bytes())
+    (tmp_path / "input").mkdir()
+    code = ingest_main([str(tmp_path / "input"), str(tmp_path / "out"), str(tmp_path), str(submission)])
+    err = capsys.readouterr().err
+    assert code == 2 and "damaged or incomplete HDF5 file" in err and "crashed" in err, err
+
+
+def test_an_intact_model_passes_the_probe(tmp_path: Path) -> None:
+    import keras
+
+    inputs = keras.Input((None, None, 3))
+    model = keras.Model(inputs, keras.layers.Conv2D(19, 1, activation="softmax")(inputs))
+    model.save(tmp_path / "model.h5")
+    check_model_file(tmp_path / "model.h5")
