@@ -3,12 +3,23 @@
 The file's config is checked first (``model_safety``: built-in Keras objects only); then Keras loads it
 with ``safe_mode=True``, ``compile=False`` and no custom objects. Any failure is one ``SubmissionError``.
 Keras (hence TensorFlow) is imported only inside these functions, so importing the package stays light.
+
+Memory. Keras allocates every variable a config declares (running its initializer) before it compares it
+with the stored weights, so a tiny file declaring ``Dense(2**28)`` would take gigabytes. Between the config
+check and the real load, the checked config is therefore built once with no variable initialized (inside a
+``keras.StatelessScope`` Keras only records each variable's shape; in a TensorFlow graph context whatever
+the layers compute while building stays an unexecuted graph node), and every declared variable is compared
+with the weights the file stores (``model_safety.read_stored_weights``: HDF5 metadata, nothing read) and
+the total is capped. ``check_activation_sizes`` does the same for activations, once the input size is known.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
+import math
 import os
+import re
 import sys
 import tempfile
 import warnings
@@ -17,8 +28,20 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import SubmissionError
-from .model_safety import check_model_config, saved_with
+import numpy as np
+
+from .errors import SubmissionError, shown
+from .model_safety import (
+    BIG_WEIGHTS_FIX,
+    MAX_WEIGHT_BYTES,
+    StoredWeight,
+    StoredWeights,
+    check_model_config,
+    read_stored_weights,
+    saved_with,
+    shape_text,
+    size_text,
+)
 
 if TYPE_CHECKING:
     import keras
@@ -42,7 +65,24 @@ _OUTPUT_FIX = (
     "Make every output per-pixel class scores of shape (batch, height, width, classes), channels last "
     "(data_format='channels_last', the Keras default)."
 )
+_WEIGHTS_FIX = (
+    "The model's configuration and the weights stored in the file disagree (was the file edited?): save the "
+    'trained model again with model.save("model.h5").'
+)
+_ACTIVATION_FIX = (
+    "Use a smaller input_size or batch_size in the metadata, or a model with fewer channels and less "
+    "upsampling at full resolution."
+)
+_DECLARED_SHAPE_FIX = "Give the model a modest input shape, such as keras.Input((None, None, 3)) or (1024, 2048, 3)."
 _sources: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model -> its file, for messages
+
+# Variables Keras creates beyond the stored weights (seed-generator states: 8 bytes each) may take this much.
+MAX_BOOKKEEPING_BYTES = 1024**2
+# One activation (a layer's output for a whole batch) may take this much: 4 GB is 8 images of 1024x2048
+# with 64 float32 channels, and TensorFlow holds at least a layer's input and output at once on top of it.
+MAX_ACTIVATION_BYTES = 4 * 1024**3
+# (height, width) of a Cityscapes image: with no input_size, each test image is fed at its own size.
+LARGEST_IMAGE = (1024, 2048)
 
 
 def configure_tensorflow() -> None:
@@ -86,25 +126,190 @@ def _stderr_swallowed() -> Iterator[None]:
 
 
 def load_model_safely(path: Path) -> keras.Model:
-    """The model in ``path``, once its config is known to name only built-in Keras objects."""
+    """The model in ``path``, once its config names only built-in Keras objects and its variables are
+    known to be the stored weights, within the memory caps."""
     config = check_model_config(path)
     keras = import_keras()
+    stored = read_stored_weights(path)
+    replaced = _without_legacy_leftovers(config)
+    check_declared_weights(config, stored, path)
     try:
-        with _keras_readable_name(path, _without_legacy_leftovers(config)) as name, warnings.catch_warnings():
+        with _keras_readable_name(path, replaced) as name, warnings.catch_warnings():
             warnings.simplefilter("ignore")  # deprecation notes about the participant's code, not actionable here
             model = keras.models.load_model(name, compile=False, safe_mode=True)
     except Exception as exc:  # anything Keras raises is the file's fault here: the config was valid JSON
-        saved = saved_with(path)
-        origin = f" (the file was saved with {saved})" if saved else ""
-        fix = _LEGACY_FIX if saved.startswith(("Keras 1.", "Keras 2.")) else _LOAD_FIX
-        raise SubmissionError(
-            f"could not be loaded by Keras {keras.__version__}{origin}: {short_reason(exc)}", path, fix
-        ) from None
+        raise _not_loaded(path, exc) from None
     if not isinstance(model, keras.Model):
         raise SubmissionError(f"holds a {type(model).__name__}, not a Keras model", path, _LOAD_FIX)
     with contextlib.suppress(TypeError):
         _sources[model] = path
     return model
+
+
+def _not_loaded(path: Path, exc: BaseException) -> SubmissionError:
+    keras = import_keras()
+    saved = saved_with(path)
+    origin = f" (the file was saved with {saved})" if saved else ""
+    fix = _LEGACY_FIX if saved.startswith(("Keras 1.", "Keras 2.")) else _LOAD_FIX
+    return SubmissionError(f"could not be loaded by Keras {keras.__version__}{origin}: {short_reason(exc)}", path, fix)
+
+
+# --- declared variables against stored weights ----------------------------------------------------------
+
+
+def check_declared_weights(config: dict, stored: StoredWeights, path: Path) -> None:
+    """Refuse a (checked) config whose variables are not the stored weights or take too much memory.
+
+    Runs before Keras allocates anything: the model is built without initializing a single variable.
+    """
+    model, created = _build_without_variables(config, path)
+    matched = _match_stored(model, stored, path)
+    _check_unstored(created, matched, path)
+    total = sum(map(_nbytes, created))
+    if total > MAX_WEIGHT_BYTES:
+        largest = max(created, key=_nbytes)
+        raise SubmissionError(
+            f"declares variables that take {size_text(total)}, more than the limit of {size_text(MAX_WEIGHT_BYTES)}; "
+            f"the largest is {_variable_text(largest)}",
+            path,
+            BIG_WEIGHTS_FIX,
+        )
+    for layer, tensor in _declared_outputs(model):
+        _check_activation(layer, tensor.shape, tensor.dtype, path, ("one image, as declared", _DECLARED_SHAPE_FIX))
+
+
+def _build_without_variables(config: dict, path: Path) -> tuple[Any, list[Any]]:
+    """The model built from ``config`` as Keras' h5 loader builds it, and every variable it created, none
+    initialized: a StatelessScope defers initializers, the graph context keeps build-time computation
+    symbolic (it is never run), and the variables are then forgotten so that nothing initializes them later."""
+    import tensorflow as tf
+    from keras.src.backend.common import global_state
+    from keras.src.legacy.saving import json_utils, saving_options, saving_utils
+    from keras.src.saving import serialization_lib
+
+    keras = import_keras()
+    decoded = json_utils.decode(json.dumps(config))  # what the loader deserializes (and a private copy)
+    before = list(global_state.get_global_attribute("uninitialized_variables") or [])
+    try:
+        with (
+            tf.Graph().as_default(),
+            keras.StatelessScope(initialize_variables=False),
+            saving_options.keras_option_scope(use_legacy_config=True),
+            serialization_lib.SafeModeScope(True),
+            warnings.catch_warnings(),
+        ):
+            warnings.simplefilter("ignore")
+            model = saving_utils.model_from_config(decoded, custom_objects={})
+    except Exception as exc:  # the real load would fail the same way, except for a stateful layer
+        stateful = _stateful_layer(config)
+        if stateful is not None:
+            raise SubmissionError(
+                f"layer {shown(stateful)} is stateful (stateful=True): its state is sized by a fixed batch, while "
+                "ingestion feeds batches of any size",
+                path,
+                "Save the model with stateful=False.",
+            ) from None
+        raise _not_loaded(path, exc) from None
+    finally:
+        created = (global_state.get_global_attribute("uninitialized_variables") or [])[len(before) :]
+        global_state.set_global_attribute("uninitialized_variables", before)
+    return model, created
+
+
+def _stateful_layer(config: object) -> str | None:
+    """The name of a layer whose config says ``stateful: true`` (RNNs create its state from values), if any."""
+    if isinstance(config, dict):
+        inner = config.get("config")
+        if isinstance(inner, dict) and inner.get("stateful") is True:
+            return str(inner.get("name"))
+        children: Any = config.values()
+    else:
+        children = config if isinstance(config, list) else ()
+    return next((name for child in children if (name := _stateful_layer(child)) is not None), None)
+
+
+def _match_stored(model: Any, stored: StoredWeights, path: Path) -> list[Any]:
+    """Pair declared and stored weights as Keras does (the layers with weights, by position); refuse a difference."""
+    from keras.src.legacy.saving.legacy_h5_format import _legacy_weights  # the order the h5 format uses
+
+    declared = [layer for layer in model.layers if _legacy_weights(layer)]
+    if len(declared) < len(stored.layers):
+        extra = stored.layers[len(declared)]
+        raise SubmissionError(
+            f"stores weights for {len(stored.layers)} layers but its configuration declares {len(declared)} layers "
+            f"with weights; the first stored layer left over is {shown(extra.name)}",
+            path,
+            _WEIGHTS_FIX,
+        )
+    matched: list[Any] = []
+    for index, layer in enumerate(declared):
+        saved = stored.layers[index].weights if index < len(stored.layers) else ()
+        _compare(f"layer {shown(layer.name)} (class {type(layer).__name__})", _legacy_weights(layer), saved, path)
+        matched += _legacy_weights(layer)
+    if stored.top_level is not None:
+        weights = {id(w) for w in model.weights}  # identity: == on an uninitialized variable would compute
+        own = [v for v in model._trainable_variables + model._non_trainable_variables if id(v) in weights]
+        _compare("the model itself", own, stored.top_level, path)
+        matched += own
+    return matched
+
+
+def _compare(what: str, declared: list[Any], stored: tuple[StoredWeight, ...], path: Path) -> None:
+    if len(declared) != len(stored):
+        found = f"{len(stored)} for it" if stored else "none for it"
+        raise SubmissionError(
+            f"{what} declares {len(declared)} weights, such as {_variable_text(declared[0])}, "
+            f"but the file stores {found}",
+            path,
+            _WEIGHTS_FIX,
+        )
+    for variable, saved in zip(declared, stored, strict=True):
+        if _shape(variable) != saved.shape:
+            raise SubmissionError(
+                f"{what} declares the weight {_variable_text(variable)}, but the file stores it with shape "
+                f"{shape_text(saved.shape)}",
+                path,
+                _WEIGHTS_FIX,
+            )
+
+
+def _check_unstored(created: list[Any], matched: list[Any], path: Path) -> None:
+    """Variables beyond the stored weights: seed-generator states, and copies of stored weights Keras builds
+    and drops (Bidirectional rebuilds its layer); anything else, past a few bytes, is refused."""
+    matched_ids = {id(v) for v in matched}
+    copies = {(v.path, _shape(v)) for v in matched}
+    extra = 0
+    for variable in created:
+        if id(variable) in matched_ids or (variable.path, _shape(variable)) in copies:
+            continue
+        extra += _nbytes(variable)
+        if extra > MAX_BOOKKEEPING_BYTES:
+            layer = str(variable.path).split("/", 1)[0]
+            raise SubmissionError(
+                f"layer {shown(layer)} creates the variable {_variable_text(variable)}, which the file does not store",
+                path,
+                _WEIGHTS_FIX,
+            )
+
+
+def _shape(variable: Any) -> tuple[int, ...]:
+    return tuple(int(d) for d in variable.shape)
+
+
+def _nbytes(variable: Any) -> int:
+    return math.prod(_shape(variable)) * _itemsize(variable.dtype)
+
+
+def _itemsize(dtype: object) -> int:
+    try:
+        return np.dtype(str(dtype)).itemsize
+    except TypeError:  # bfloat16, float8_e4m3fn...: the bits are in the name
+        bits = re.search(r"\d+", str(dtype))
+        return max(int(bits.group()) // 8, 1) if bits else 4
+
+
+def _variable_text(variable: Any) -> str:
+    return f"{shown(str(variable.path))} of shape {shape_text(_shape(variable))} ({size_text(_nbytes(variable))})"
 
 
 # Config entries tf.keras 2.x writes that Keras 3 refuses, though they change nothing: ``groups: 1`` is
@@ -165,7 +370,6 @@ def _keras_readable_name(path: Path, replaced_config: dict | None = None) -> Ite
 
 
 def _copy_with_config(source: Path, target: Path, config: dict) -> None:
-    import json
     import shutil
 
     import h5py
@@ -276,3 +480,99 @@ def _same_aspect(rows: int | None, cols: int | None, height: int | None, width: 
 
 def _show(shape: Shape) -> str:
     return "(" + ", ".join("None" if d is None else str(d) for d in shape) + ")"
+
+
+# --- activations --------------------------------------------------------------------------------------
+
+
+def check_activation_sizes(
+    model: Any, input_size: tuple[int, int] | None, batch_size: int, path: Path | None = None
+) -> None:
+    """Refuse a model any of whose activations, for the batches ingestion feeds it, exceeds MAX_ACTIVATION_BYTES.
+
+    ``input_size`` is what ingestion resizes to (None: each image's own size, at most LARGEST_IMAGE). Shapes
+    only: every layer's output spec is computed from KerasTensors, nothing is run. Call after ``check_io``.
+    """
+    import keras
+
+    path = path or _source_of(model)
+    height, width = input_size or LARGEST_IMAGE
+    image = keras.KerasTensor((batch_size, height, width, model.inputs[0].shape[-1]), dtype="float32")
+    context = (f"a batch of {batch_size} at {height}x{width}", _ACTIVATION_FIX)
+    _check_activation(None, image.shape, image.dtype, path, context)
+    try:
+        _run_symbolically(model, image, lambda op, out: _check_activation(op, out.shape, out.dtype, path, context))
+    except SubmissionError:
+        raise
+    except Exception:  # a shape Keras cannot infer for this size (predict will fail and say why): what is declared
+        for layer, tensor in _declared_outputs(model):
+            shape = (batch_size, *tensor.shape[1:])
+            declared = (f"a batch of {batch_size}, as declared", _ACTIVATION_FIX)
+            _check_activation(layer, shape, tensor.dtype, path, declared)
+
+
+def _run_symbolically(model: Any, inputs: Any, visit: Any) -> Any:
+    """``model`` applied to KerasTensors layer by layer, nested models included; ``visit(layer, output)``."""
+    import keras
+
+    graph = _graph_of(model)
+    if graph is None:
+        raise ValueError("not a graph of layers")
+
+    def operation_fn(operation: Any) -> Any:
+        def call(*args: Any, **kwargs: Any) -> Any:
+            if _graph_of(operation) is not None:
+                outputs = _run_symbolically(operation, args[0], visit)
+            else:
+                outputs = operation.compute_output_spec(*args, **kwargs)
+            for tensor in keras.tree.flatten(outputs):
+                visit(operation, tensor)
+            return outputs
+
+        return call
+
+    return graph._run_through_graph(inputs, operation_fn=operation_fn)
+
+
+def _graph_of(layer: Any) -> Any:
+    """The Functional graph a model runs (a built Sequential's inner one), None for any other layer."""
+    from keras.src.models.functional import Functional
+
+    if isinstance(layer, Functional):
+        return layer
+    inner = getattr(layer, "_functional", None)
+    return inner if isinstance(inner, Functional) else None
+
+
+def _declared_outputs(model: Any) -> Iterator[tuple[Any, Any]]:
+    """(layer, output) for every tensor of the model's graph as built from its config, nested models included."""
+    import keras
+
+    for tensor in model.inputs or []:
+        yield None, tensor
+    for layer in model.layers:
+        for node in getattr(layer, "_inbound_nodes", []):
+            for tensor in node.outputs:
+                yield layer, tensor
+        if isinstance(layer, keras.Model):
+            yield from _declared_outputs(layer)
+
+
+def _check_activation(layer: Any, shape: Any, dtype: object, path: Path | None, context: tuple[str, str]) -> None:
+    """Refuse one activation over the cap; ``context`` is (for what input, the fix to suggest)."""
+    dims = tuple(shape)
+    if dims and dims[0] is None:
+        dims = (1, *dims[1:])  # the batch, when the model leaves it open
+    if any(d is None for d in dims):
+        return  # not fixed by the model: bounded where the input size is known
+    nbytes = math.prod(int(d) for d in dims) * _itemsize(dtype)
+    if nbytes <= MAX_ACTIVATION_BYTES:
+        return
+    what = "the model's input" if layer is None else f"layer {shown(layer.name)} (class {type(layer).__name__})"
+    scale, fix = context
+    raise SubmissionError(
+        f"{what} gives a tensor of shape {shape_text(dims)} ({size_text(nbytes)} of {dtype}) for {scale}, more "
+        f"than the limit of {size_text(MAX_ACTIVATION_BYTES)} for one activation",
+        path,
+        fix,
+    )

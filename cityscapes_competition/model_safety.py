@@ -7,6 +7,10 @@ checked against allowlists derived from Keras itself (its public layers, initial
 constraints, activations and dtype policies), so that only built-in Keras objects ever reach Keras.
 Anything else (Lambda and tf.keras op layers, custom classes, registered names, modules outside Keras,
 function references, dotted paths such as ``os.system``) is refused with one message naming the layer.
+
+The weights the file stores are described from HDF5 metadata alone (names, shapes, dtypes; never the data,
+which may be compressed: a small file can declare a dataset of many gigabytes), so that ``model_loading``
+can compare them with the variables the config declares before Keras allocates any.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from __future__ import annotations
 import functools
 import inspect
 import json
+import math
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -22,12 +27,17 @@ from typing import Any
 
 import numpy as np
 
-from .errors import SubmissionError
+from .errors import SubmissionError, shown
+from .model_files import MAX_MODEL_BYTES
 
 MAX_CONFIG_BYTES = 50 * 1024**2
 MAX_DEPTH = 200
 MAX_HDF5_OBJECTS = 200_000
 _FIRST_READ_BYTES = 1024**2  # most configs fit; bigger ones are read again with the full limit
+# What the weights may take in memory, uncompressed: as much as the model file may hold, since Keras never
+# compresses what it saves. Anything beyond comes from a compressed or edited file, never from model.save().
+MAX_WEIGHT_BYTES = MAX_MODEL_BYTES
+MAX_NAME_LIST_BYTES = 16 * 1024**2  # a 'layer_names'/'weight_names' attribute: 64 KB per chunk in Keras' files
 
 MODEL_CLASSES = frozenset({"Functional", "Sequential", "Model"})
 # Built-in layers that run code or read files named in their config; never accepted.
@@ -59,6 +69,12 @@ DATA_MARKERS = frozenset(
         "__slice__",
         "TensorShape",
     }
+)
+# Markers Keras turns into arrays with np.array(value, dtype) or convert_to_tensor(value, dtype).
+_ARRAY_MARKERS = frozenset({"__numpy__", "__tensor__"})
+_ARRAY_DTYPES = frozenset(
+    {"bool", "float16", "bfloat16", "float32", "float64", "int8", "int16", "int32", "int64", "uint8", "uint16"}
+    | {"uint32", "uint64"}
 )
 # Keys under which a dict is a layer (its name is used in messages).
 _LAYER_KEYS = frozenset({"layers", "layer", "cell", "cells", "forward_layer", "backward_layer"})
@@ -200,10 +216,10 @@ def check_self_contained(h5: Any, path: Path) -> None:
     found: list[str] = []
     seen = [0]
 
-    def visit(name: str, link: Any) -> None:
+    def visit(name: str, link: Any) -> bool | None:
         seen[0] += 1
         if found or seen[0] > MAX_HDF5_OBJECTS:
-            return
+            return True  # stops the walk: a file of millions of links would take minutes to finish
         if isinstance(link, h5py.ExternalLink):
             found.append(f"'{name}' is a link to another file ({link.filename})")
         elif isinstance(link, h5py.HardLink) and isinstance(h5[name], h5py.Dataset):
@@ -425,6 +441,9 @@ class _Checker:
             self.refuse(site, f"'{class_name[:100]}' is not a built-in Keras layer (a custom layer?)")
 
     def _check_object_class(self, class_name: str, value: dict, site: Site) -> None:
+        if class_name in _ARRAY_MARKERS:
+            self._check_array_dtype(value, site)
+            return
         if class_name in DATA_MARKERS:
             return
         if class_name == "function":
@@ -438,6 +457,16 @@ class _Checker:
             self.refuse(site, f"'{site.key}' is '{class_name[:100]}', not a built-in Keras {family[0]}")
         if class_name not in self.allowed.objects:
             self.refuse(site, f"'{site.key}' names '{class_name[:100]}', which is not a built-in Keras object")
+
+    def _check_array_dtype(self, value: dict, site: Site) -> None:
+        """An array marker becomes ``np.array(value, dtype)``: a dtype such as '(20000,20000)f4' or 'V1000000000'
+        makes each element gigabytes, so only plain numeric dtypes are data."""
+        config = value.get("config")
+        dtype = config.get("dtype") if isinstance(config, dict) else None
+        if dtype not in _ARRAY_DTYPES:
+            self.refuse(
+                site, f"an array of dtype {shown(dtype)} is not plain numbers ({', '.join(sorted(_ARRAY_DTYPES))})"
+            )
 
     def _check_function(self, value: dict, site: Site) -> None:
         """Only the serialized form of a built-in activation, ``{class_name: function, config: "relu"}``."""
@@ -475,3 +504,159 @@ class _Checker:
             self.refuse(site, f"'{key}' is '{value[:100]}', not a built-in Keras {family[0]}")
         if _DOTTED_PATH.fullmatch(value) and value.split(".", 1)[0] != "keras":
             self.refuse(site, f"'{key}' is '{value[:100]}', a reference to Python code outside Keras")
+
+
+# --- the stored weights -------------------------------------------------------------------------------
+
+BIG_WEIGHTS_FIX = (
+    f"Use a smaller model (fewer or narrower layers): its weights may take at most "
+    f"{MAX_WEIGHT_BYTES / 1024**3:.0f} GB in memory, as much as a model file may hold."
+)
+
+
+@dataclass(frozen=True)
+class StoredWeight:
+    """One weight as the file stores it, from HDF5 metadata: its dataset, shape and size once read."""
+
+    name: str  # the dataset's path in the file
+    shape: tuple[int, ...]
+    nbytes: int
+
+
+@dataclass(frozen=True)
+class StoredLayer:
+    name: str
+    weights: tuple[StoredWeight, ...]
+
+
+@dataclass(frozen=True)
+class StoredWeights:
+    """What Keras reads from a legacy ``.h5`` file's ``model_weights`` group when loading it."""
+
+    layers: tuple[StoredLayer, ...]  # layers with weights, in the file's order: Keras matches them by position
+    top_level: tuple[StoredWeight, ...] | None  # the model's own weights, if the file has that group
+
+    def all(self) -> list[StoredWeight]:
+        return [w for layer in self.layers for w in layer.weights] + list(self.top_level or ())
+
+
+def read_stored_weights(path: Path) -> StoredWeights:
+    """The weights Keras would read from ``path``, described without reading any; their total is capped."""
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as h5:
+            stored = _stored_weights(_child(h5, "model_weights", h5py.Group, path), path)
+    except SubmissionError:
+        raise
+    except Exception as exc:
+        reason = _first_line(exc)
+        raise SubmissionError(f"could not be read as a Keras model file ({reason})", path, _MALFORMED_FIX) from None
+    _check_stored_total(stored, path)
+    return stored
+
+
+def _stored_weights(root: Any, path: Path) -> StoredWeights:
+    """Mirrors Keras' ``load_weights_from_hdf5_group``: the same names, looked up the same way."""
+    import h5py
+
+    layers = []
+    for name in _name_list(root, "layer_names", path):
+        group = _child(root, name, h5py.Group, path)
+        weights = tuple(_stored_weight(group, weight, path) for weight in _name_list(group, "weight_names", path))
+        if weights:
+            layers.append(StoredLayer(name, weights))
+    top_level = None
+    if "top_level_model_weights" in root:
+        group = _child(root, "top_level_model_weights", h5py.Group, path)
+        top_level = tuple(_stored_weight(group, weight, path) for weight in _name_list(group, "weight_names", path))
+    return StoredWeights(tuple(layers), top_level)
+
+
+def _name_list(node: Any, name: str, path: Path) -> list[str]:
+    """A list attribute as Keras reads it: ``name``, else its chunks ``name0``, ``name1``...; bounded in size."""
+    import h5py
+
+    names: list[str] = []
+    stored_bytes = 0
+    for key in _chunk_keys(node.attrs, name):
+        stored_bytes += _storage_size(h5py.h5a.open(node.id, key.encode()))
+        if stored_bytes > MAX_NAME_LIST_BYTES or len(names) > MAX_HDF5_OBJECTS:
+            raise _malformed(path, f"the attribute {shown(key)} of {shown(node.name)} is absurdly large")
+        for item in node.attrs[key]:  # iterated as Keras does (a scalar string would go by character)
+            item = item.decode("utf8") if hasattr(item, "decode") else item
+            if not isinstance(item, str):
+                raise _malformed(path, f"the attribute {shown(key)} of {shown(node.name)} is not a list of names")
+            names.append(item)
+    return names
+
+
+def _storage_size(attribute: Any) -> int:
+    try:
+        return int(attribute.get_storage_size())
+    except Exception:  # HDF5 reports an empty attribute's size of 0 as an error
+        return 0
+
+
+def _chunk_keys(attrs: Any, name: str) -> Iterator[str]:
+    if name in attrs:
+        yield name
+        return
+    index = 0
+    while index < MAX_HDF5_OBJECTS and f"{name}{index}" in attrs:
+        yield f"{name}{index}"
+        index += 1
+
+
+def _child(parent: Any, name: str, kind: type, path: Path) -> Any:
+    """``parent[name]`` as Keras' ``safe_get_h5_group``/``_dataset`` find it: through hard links only."""
+    import h5py
+
+    node = parent
+    for part in name.split("/"):
+        link = node.get(part, getlink=True) if part and isinstance(node, h5py.Group) else None
+        if not isinstance(link, h5py.HardLink):
+            where = f"{parent.name.rstrip('/')}/{name}"
+            raise _malformed(path, f"the weights name {shown(where)}, which is missing from the file (or is a link)")
+        node = node[part]
+    if not isinstance(node, kind):
+        raise _malformed(path, f"{shown(node.name)} is not an HDF5 {kind.__name__.lower()}")
+    return node
+
+
+def _stored_weight(group: Any, name: str, path: Path) -> StoredWeight:
+    import h5py
+
+    dataset = _child(group, name, h5py.Dataset, path)
+    shape, dtype = dataset.shape, dataset.dtype  # metadata: nothing is read or decompressed
+    if shape is None or dtype.kind not in "biuf":
+        raise _malformed(path, f"the weight {shown(dataset.name)} holds {dtype} values of shape {shape}, not numbers")
+    return StoredWeight(dataset.name, tuple(int(d) for d in shape), math.prod(shape) * dtype.itemsize)
+
+
+def _check_stored_total(stored: StoredWeights, path: Path) -> None:
+    weights = stored.all()
+    total = sum(w.nbytes for w in weights)
+    if total > MAX_WEIGHT_BYTES:
+        largest = max(weights, key=lambda w: w.nbytes)
+        raise SubmissionError(
+            f"stores weights that take {size_text(total)} once read (uncompressed), more than the limit of "
+            f"{size_text(MAX_WEIGHT_BYTES)}; the largest is {shown(largest.name)} of shape {shape_text(largest.shape)} "
+            f"({size_text(largest.nbytes)})",
+            path,
+            BIG_WEIGHTS_FIX,
+        )
+
+
+def size_text(nbytes: int) -> str:
+    """``2.0 GB``, ``12.5 MB``, ``608 bytes`` (binary units)."""
+    for unit, scale in (("GB", 1024**3), ("MB", 1024**2), ("KB", 1024)):
+        if nbytes >= scale:
+            return f"{nbytes / scale:.1f} {unit}"
+    return f"{nbytes} bytes"
+
+
+def shape_text(shape: tuple[int | None, ...]) -> str:
+    """``(8, 19)``: a shape for messages, cut if a config made it absurdly long."""
+    text = "(" + ", ".join("None" if d is None else str(d) for d in shape[:8]) + (", ..." if len(shape) > 8 else "")
+    return text + ("," if len(shape) == 1 else "") + ")"
