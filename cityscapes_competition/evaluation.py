@@ -81,7 +81,7 @@ def _pixel_predictions(folder: ResultsFolder, frames: list[FrameId], warnings: l
     if folder.pixel_dir is None:
         warnings.append(f"No '{PIXEL_DIR}' folder in the results: the pixel-level task scores 0.")
         return None
-    by_frame, unnamed = index_task_files(walk_files(folder.pixel_dir), ".png")
+    by_frame, unnamed = index_task_files(walk_files(folder.pixel_dir, folder.real_root), ".png")
     _warn_unused(by_frame, unnamed, frames, PIXEL_DIR, warnings)
     return match_predictions(frames, by_frame, PIXEL_DIR, "pixel prediction PNG")
 
@@ -92,7 +92,7 @@ def _instance_predictions(
     if folder.instance_dir is None:
         warnings.append(f"No '{INSTANCE_DIR}' folder in the results: the instance-level task scores 0.")
         return None
-    files = walk_files(folder.instance_dir)
+    files = walk_files(folder.instance_dir, folder.real_root)
     json_files = [Path(p) for p in files if p.endswith(".json")]
     by_frame, unnamed = index_task_files(files, ".txt")
     if json_files:

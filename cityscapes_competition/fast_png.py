@@ -98,6 +98,20 @@ def _mostly_predicted(filters: np.ndarray, max_share: float) -> bool:
     return np.count_nonzero(filters >= _AVERAGE) > max(4, max_share * len(filters))
 
 
+def count_chunks(data: bytes, limit: int) -> int:
+    """The number of chunks up to IEND; PngFormatError past ``limit`` or where a chunk overruns the file."""
+    count, position = 0, 8
+    while position + 8 <= len(data):
+        count += 1
+        if count > limit:
+            raise PngFormatError(f"more than {limit} chunks")
+        (length,) = struct.unpack_from(">I", data, position)
+        if data[position + 4 : position + 8] == b"IEND":
+            return count
+        position += 12 + length
+    return count
+
+
 def _image_data(data: bytes) -> bytes:
     """The concatenated IDAT chunks."""
     parts = []

@@ -53,7 +53,7 @@ def run_ingestion(
     """The whole run; inference stops early if it would not fit in the execution time limit (challenge.yaml's)."""
     from .challenge import load_challenge
     from .model_files import find_model_file
-    from .model_loading import check_io, load_model_safely
+    from .model_loading import check_activation_sizes, check_io, load_model_safely
 
     started = time.perf_counter()
     stream = stream or sys.stdout
@@ -68,6 +68,7 @@ def run_ingestion(
     model = load_model_safely(model_path)
     check_io(model)
     input_size = model_input_size(settings, model)
+    check_activation_sizes(model, input_size, settings.batch_size)  # shapes only: nothing runs yet
     shown_size = f"{input_size[0]}x{input_size[1]}" if input_size else "each image's own size"
     print(
         f"Running {model_path.name} on {len(images)} images at {shown_size}, batch {settings.batch_size}, "

@@ -8,6 +8,7 @@ inside the submission folder.
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
 
 from .errors import SubmissionError
@@ -99,7 +100,8 @@ def _model_candidates(root: Path) -> list[Path]:
             raise SubmissionError(
                 f"holds more than {MAX_ENTRIES} files and folders", root, "Submit only the model and 'metadata'."
             )
-        for name in sorted(filenames):
+        linked_folders = [d for d in dirnames if os.path.islink(os.path.join(folder, d))]  # never descended
+        for name in sorted([*filenames, *linked_folders]):
             if _ignored(name) or not name.lower().endswith(MODEL_SUFFIXES):
                 continue
             path = Path(folder) / name
@@ -119,17 +121,20 @@ def _target(path: Path) -> Path:
 
 
 def _check_inside(path: Path, root: Path) -> None:
-    if not path.is_symlink():
-        return
+    """A link must resolve inside the submission (checked before its target is looked at); a regular file."""
     target = _target(path)
-    if not target.is_relative_to(root):
+    if path.is_symlink() and not target.is_relative_to(root):
         raise SubmissionError(
             "is a symbolic link pointing outside the submission folder",
             path,
             "Upload the model file itself, not a link to it.",
         )
-    if not target.is_file():
-        raise SubmissionError("is a symbolic link to nothing readable", path, "Upload the model file itself.")
+    try:
+        regular = stat.S_ISREG(os.stat(target).st_mode)
+    except OSError:
+        regular = False
+    if not regular:
+        raise SubmissionError("is not a regular file", path, "Upload the model file itself.")
 
 
 def _read_at(path: Path, offset: int, count: int) -> bytes:

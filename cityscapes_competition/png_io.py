@@ -9,18 +9,28 @@ uses, so both paths give the official pixel values.
 from __future__ import annotations
 
 import io
+import struct
 import warnings
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-from .fast_png import PngFormatError, decode_grayscale, decode_rgb, nonzero_bitmask_rows, read_header
+from .fast_png import (
+    PngFormatError,
+    count_chunks,
+    decode_grayscale,
+    decode_rgb,
+    nonzero_bitmask_rows,
+    read_header,
+)
 from .untrusted_files import MissingFileError, UntrustedFileError, read_untrusted
 
 Size = tuple[int, int]  # (width, height), as Pillow reports it
 
 MAX_PIXELS = 4096 * 2048  # no legitimate Cityscapes image is larger
+_CHANNELS = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}  # by PNG colour type
+_MAX_CHUNKS_BASE = 1000  # plus one per 2 KB of file: libpng writes 8 KB IDAT chunks, OpenCV one to five
 MAX_FILE_BYTES = 64 * 1024 * 1024
 _SINGLE_CHANNEL_MODES = {"L", "P", "1", "I;16", "I;16B", "I;16L", "I"}
 _GRAYSCALE = 0
@@ -120,14 +130,31 @@ def _check_header(data: bytes, expected_size: Size | None) -> tuple[int, int]:
         raise PngReadError(f"is {width}x{height} pixels, larger than any Cityscapes image")
     if expected_size is not None and (width, height) != expected_size:
         raise PngReadError(f"is {width}x{height} pixels but the ground truth is {expected_size[0]}x{expected_size[1]}")
+    _check_bulk(data, width, height, depth, color_type)
     return depth, color_type
+
+
+def _check_bulk(data: bytes, width: int, height: int, depth: int, color_type: int) -> None:
+    """Refuse a file far larger than its pixels or cut into more chunks than any encoder writes.
+
+    Deflate never needs much more than the raw rows, so a file many times their size holds padding: a
+    12-byte empty chunk repeated millions of times costs seconds and hundreds of MB to walk, per read.
+    """
+    raw = height * ((width * _CHANNELS.get(color_type, 4) * max(depth, 1) + 7) // 8 + 1)
+    limit = raw + raw // 64 + 1024 * 1024  # stored deflate blocks, chunk headers, a colour profile or text
+    if len(data) > limit:
+        raise PngReadError(f"is {len(data)} bytes, far more than its {width}x{height} pixels need ({raw} bytes raw)")
+    try:
+        count_chunks(data, _MAX_CHUNKS_BASE + len(data) // 2048)
+    except PngFormatError as exc:
+        raise PngReadError(f"is malformed ({exc})") from None
 
 
 def _fast(decoder, data: bytes):
     try:
         return decoder(data)
-    except PngFormatError as exc:
-        raise PngReadError(f"is corrupt or truncated ({exc})") from None
+    except (PngFormatError, ValueError, IndexError, struct.error) as exc:
+        raise PngReadError(f"is corrupt or truncated ({_short(exc)})") from None
 
 
 def _pillow(data: bytes) -> Image.Image:
@@ -135,14 +162,14 @@ def _pillow(data: bytes) -> Image.Image:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             return Image.open(io.BytesIO(data), formats=["PNG"])
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+    except Exception as exc:  # Pillow's chunk handlers raise what a damaged file makes them: OSError... IndexError
         raise PngReadError(f"is not a readable PNG ({_short(exc)})") from None
 
 
 def _decode(convert):
     try:
         return convert()
-    except (OSError, ValueError, SyntaxError, EOFError, MemoryError) as exc:
+    except Exception as exc:  # a damaged file: an iCCP after IDAT (IndexError), tRNS without PLTE (AssertionError)
         raise PngReadError(f"is corrupt or truncated ({_short(exc)})") from None
 
 

@@ -22,7 +22,7 @@ import numpy as np
 
 from .errors import SubmissionError, shown, shown_path
 from .naming import FrameId, parse_frame_id
-from .untrusted_files import UntrustedFileError, read_untrusted, real_folder
+from .untrusted_files import UntrustedFileError, is_inside, read_untrusted, real_folder
 
 PIXEL_DIR = "pixel"
 INSTANCE_DIR = "instance"
@@ -76,6 +76,9 @@ def locate_results(res_root: Path) -> ResultsFolder:
     if not res_root.is_dir():
         raise SubmissionError("the results folder does not exist", res_root)
     root = res_root
+    for task_dir in (root / PIXEL_DIR, root / INSTANCE_DIR):
+        if task_dir.is_symlink():
+            raise SubmissionError("is a symbolic link; results must be plain folders and files", task_dir)
     if not _has_task_dir(root):
         entries = [e for e in _list_folder(root) if e.name not in _IGNORED_NAMES and not e.name.startswith(".")]
         if len(entries) == 1 and entries[0].is_dir() and not entries[0].is_symlink():
@@ -83,7 +86,7 @@ def locate_results(res_root: Path) -> ResultsFolder:
     _refuse_misspelt_task_folders(root)
     pixel, instance = root / PIXEL_DIR, root / INSTANCE_DIR
     for task_dir in (pixel, instance):
-        if task_dir.is_symlink():
+        if task_dir.is_symlink():  # before anything follows it: where it leads is not looked at
             raise SubmissionError("is a symbolic link; results must be plain folders and files", task_dir)
     return ResultsFolder(
         root, pixel if pixel.is_dir() else None, instance if instance.is_dir() else None, real_folder(res_root)
@@ -137,11 +140,13 @@ def index_task_files(files: list[str], suffix: str) -> tuple[dict[FrameId, list[
     return by_frame, unnamed
 
 
-def walk_files(task_dir: Path) -> list[str]:
-    """Every file under ``task_dir`` (links to files included), in a stable order.
+def walk_files(task_dir: Path, real_root: str) -> list[str]:
+    """Every file under ``task_dir`` (links included), in a stable order.
 
-    Links to folders are not descended into. Nothing is opened here: every file is contained in the
-    results folder when it is read (``read_untrusted``), whatever its name.
+    Nothing is opened here: every file is contained in the results folder when it is read
+    (``read_untrusted``), whatever its name. A link is listed as a file unless it resolves to a folder
+    inside the results (walked anyway, so not descended into): where a link outside leads is never
+    looked at, so that no answer depends on what exists there.
     """
     files: list[str] = []
     folders, entries_seen = [os.fspath(task_dir)], 0
@@ -155,13 +160,21 @@ def walk_files(task_dir: Path) -> list[str]:
                         raise _too_many_files(task_dir)
                     if entry.name in _IGNORED_NAMES:
                         continue
-                    if not entry.is_symlink() and entry.is_dir(follow_symlinks=False):
+                    if entry.is_symlink():
+                        if not _links_to_inner_folder(entry.path, real_root):
+                            files.append(entry.path)
+                    elif entry.is_dir(follow_symlinks=False):
                         folders.append(entry.path)
-                    elif not (entry.is_symlink() and os.path.isdir(entry.path)):
+                    else:
                         files.append(entry.path)
         except OSError as exc:
             raise _unreadable_folder(folder, exc) from None
     return sorted(files)
+
+
+def _links_to_inner_folder(link: str, real_root: str) -> bool:
+    target = os.path.realpath(link)
+    return is_inside(target, real_root) and os.path.isdir(target)
 
 
 def _too_many_files(task_dir: Path) -> SubmissionError:

@@ -36,6 +36,7 @@ from pycocotools import mask as rle_codec
 
 from .errors import SubmissionError, printable, shown
 from .naming import FrameId, frame_id_from_stem
+from .png_io import MAX_PIXELS
 from .results_format import MAX_INSTANCES_PER_IMAGE, InstanceLine, RleMask, cap_note, refuse_utf16_or_32
 from .untrusted_files import UntrustedFileError, open_untrusted
 
@@ -193,7 +194,12 @@ def _read_runs(events: Iterator[tuple[str, object]]) -> array | _Invalid:
     for event, value in events:
         if event == "end_array":
             return runs
-        if event != "number" or isinstance(value, float) or not 0 <= value < _UINT32_LIMIT:  # type: ignore[operator]
+        if (
+            event != "number"
+            or isinstance(value, float)
+            or not 0 <= value < _UINT32_LIMIT  # type: ignore[operator]
+            or len(runs) > MAX_PIXELS  # more runs than any image has pixels
+        ):
             _skip(event, events)
             _skip("start_array", events)
             return _Invalid("list of numbers that are not run lengths")
@@ -279,7 +285,10 @@ def rle_pixels(mask: RleMask, height: int, width: int, source: str) -> np.ndarra
             where,
             "RLE sizes are [height, width] of the test image.",
         )
-    runs = compressed_runs(mask.counts) if isinstance(mask.counts, str) else mask.counts.astype(np.int64)
+    if isinstance(mask.counts, str):
+        runs = compressed_runs(mask.counts, height * width)
+    else:
+        runs = mask.counts.astype(np.int64) if mask.counts.size <= height * width + 1 else None
     if runs is None or not _cover_exactly(runs, height * width):
         raise SubmissionError(
             f"{prediction}: the RLE counts are not runs covering the {height * width} pixels of the image "
@@ -298,36 +307,43 @@ def _cover_exactly(runs: np.ndarray, pixel_count: int) -> bool:
     return bool((runs >= 0).all()) and int(runs.sum()) == pixel_count
 
 
-def compressed_runs(text: str) -> np.ndarray | None:
+def compressed_runs(text: str, pixel_count: int | None = None) -> np.ndarray | None:
     """The run lengths pycocotools' ``rleFrString`` reads from ``text``, or None where it cannot read them as
-    written.
+    written (or where there are more runs than ``pixel_count`` pixels allow).
 
     Each run is a group of characters c - 48: five payload bits, bit 0x20 "more follows", and on the last
     character bit 0x10 the sign; from the fourth run on, each is added to the one two before it. Refused:
     characters outside the encoder's alphabet '0'..'o' (a NUL would end the C loop early), an unterminated
     last group (C would read past the string), and groups whose 32-bit int shift is undefined or overflows
-    (the seventh character may only be '0' or '1'; no group has more than seven).
+    (the seventh character may only be '0' or '1'; no group has more than seven). Memory: a byte per
+    character and a few integers per run, so that a hostile 100 MB string costs little before it is refused.
     """
     try:
         data = np.frombuffer(text.encode("ascii"), np.uint8)
     except UnicodeEncodeError:
         return None
-    chars = data.astype(np.int64) - 48
-    if chars.size == 0:
+    if data.size == 0:
         return np.zeros(0, np.int64)
-    if (chars < 0).any() or (chars > 63).any() or chars[-1] & 0x20:
+    if np.any((data < 48) | (data > 111)):
         return None
-    ends = np.flatnonzero((chars & 0x20) == 0)  # the last character of each group
+    chars = data - np.uint8(48)
+    last = (chars & 0x20) == 0  # the last character of each group
+    run_count = int(np.count_nonzero(last))
+    if not last[-1] or (pixel_count is not None and run_count > pixel_count + 1):
+        return None
+    ends = np.flatnonzero(last)
     starts = np.concatenate(([0], ends[:-1] + 1))
     lengths = ends - starts + 1
-    position = np.arange(chars.size) - np.repeat(starts, lengths)
-    payload = chars & 0x1F
-    if (position > 6).any() or (payload[position == 6] > 1).any():
+    if int(lengths.max()) > 7 or np.any(chars[starts[lengths == 7] + 6] > 1):
         return None
-    values = np.add.reduceat(payload << (5 * position), starts)
+    values = np.zeros(run_count, np.int64)
+    for position in range(7):
+        present = lengths > position
+        payload = (chars[starts[present] + position] & 0x1F).astype(np.int64)
+        values[present] |= payload << (5 * position)
     negative = (chars[ends] & 0x10) != 0
-    values = np.where(negative, values - (np.int64(1) << (5 * lengths)), values)
-    runs = values.copy()
+    values[negative] -= np.int64(1) << (5 * lengths[negative])
+    runs = values
     runs[1::2] = np.cumsum(values[1::2])  # run m adds run m - 2, from m = 3 on
     runs[2::2] = np.cumsum(values[2::2])
     return runs

@@ -239,9 +239,11 @@ def run_sample_ingestion(
     """The server's ingestion, over the sample images, timed without the one-off warm-up."""
     from .inference import Progress, run_inference
     from .ingestion import discover_test_images, model_input_size
+    from .model_loading import check_activation_sizes
 
     images = discover_test_images(sample.input_data)
     input_size = model_input_size(settings, loaded.model)
+    check_activation_sizes(loaded.model, input_size, settings.batch_size, loaded.path)  # as the server does
     warmup = warm_up(loaded, images[0], input_size, min(settings.batch_size, len(images)))
     progress = Progress(len(images), stream=stream)
     summary = run_inference(loaded.model, images, results, settings, loaded.path.name, input_size, progress)
@@ -371,10 +373,10 @@ def write_submission_zip(metadata: Path, model: Path, target: Path) -> list[str]
 def left_out(metadata: Path, model: Path, limit: int = 5) -> list[str]:
     """What sits beside the metadata and is not in the zip (names only, at most ``limit``, then '...')."""
     others = sorted(
-        entry.name + ("/" if entry.is_dir() else "")
+        entry.name + ("/" if entry.is_dir() and not entry.is_symlink() else "")
         for entry in metadata.parent.iterdir()
-        if entry.resolve() != metadata.resolve() and not model.resolve().is_relative_to(entry.resolve())
-    )
+        if entry.absolute() != metadata.absolute() and not model.absolute().is_relative_to(entry.absolute())
+    )  # names only, links not followed: a link loop or a link out of the folder is just a name here
     return others[:limit] + (["..."] if len(others) > limit else [])
 
 

@@ -67,7 +67,11 @@ def find_metadata(submission: Path) -> Path:
     if _is_file(direct):
         _refuse_other_metadata(submission)
         return direct
-    folders = [p for p in _entries(submission) if p.is_dir() and not p.name.startswith((".", "__MACOSX"))]
+    folders = [  # a linked folder is never followed: what lies outside the submission is not looked at
+        p
+        for p in _entries(submission)
+        if not p.is_symlink() and p.is_dir() and not p.name.startswith((".", "__MACOSX"))
+    ]
     if len(folders) == 1 and _is_file(folders[0] / METADATA_NAME):
         _refuse_other_metadata(folders[0])
         return folders[0] / METADATA_NAME
@@ -100,7 +104,7 @@ def _entries(folder: Path) -> list[Path]:
 def _is_file(path: Path) -> bool:
     """Anything but a folder: a link or a FIFO named metadata is found here and refused when read."""
     try:
-        return os.path.lexists(path) and not path.is_dir()
+        return path.is_symlink() or (os.path.lexists(path) and not path.is_dir())
     except OSError:
         return False
 

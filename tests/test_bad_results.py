@@ -547,3 +547,93 @@ def test_a_failed_rerun_into_a_reused_output_leaves_no_stale_scores(tiny_case, t
     assert not (output / "scores.txt").exists() and not (output / "scores.json").exists()
     page = (output / "detailed_results.html").read_text()
     assert "could not be scored" in page and "not a PNG" in page
+
+
+def _png(
+    width: int, height: int, depth: int, color_type: int, rows: bytes, before: bytes = b"", after: bytes = b""
+) -> bytes:
+    """A PNG written chunk by chunk, so that a test can put odd chunks where encoders never do."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, payload: bytes) -> bytes:
+        return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
+
+    header = chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, depth, color_type, 0, 0, 0))
+    idat = chunk(b"IDAT", zlib.compress(rows))
+    return b"\x89PNG\r\n\x1a\n" + header + before + idat + after + chunk(b"IEND", b"")
+
+
+def _chunk(kind: bytes, payload: bytes) -> bytes:
+    import struct
+    import zlib
+
+    return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
+
+
+@pytest.mark.parametrize(
+    "color_type, before, after, fragment",
+    [
+        (2, b"", _chunk(b"iCCP", b"icc\x00"), "corrupt or truncated"),  # Pillow: IndexError
+        (3, _chunk(b"tRNS", b"\xff\x00"), b"", "corrupt or truncated"),  # Pillow: AssertionError (no PLTE)
+    ],
+)
+def test_masks_that_break_pillow_are_one_message(tiny_case, tmp_path, capsys, color_type, before, after, fragment):
+    channels = 3 if color_type == 2 else 1
+    rows = b"".join(b"\x00" + bytes(96 * channels) for _ in range(48))
+    mask = txt_file(tiny_case).parent / "masks" / "odd.png"
+    mask.write_bytes(_png(96, 48, 8, color_type, rows, before, after))
+    txt_file(tiny_case).write_text("masks/odd.png 26 0.5\n")
+    assert_refused_with_2(tiny_case, tmp_path, capsys, fragment, "odd.png")
+
+
+def test_a_png_padded_with_empty_chunks_is_refused_unwalked(tiny_case, tmp_path, capsys) -> None:
+    """Millions of 12-byte chunks cost seconds and hundreds of MB per read: refused from the file's size."""
+    rows = b"".join(b"\x00" + bytes(96) for _ in range(48))
+    padding = _chunk(b"tEXt", b"") * 200_000
+    pixel_file(tiny_case).write_bytes(_png(96, 48, 8, 0, rows, after=padding))
+    assert_refused_with_2(tiny_case, tmp_path, capsys, "far more than its 96x48 pixels need")
+    many = _chunk(b"tEXt", b"") * 2_000  # small enough in bytes, too many chunks
+    pixel_file(tiny_case).write_bytes(_png(96, 48, 8, 0, rows, after=many))
+    assert_refused_with_2(tiny_case, tmp_path, capsys, "more than 1011 chunks")
+
+
+def test_a_huge_rle_string_is_refused_in_bounded_memory(tiny_case, tmp_path) -> None:
+    """'0' * 50 million: one run per character, far more runs than the image has pixels; no array per character."""
+    document = _rle_document(tiny_case)
+    document[0]["segmentation"]["counts"] = "0" * 50_000_000
+    _json_results(tiny_case, json.dumps(document))
+    script = (
+        "import re, sys; from cityscapes_competition.cli import score_main; "
+        f"code = score_main([{str(tiny_case.ref.parent)!r}, {str(tmp_path / 'out')!r}, '--workers', '1']); "
+        "print(int(re.search(r'VmHWM:\\s+(\\d+)', open('/proc/self/status').read()).group(1)) // 1024); sys.exit(code)"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, cwd=REPO)
+    assert result.returncode == 2 and "RLE counts are not runs" in result.stderr, result.stderr
+    assert int(result.stdout.strip().splitlines()[-1]) < 600  # the 50 MB string itself is held twice at most
+
+
+@pytest.mark.parametrize("where", ["pixel", "instance"])
+def test_links_out_of_the_results_give_one_answer_wherever_they_lead(tiny_case, tmp_path, capsys, where) -> None:
+    """A link's target outside is never looked at: a folder, a file and nothing give the same message."""
+    path = pixel_file(tiny_case) if where == "pixel" else txt_file(tiny_case)
+    path.unlink()
+    messages = []
+    for target in ("/root", "/etc/passwd", "/nonexistent_dir"):
+        os.symlink(target, path)
+        messages.append(assert_refused_with_2(tiny_case, tmp_path / target.strip("/"), capsys).replace(target, "T"))
+        path.unlink()
+    assert "points outside the results folder" in messages[0]
+    assert messages[0] == messages[1] == messages[2]
+
+
+def test_a_task_folder_linked_out_gives_one_answer_wherever_it_leads(tiny_case, tmp_path, capsys) -> None:
+    import shutil
+
+    shutil.rmtree(tiny_case.res / "pixel")
+    messages = []
+    for target in ("/root", "/nonexistent_dir"):
+        os.symlink(target, tiny_case.res / "pixel")
+        messages.append(assert_refused_with_2(tiny_case, tmp_path / target.strip("/"), capsys))
+        (tiny_case.res / "pixel").unlink()
+    assert "is a symbolic link" in messages[0] and messages[0] == messages[1]

@@ -236,3 +236,26 @@ def test_outlines_follow_instance_borders_only() -> None:
     border = outline(instances)
     assert border[1, 1:5].all() and border[4, 1:5].all() and border[1:5, 1].all() and border[1:5, 4].all()
     assert not border[2:4, 2:4].any() and not border[0].any() and not border[:, 0].any()
+
+
+def test_a_link_loop_beside_the_model_is_just_a_name(tmp_path) -> None:
+    """left_out lists names without following links: a loop (which Path.resolve raises on) is a name like any."""
+    from cityscapes_competition.submission_check import left_out
+
+    shutil.copy(BASELINE / "metadata", tmp_path / "metadata")
+    shutil.copy(BASELINE / "model.h5", tmp_path / "model.h5")
+    os.symlink("loop", tmp_path / "loop")
+    os.symlink("/etc", tmp_path / "outside")
+    assert left_out(tmp_path / "metadata", tmp_path / "model.h5") == ["loop", "outside"]
+
+
+def test_a_command_in_metadata_fails_the_check_with_no_zip(tmp_path, sample_root, capsys) -> None:
+    submission = tmp_path / "submission"
+    submission.mkdir()
+    shutil.copy(BASELINE / "model.h5", submission / "model.h5")
+    (submission / "metadata").write_text("command: python3 train.py\n" + (BASELINE / "metadata").read_text())
+    out = tmp_path / "out"
+    code, stdout, _ = run_check(submission, sample_root, out, capsys)
+    assert code != 0 and not (out / ZIP_NAME).exists()
+    (failure,) = marked(stdout, "FAIL")
+    assert "remove the 'command' line" in failure

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from cityscapes_competition.errors import SubmissionError
@@ -162,3 +164,18 @@ def test_a_byte_order_mark_is_accepted(tmp_path) -> None:
     path = tmp_path / "metadata"
     path.write_bytes(b"\xef\xbb\xbfinference:\n  batch_size: 2\n")
     assert read_settings(path).batch_size == 2
+
+
+@pytest.mark.parametrize("target", ["/etc", "/nonexistent"])
+def test_a_linked_wrapper_folder_is_never_followed(tmp_path, target) -> None:
+    """What lies outside the submission is not looked at: the same answer wherever the link leads."""
+    os.symlink(target, tmp_path / "repo-main")
+    with pytest.raises(SubmissionError, match="holds no 'metadata' file"):
+        find_metadata(tmp_path)
+
+
+@pytest.mark.parametrize("target", ["/etc", "/etc/hostname", "/nonexistent"])
+def test_a_linked_metadata_is_refused_wherever_it_leads(tmp_path, target) -> None:
+    os.symlink(target, tmp_path / "metadata")
+    with pytest.raises(SubmissionError, match="points outside the submission folder"):
+        read_settings(find_metadata(tmp_path), tmp_path)

@@ -645,7 +645,6 @@ def test_the_scorer_releases_the_try_after_a_failure_quoting_a_non_utf8_name(
         raise ValueError(f"{not_utf8}: truncated PNG file")
 
     monkeypatch.setattr(evaluation, "evaluate", unreadable)
-    monkeypatch.setattr(cli, "_write_crash_log", lambda *args: None)  # its own problem with such names: not ours
     monkeypatch.setattr(sys, "stderr", io.StringIO())  # takes surrogates, as the real stderr (backslashreplace)
     assert cli.score_main([str(input_dir), str(tmp_path / "out"), *options]) == 3  # an internal error
     assert "truncated PNG file" in sys.stderr.getvalue()
@@ -656,6 +655,33 @@ def test_the_scorer_releases_the_try_after_a_failure_quoting_a_non_utf8_name(
         rows = connection.execute("SELECT status, failure FROM submissions ORDER BY id").fetchall()
     assert [status for status, _ in rows] == ["failed", "completed"]
     assert rows[0][1].endswith("/res/pixel/\\xff.png: truncated PNG file")
+    assert "\\udcff.png" in (tmp_path / "out" / "score.py_internal_error.log").read_text()  # backslashreplace
+
+
+def test_a_real_failing_file_named_in_no_utf8_is_one_message_and_releases_the_try(tiny_case, tmp_path, capsys):
+    """The issue's case: a prediction PNG that is broken and named with bytes that are not UTF-8, in ledger mode."""
+    from cityscapes_competition import cli
+    from cityscapes_competition.challenge import DEFAULT_CHALLENGE_FILE
+
+    text = DEFAULT_CHALLENGE_FILE.read_text().replace('"2019-04-09 23:59:00"', '"2099-01-01 00:00:00"')
+    (tmp_path / "challenge.yaml").write_text(text.replace("max_submissions_per_day: 20", "max_submissions_per_day: 1"))
+    input_dir = tmp_path / "input"
+    shutil.copytree(tiny_case.ref, input_dir / "ref")
+    shutil.copytree(tiny_case.res, input_dir / "res")
+    options = ["--ledger", str(tmp_path / "ledger.sqlite"), "--participant", "alice"]
+    options += ["--challenge", str(tmp_path / "challenge.yaml")]
+    prediction = next((input_dir / "res" / "pixel").rglob("frankfurt_000000_000019*.png"))
+    broken = os.path.join(os.fsencode(prediction.parent), b"frankfurt_000000_000019_\xff.png")
+    os.rename(prediction, broken)
+    with open(broken, "wb") as file:
+        file.write(b"not a png")
+    assert cli.score_main([str(input_dir), str(tmp_path / "out"), *options]) == 2
+    err = capsys.readouterr().err
+    assert "frankfurt_000000_000019_\\xff.png: is not a PNG image" in err and "Traceback" not in err
+    os.rename(broken, prediction)
+    prediction.write_bytes((tiny_case.res / prediction.relative_to(input_dir / "res")).read_bytes())
+    assert cli.score_main([str(input_dir), str(tmp_path / "out"), *options]) == 0  # the failed try did not count
+    assert "submission 1 of 1" in capsys.readouterr().out
 
 
 def test_a_switched_off_summary_is_printable_whatever_the_settings_file_name(tmp_path, settings) -> None:

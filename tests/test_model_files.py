@@ -1,0 +1,34 @@
+"""Finding the one model file: links are names, never followed out of the submission."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from cityscapes_competition.errors import SubmissionError
+from cityscapes_competition.model_files import find_model_file
+from conftest import REPO
+
+
+@pytest.mark.parametrize("target", ["/etc", "/etc/hostname", "/nonexistent"])
+def test_a_second_model_name_linked_out_gives_one_answer_wherever_it_leads(tmp_path: Path, target: str) -> None:
+    shutil.copy(REPO / "baseline_submission" / "model.h5", tmp_path / "model.h5")
+    os.symlink(target, tmp_path / "probe.h5")
+    with pytest.raises(SubmissionError, match=r"holds 2 model files: model\.h5, probe\.h5"):
+        find_model_file(tmp_path)
+
+
+@pytest.mark.parametrize("target", ["/etc", "/etc/hostname", "/nonexistent"])
+def test_the_only_model_linked_out_is_refused_wherever_it_leads(tmp_path: Path, target: str) -> None:
+    os.symlink(target, tmp_path / "model.h5")
+    with pytest.raises(SubmissionError, match="pointing outside the submission folder"):
+        find_model_file(tmp_path)
+
+
+def test_a_fifo_named_like_a_model_is_refused_unread(tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "model.h5")
+    with pytest.raises(SubmissionError, match="is not a regular file"):
+        find_model_file(tmp_path)
