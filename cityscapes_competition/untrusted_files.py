@@ -11,6 +11,7 @@ more than ``limit`` bytes are read.
 
 from __future__ import annotations
 
+import functools
 import os
 import stat
 from pathlib import Path
@@ -46,10 +47,20 @@ def resolve_inside(path: Path | str, folder: str, label: str = "the results fold
     text = os.fspath(path)
     if "\x00" in text:
         raise UntrustedFileError("has a NUL character in its path")
-    resolved = os.path.realpath(text)
+    head, name = os.path.split(os.path.abspath(text))
+    resolved = os.path.join(_resolved_folder(head), name)
+    if os.path.islink(resolved):
+        resolved = os.path.realpath(resolved)
     if not is_inside(resolved, folder):
         raise OutsideFolderError(f"points outside {label} (through a link or '..')")
     return resolved
+
+
+@functools.lru_cache(maxsize=4096)
+def _resolved_folder(folder: str) -> str:
+    """A folder's resolved path, once per folder: thousands of masks share a few folders, and nothing of the
+    participant's runs while they are read, so the folders cannot change under the reader."""
+    return os.path.realpath(folder)
 
 
 def read_untrusted(path: Path | str, limit: int, folder: str | None, label: str = "the results folder") -> bytes:
