@@ -65,41 +65,50 @@ def score_main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     def run() -> None:
-        from .challenge import load_challenge
-        from .evaluation import evaluate
-        from .ingestion_status import refuse_failed_ingestion
-        from .score_files import prepare_output, write_failure_page, write_score_files
-        from .submission_rules import check_submission
+        from .score_files import await_watcher, prepare_output, watched_by_platform, write_failure_page
 
+        watched = watched_by_platform(args.output)  # before prepare_output writes the first page
         prepare_output(args.output)
         try:
-            refuse_failed_ingestion(args.input / "res")
+            _score(args)
         except UserFacingError as error:
             write_failure_page(args.output, str(error))
             raise
-        settings = load_challenge(args.challenge)
-        decision = check_submission(
-            args.input,
-            settings,
-            ledger_path=args.ledger,
-            participant=args.participant,
-            enforce=not args.no_submission_rules,
-        )
-        print(decision.summary)
-        try:
-            scores = evaluate(args.input / "ref", args.input / "res", args.workers)
-            write_score_files(args.output, scores)
-        except BaseException as error:
-            _release_try(decision, error)  # a failed submission never counts
-            if isinstance(error, UserFacingError):
-                write_failure_page(args.output, str(error))
-            raise
-        decision.complete(scores.leaderboard())
-        for warning in scores.warnings:
-            print(f"warning: {warning}", file=sys.stderr)
-        print(_summary(scores))
+        finally:
+            if watched:
+                await_watcher()
 
     return guarded(run, "score.py", log_dir=args.output)
+
+
+def _score(args: argparse.Namespace) -> None:
+    """Refuse a failed ingestion, apply the submission rules, evaluate, write the score files."""
+    from .challenge import load_challenge
+    from .evaluation import evaluate
+    from .ingestion_status import refuse_failed_ingestion
+    from .score_files import write_score_files
+    from .submission_rules import check_submission
+
+    refuse_failed_ingestion(args.input / "res")
+    settings = load_challenge(args.challenge)
+    decision = check_submission(
+        args.input,
+        settings,
+        ledger_path=args.ledger,
+        participant=args.participant,
+        enforce=not args.no_submission_rules,
+    )
+    print(decision.summary)
+    try:
+        scores = evaluate(args.input / "ref", args.input / "res", args.workers)
+        write_score_files(args.output, scores)
+    except BaseException as error:
+        _release_try(decision, error)  # a failed submission never counts
+        raise
+    decision.complete(scores.leaderboard())
+    for warning in scores.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    print(_summary(scores))
 
 
 def _release_try(decision, error: BaseException) -> None:

@@ -622,6 +622,15 @@ def render_failure(message: str, title: str = "Cityscapes evaluation") -> str:
     return _page(title, body)
 
 
+def render_in_progress(title: str = "Cityscapes evaluation") -> str:
+    """The page while scoring runs (the platforms show it live), replaced by the results or the failure."""
+    body = (
+        f"<header><h1>{escape(title)}</h1><p class='meta'>scoring under way</p></header>"
+        "<p>The submission is being scored; this page shows the results when scoring ends.</p>"
+    )
+    return _page(title, body)
+
+
 def _page(title: str, body: str) -> str:
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'

@@ -72,6 +72,15 @@ class Scores:
             values |= dict.fromkeys(absent, 0.0)
         return values
 
+    def undefined_leaderboard_keys(self) -> list[str]:
+        """Leaderboard columns whose score is undefined (no ground truth of any scored class): written as 0."""
+        return [key for key, value in self.leaderboard().items() if math.isnan(value)]
+
+    def leaderboard_numbers(self) -> dict[str, float]:
+        """The leaderboard with an undefined score as 0: Codabench cannot store null (SubmissionScore.score),
+        and 'nan' would be a string in YAML."""
+        return {key: 0.0 if math.isnan(value) else float(value) for key, value in self.leaderboard().items()}
+
 
 def finite_or_none(value: float | None) -> float | None:
     """JSON has no NaN: undefined scores are null."""

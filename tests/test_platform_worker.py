@@ -10,6 +10,7 @@ without a shell, ``sys.executable`` standing in for the image's ``python3``; the
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -553,3 +554,97 @@ def test_codabench_runs_a_submission_command_and_then_scores_the_failed_ingestio
     assert "Traceback" not in scored.stderr
     assert not (score / "output" / "scores.json").exists() and not (score / "output" / "scores.txt").exists()
     assert "remove the &#x27;command&#x27; line" in (score / "output" / "detailed_results.html").read_text()
+
+
+# ------------------------------------------------------------------- CodaLab v1.5's detailed results
+
+
+class V15DetailedResultsWatcher:
+    """detailed_result_put.sh (competitions-v1-compute-worker), replayed in a thread:
+
+        while sleep 1 ; do echo $2 | entr -d python /worker/detailed_result_put.py $1 $2 ; done
+
+    entr runs the upload once when it starts and again when the file changes; with -d it exits as soon
+    as the file's folder gains an entry (a new file, or a file renamed over the watched one). worker.py
+    kills the loop's bash when its poll (``time.sleep(1)`` then ``poll()``) finds the scorer gone: an entr
+    already started survives as an orphan, but no new one starts. Changes are seen by polling every 5 ms,
+    the folder's entries compared by name and inode, as inotify reports them to entr.
+    """
+
+    def __init__(self, path: Path) -> None:
+        import threading
+
+        self.path, self.uploads, self.killed = path, [], threading.Event()
+        self.thread = threading.Thread(target=self._loop, daemon=True)
+        self.thread.start()
+
+    def kill(self) -> None:
+        self.killed.set()
+        self.thread.join(timeout=30)
+
+    def _loop(self) -> None:
+        while not self.killed.wait(1.0):  # `while sleep 1`: a kill during the sleep ends the loop
+            self._entr()
+
+    def _entr(self) -> None:
+        self._put()
+        entries, changed = self._entries(), self._mtime()
+        while not self.killed.is_set():
+            time.sleep(0.005)
+            if self._entries() != entries:
+                return  # -d: the folder gained or replaced an entry
+            if self._mtime() != changed:
+                changed = self._mtime()
+                self._put()
+
+    def _entries(self) -> set[tuple[str, int]]:
+        return {(entry.name, entry.inode()) for entry in os.scandir(self.path.parent)}
+
+    def _mtime(self) -> int:
+        try:
+            return self.path.stat().st_mtime_ns
+        except FileNotFoundError:
+            return -1
+
+    def _put(self) -> None:  # detailed_result_put.py: put_blob(url, path)
+        with contextlib.suppress(FileNotFoundError):
+            self.uploads.append(self.path.read_text(encoding="utf-8"))
+
+
+def v15_score_with_watcher(case_input: Path, output: Path) -> tuple[int, str, str]:
+    """worker.py run: the empty detailed_results.html, the watcher, the scorer, the kill at the first poll
+    that finds it gone (taken at once: the worst case), then the final upload only if the file is empty."""
+    from cityscapes_competition.cli import score_main
+
+    output.mkdir()
+    page = output / "detailed_results.html"
+    page.touch()
+    watcher = V15DetailedResultsWatcher(page)
+    code = score_main([str(case_input), str(output), "--workers", "1"])
+    watcher.kill()
+    final = page.read_text(encoding="utf-8")
+    shown = final if not final else (watcher.uploads[-1] if watcher.uploads else "")
+    return code, final, shown
+
+
+def test_codalab_v15_shows_the_final_detailed_results(tiny_case, tmp_path: Path) -> None:
+    code, final, shown = v15_score_with_watcher(tiny_case.ref.parent, tmp_path / "out")
+    assert code == 0 and "images evaluated" in final
+    assert shown == final
+
+
+def test_codalab_v15_shows_the_failure_page(tiny_case, tmp_path: Path) -> None:
+    next((tiny_case.res / "pixel").rglob("*.png")).write_bytes(b"not a png")
+    code, final, shown = v15_score_with_watcher(tiny_case.ref.parent, tmp_path / "out")
+    assert code == 2 and "could not be scored" in final and "not a PNG" in final
+    assert shown == final
+
+
+def test_without_waiting_for_the_watcher_the_final_page_is_lost(tiny_case, tmp_path: Path, monkeypatch) -> None:
+    """Why the scorer waits: the atomic write makes entr -d exit, and its restart comes a second later."""
+    from cityscapes_competition import score_files
+
+    monkeypatch.setattr(score_files, "WATCHER_SECONDS", 0.0)
+    code, final, shown = v15_score_with_watcher(tiny_case.ref.parent, tmp_path / "out")
+    assert code == 0 and "images evaluated" in final
+    assert shown != final

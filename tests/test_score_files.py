@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -124,3 +125,36 @@ def test_result_file_write_replaces_whole_files(tmp_path) -> None:
     atomic.write_result_file(target, b"short")
     assert target.read_bytes() == b"short" and oct(target.stat().st_mode & 0o777) in ("0o644", "0o664", "0o640")
     assert [p.name for p in tmp_path.iterdir()] == ["mask.png"]
+
+
+def codabench_stored_scores(scores_json: Path, columns: list[str]) -> dict[str, float]:
+    """compute_worker.py push_scores (json.load of scores.json, read before scores.txt), then
+    src/apps/api/views/submissions.py upload_submission_scores: keys that are no leaderboard column are
+    skipped; each column's value goes into SubmissionScore.score, a DecimalField that cannot be null."""
+    stored = {}
+    for key, score in json.loads(scores_json.read_text()).items():
+        if key not in columns:
+            continue
+        assert score is not None, f"{key}: SubmissionScore.score is not nullable: the submission loses its scores"
+        assert isinstance(score, int | float) and not isinstance(score, bool), (key, score)
+        stored[key] = float(score)
+    return stored
+
+
+def test_an_undefined_score_reaches_codabench_as_a_number(tiny_case, tmp_path) -> None:
+    """Ground truth without any instance: AP and iIoU are undefined, written as 0 with a warning saying so."""
+    from PIL import Image
+
+    for path in tiny_case.ref.rglob("*_gtFine_*Ids.png"):
+        values = np.array(Image.open(path))
+        values[values >= 24] = 7  # road: no instance class anywhere
+        Image.fromarray(values).save(path)
+    scores = evaluate(tiny_case.ref, tiny_case.res)
+    write_score_files(tmp_path, scores)
+    undefined = scores.undefined_leaderboard_keys()
+    assert {"ap", "ap50"} <= set(undefined)
+    stored = codabench_stored_scores(tmp_path / "scores.json", list(LEADERBOARD_KEYS))
+    assert sorted(stored) == sorted(LEADERBOARD_KEYS) and all(stored[key] == 0.0 for key in undefined)
+    document = json.loads((tmp_path / "scores.json").read_text())
+    assert any(warning.startswith("ap is undefined") for warning in document["warnings"])
+    assert "ap is undefined" in (tmp_path / "detailed_results.html").read_text()
