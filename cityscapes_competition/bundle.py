@@ -11,6 +11,12 @@ platform's rules before anything is written), the logo, the html pages and these
 - ``input_data.zip`` (leftImg8bit/), ``reference_data.zip`` (gtFine/, disparity/, camera/, reference index).
 - ``starting_kit.zip``: starting_kit/, baseline_submission/, the package, tools/train_baseline.py,
   requirements.lock and sample_data/ (the layout of the repository, so the kit's README and checker work as is).
+- Codabench only: ``baseline_submission.zip`` (``metadata`` and ``model.h5`` at its root, as participants zip
+  theirs), the task's solution, so the organiser can submit it to check the queue before publishing.
+
+Each bundle is for its platform only: Codabench refuses the CodaLab v1.5 bundle on purpose (platform_yaml.py), and
+the pages differ (where files and the submit form are, phase migration, Codabench's fact sheet). The build warns
+while every deadline of challenge.yaml is in the past.
 
 Big data can be uploaded once to the platform as datasets and named by key instead (``--input-data-key``,
 ``--reference-data-key`` for CodaLab, ``--codabench-input-data-key``, ``--codabench-reference-data-key``):
@@ -29,6 +35,7 @@ compute-worker image (``codalab/competitions-v2-compute-worker``, its ``.env`` h
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import re
 import shutil
 import sys
@@ -45,6 +52,8 @@ from .challenge import ChallengeSettings, load_challenge
 from .competition_pages import render_pages
 from .errors import ReferenceDataError
 from .platform_yaml import (
+    CODABENCH_PLATFORM,
+    CODALAB_PLATFORM,
     CODALAB_REQUIRED_PAGES,
     COMPETITION_YAML,
     INGESTION_PROGRAM,
@@ -52,6 +61,7 @@ from .platform_yaml import (
     LOGO,
     REFERENCE_DATA,
     SCORING_PROGRAM,
+    SOLUTION,
     STARTING_KIT,
     BundleLayout,
     check_codabench,
@@ -62,6 +72,7 @@ from .platform_yaml import (
     default_layout,
     docker_image_warnings,
     is_uuid,
+    past_deadline_warnings,
     render_yaml,
 )
 
@@ -238,6 +249,11 @@ def bundle_parts(repo: Path, data: DataFolders, settings: ChallengeSettings) -> 
     }
 
 
+def solution_part(repo: Path) -> Part:
+    """The baseline as Codabench's task solution: its files at the zip's root, as a participant submits them."""
+    return Part(SOLUTION, tree_files(repo / "baseline_submission"))
+
+
 # ------------------------------------------------------------------------------------------------ plans
 
 
@@ -299,24 +315,25 @@ def build_bundles(
     codabench_keys: DatasetKeys = DatasetKeys(),
     repo: Path = REPO_ROOT,
     say: Callable[[str], None] | None = None,
+    now: dt.datetime | None = None,
 ) -> BundleReport:
-    """Check both competition.yaml documents, then write OUT/codalab_bundle.zip and OUT/codabench_bundle.zip."""
+    """Check both competition.yaml documents, then write OUT/codalab_bundle.zip and OUT/codabench_bundle.zip.
+
+    ``pages``: the same html pages for both platforms instead of each platform's own (render_pages)."""
     settings = settings or load_challenge()
-    if pages is None:
-        pages = render_pages(settings)
-    pages = checked_pages(pages)
+    codalab_pages = checked_pages(pages if pages is not None else render_pages(settings, CODALAB_PLATFORM))
     codalab_keys = checked_keys(codalab_keys, "")
     codabench_keys = checked_keys(codabench_keys, "codabench-")
     parts = bundle_parts(repo, competition_data_folders(data), settings)
     logo = logo_path()
 
-    codalab_layout = layout_for(pages, codalab_keys)
+    codalab_layout = layout_for(codalab_pages, codalab_keys)
     codalab = bundle_plan(
-        "CodaLab v1.5",
+        CODALAB_PLATFORM,
         out / CODALAB_BUNDLE,
         codalab_document(settings, codalab_layout),
         codalab_layout,
-        pages,
+        codalab_pages,
         parts,
         logo,
     )
@@ -326,12 +343,15 @@ def build_bundles(
     with tempfile.TemporaryDirectory(prefix=".codabench-settings-", dir=out) as scratch:
         # On Codabench's default queue the programs, pages and yaml must all plan with the 600 s it allows.
         codabench_settings = codabench_challenge(settings, Path(scratch))
-        codabench_pages = pages if codabench_settings is settings else checked_pages(render_pages(codabench_settings))
+        codabench_pages = checked_pages(
+            pages if pages is not None else render_pages(codabench_settings, CODABENCH_PLATFORM)
+        )
         codabench_parts = bundle_parts(repo, competition_data_folders(data), codabench_settings)
+        codabench_parts[SOLUTION] = solution_part(repo)
         codabench_layout = layout_for(codabench_pages, codabench_keys)
         codabench_doc = codabench_document(settings, codabench_layout)
         codabench = bundle_plan(
-            "Codabench",
+            CODABENCH_PLATFORM,
             out / CODABENCH_BUNDLE,
             codabench_doc.document,
             codabench_layout,
@@ -341,7 +361,9 @@ def build_bundles(
         )
         check_codabench(yaml.safe_load(codabench.yaml_text), plan_members(codabench), settings.source)
         built = tuple(write_bundle(plan, say) for plan in (codalab, codabench))
-    return BundleReport(built, docker_image_warnings(settings) + codabench_doc.warnings)
+    moment = now if now is not None else dt.datetime.now(dt.UTC)
+    warnings = docker_image_warnings(settings) + codabench_doc.warnings + past_deadline_warnings(settings, moment)
+    return BundleReport(built, warnings)
 
 
 _TIME_LIMIT_LINE = re.compile(r"^execution_time_limit:[^\n#]*", re.MULTILINE)
@@ -420,7 +442,7 @@ def committed_yaml_text(settings: ChallengeSettings) -> str:
     """competition.yaml at the repository root: the CodaLab v1.5 document of a bundle holding all its zips."""
     from .competition_pages import PAGE_NAMES
 
-    return render_yaml(codalab_document(settings, default_layout(PAGE_NAMES)), "CodaLab v1.5")
+    return render_yaml(codalab_document(settings, default_layout(PAGE_NAMES)), CODALAB_PLATFORM)
 
 
 def write_committed_yaml(settings: ChallengeSettings, path: Path | None = None) -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,18 @@ from .scores import LEADERBOARD_KEYS
 
 DEFAULT_CHALLENGE_FILE = Path(__file__).with_name("challenge.yaml")
 _DATE_FORMAT = "%Y-%m-%d %H:%M:%S"
+# Django's EmailValidator (Codabench's Competition.contact_email is an EmailField), without the rare quoted
+# local parts and IP-literal domains; Codabench stores at most 256 characters.
+_EMAIL = re.compile(
+    r"[-!#$%&'*+/=?^_`{}|~0-9a-z]+(\.[-!#$%&'*+/=?^_`{}|~0-9a-z]+)*"
+    r"@((?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+)(?:[a-z0-9-]{2,63}(?<!-))",
+    re.IGNORECASE,
+)
+MAX_EMAIL_CHARS = 256
+# A fact sheet key is a form field name on Codabench's submission page; that page drops answers whose name
+# starts with 'task-' (submission_upload.tag, get_fact_sheet_answers), so no '-' at all.
+_FACT_SHEET_KEY = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,49}")
+FACT_SHEET_TYPES = ("text", "checkbox", "select")
 _FIX = "Correct challenge.yaml (the competition's settings) and build the bundle again."
 
 
@@ -39,6 +52,18 @@ class LeaderboardColumn:
 
 
 @dataclass(frozen=True)
+class FactSheetQuestion:
+    """A question Codabench asks with every submission (its fact sheet)."""
+
+    key: str
+    title: str
+    kind: str  # one of FACT_SHEET_TYPES
+    options: tuple[str, ...]  # the choices of a "select" question
+    required: bool
+    on_leaderboard: bool
+
+
+@dataclass(frozen=True)
 class ChallengeSettings:
     title: str
     description: str
@@ -52,6 +77,9 @@ class ChallengeSettings:
     leaderboard_title: str
     columns: tuple[LeaderboardColumn, ...]
     enforce_submission_rules: bool
+    migrate_to_next_phase: bool  # the platforms re-run each participant's leaderboard submission in the next phase
+    contact_email: str | None
+    fact_sheet: tuple[FactSheetQuestion, ...]
     source: Path
 
     def phase(self, number: int) -> Phase:
@@ -103,7 +131,11 @@ _TOP_KEYS = {
     "docker_image",
     "leaderboard",
     "enforce_submission_rules",
+    "migrate_to_next_phase",
+    "contact_email",
+    "fact_sheet",
 }
+_FACT_SHEET_QUESTION_KEYS = {"key", "title", "type", "options", "required", "on_leaderboard"}
 
 
 class _Reader:
@@ -159,8 +191,84 @@ class _Reader:
             leaderboard_title=self.value(board, "title", str, "leaderboard."),
             columns=self.columns(board),
             enforce_submission_rules=self.value(self.raw, "enforce_submission_rules", bool),
+            migrate_to_next_phase=self.optional_flag(self.raw, "migrate_to_next_phase", True),
+            contact_email=self.contact_email(),
+            fact_sheet=self.fact_sheet(),
             source=self.source,
         )
+
+    def optional_flag(self, mapping: dict, key: str, default: bool, where: str = "") -> bool:
+        value = mapping.get(key, default)
+        if not isinstance(value, bool):
+            raise self.fail(f"'{where}{key}' must be true or false, not {value!r}")
+        return value
+
+    def contact_email(self) -> str | None:
+        email = self.raw.get("contact_email")
+        if email is None:
+            return None
+        if not isinstance(email, str) or len(email) > MAX_EMAIL_CHARS or not _EMAIL.fullmatch(email):
+            raise self.fail(
+                f"'contact_email' must be one e-mail address of at most {MAX_EMAIL_CHARS} characters "
+                f"(or null), not {email!r}"
+            )
+        return email
+
+    def fact_sheet(self) -> tuple[FactSheetQuestion, ...]:
+        entries = self.raw.get("fact_sheet") or []
+        if not isinstance(entries, list):
+            raise self.fail("'fact_sheet' must be a list of questions (or left out)")
+        questions = tuple(self.fact_sheet_question(entry, index) for index, entry in enumerate(entries, 1))
+        keys = [question.key for question in questions]
+        if len(set(keys)) != len(keys):
+            raise self.fail("each fact_sheet question needs a key of its own")
+        return questions
+
+    def fact_sheet_question(self, entry: Any, index: int) -> FactSheetQuestion:
+        where = f"fact_sheet[{index}]."
+        if not isinstance(entry, dict):
+            raise self.fail(f"fact_sheet question {index} must be a mapping with key, title and type")
+        unknown = sorted(set(entry) - _FACT_SHEET_QUESTION_KEYS)
+        if unknown:
+            raise self.fail(f"unknown setting '{where}{unknown[0]}'")
+        key = self.value(entry, "key", str, where)
+        if not _FACT_SHEET_KEY.fullmatch(key):
+            raise self.fail(
+                f"'{where}key' must be a letter then letters, digits or _ (at most 50), not {key!r}: it names "
+                "a field of Codabench's submission form"
+            )
+        kind = self.value(entry, "type", str, where)
+        if kind not in FACT_SHEET_TYPES:
+            raise self.fail(f"'{where}type' must be one of {', '.join(FACT_SHEET_TYPES)}, not {kind!r}")
+        required = self.optional_flag(entry, "required", False, where)
+        if kind == "checkbox" and required:
+            raise self.fail(f"'{where}required' cannot be true for a checkbox: unticked is an answer too")
+        return FactSheetQuestion(
+            key=key,
+            title=self.text(entry, "title", where),
+            kind=kind,
+            options=self.options(entry, kind, where),
+            required=required,
+            on_leaderboard=self.optional_flag(entry, "on_leaderboard", False, where),
+        )
+
+    def text(self, mapping: dict, key: str, where: str) -> str:
+        value = self.value(mapping, key, str, where)
+        if not value.strip():
+            raise self.fail(f"'{where}{key}' must not be empty")
+        return value
+
+    def options(self, entry: dict, kind: str, where: str) -> tuple[str, ...]:
+        if kind != "select":
+            if "options" in entry:
+                raise self.fail(f"'{where}options' is only for a question of type select")
+            return ()
+        options = self.value(entry, "options", list, where)
+        if not options or not all(isinstance(option, str) and option.strip() for option in options):
+            raise self.fail(f"'{where}options' must list the choices as non-empty text")
+        if len(set(options)) != len(options):
+            raise self.fail(f"'{where}options' lists a choice twice")
+        return tuple(options)
 
     def phases(self, zone: ZoneInfo) -> tuple[Phase, ...]:
         entries = self.value(self.raw, "phases", list)

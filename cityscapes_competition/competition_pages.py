@@ -1,11 +1,15 @@
-"""The competition's web pages, rendered from the settings in challenge.yaml.
+"""The competition's web pages, rendered from the settings in challenge.yaml, for one platform.
 
-``render_pages(settings)`` returns the HTML fragments CodaLab v1.5 and Codabench show inside their
-own page: ``overview``, ``evaluation``, ``terms``, ``data`` (the four CodaLab's bundle parser
+``render_pages(settings, platform)`` returns the HTML fragments CodaLab v1.5 or Codabench shows inside
+its own page: ``overview``, ``evaluation``, ``terms``, ``data`` (the four CodaLab's bundle parser
 requires) and ``get_starting_kit``. The text lives in ``page_templates/<name>.html`` as
 ``string.Template`` files. Every value the settings hold (title, dates, limits, time limit,
-leaderboard columns) is filled in from the settings, HTML-escaped, so changing challenge.yaml
-changes the pages. The logo, ``logo.png``, is drawn by ``tools/make_logo.py``.
+leaderboard columns, contact, fact sheet) is filled in from the settings, HTML-escaped, so changing
+challenge.yaml changes the pages. What differs between the platforms (where the files and the submit
+form are, how each migrates submissions between phases, Codabench's fact sheet) comes from
+``PLATFORM_PLACES`` and the functions below; neither platform's source has a GitHub submission, so the
+pages tell how to upload a repository's archive instead. The logo, ``logo.png``, is drawn by
+``tools/make_logo.py``.
 """
 
 from __future__ import annotations
@@ -17,8 +21,9 @@ from pathlib import Path
 
 from cityscapesscripts.helpers.labels import id2label
 
-from .challenge import ChallengeSettings, LeaderboardColumn, Phase
+from .challenge import ChallengeSettings, FactSheetQuestion, LeaderboardColumn, Phase
 from .labels import EVAL_CLASS_IDS
+from .platform_yaml import CODABENCH_PLATFORM, CODALAB_PLATFORM, STARTING_KIT_TITLE
 
 PAGE_NAMES = ("overview", "evaluation", "terms", "data", "get_starting_kit")
 TEMPLATE_DIR = Path(__file__).with_name("page_templates")
@@ -52,12 +57,37 @@ COLUMN_MEANINGS = {
     "ap50m": "AP restricted to objects within 50 m",
 }
 TASK_NAMES = {"pixel": "pixel-level", "instance": "instance-level"}
+PLATFORMS = (CODALAB_PLATFORM, CODABENCH_PLATFORM)
+# Where each platform puts the files and the submission form (codalab-competitions CompetitionDefBundle.unpack:
+# the Participate tab's "Files" and "Submit / View Results"; codabench competitions/detail/_tabs.tag: "Get
+# Started" with its "Files" table, "My Submissions").
+# What a stray top-level metadata line does: CodaLab v1.5's worker (worker.py, get_bundle) downloads every
+# top-level text value as a URL; Codabench's (compute_worker.py, _run_program_directory) reads only `command`.
+PLATFORM_PLACES = {
+    CODALAB_PLATFORM: {
+        "files_place": "<em>Participate</em>, then <em>Files</em>",
+        "submit_place": "the <em>Participate</em> tab, under <em>Submit / View Results</em>",
+        "metadata_top_level_reason": "CodaLab's worker downloads every other top-level text value of a "
+        "submission's <code>metadata</code> as a URL. A plain line such as <code>model: model.h5</code> "
+        "therefore makes your submission fail on the platform.",
+        "metadata_line_effect": "the platform would try to download it as a URL, and the submission would fail.",
+    },
+    CODABENCH_PLATFORM: {
+        "files_place": "<em>Get Started</em>, then <em>Files</em>",
+        "submit_place": "the <em>My Submissions</em> tab",
+        "metadata_top_level_reason": "A plain line such as <code>model: model.h5</code> makes your submission "
+        "fail, and Codabench's worker would run a top-level <code>command</code> as a program of its own.",
+        "metadata_line_effect": "the server refuses it, and the submission would fail.",
+    },
+}
 _TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 
 
-def render_pages(settings: ChallengeSettings) -> dict[str, str]:
-    """Every page, by name, as an HTML fragment (no <html>/<body> wrapper)."""
-    values = page_values(settings)
+def render_pages(settings: ChallengeSettings, platform: str) -> dict[str, str]:
+    """Every page, by name, as an HTML fragment (no <html>/<body> wrapper), for CodaLab v1.5 or Codabench."""
+    if platform not in PLATFORMS:
+        raise ValueError(f"unknown platform {platform!r} (known: {', '.join(PLATFORMS)})")
+    values = page_values(settings, platform)
     return {name: render_page(name, values) for name in PAGE_NAMES}
 
 
@@ -67,10 +97,10 @@ def render_page(name: str, values: dict[str, str]) -> str:
     return template.substitute(values)
 
 
-def page_values(settings: ChallengeSettings) -> dict[str, str]:
+def page_values(settings: ChallengeSettings, platform: str) -> dict[str, str]:
     """The templates' placeholders: escaped text values and HTML fragments built from escaped parts."""
     escaped = {key: html.escape(value) for key, value in text_values(settings).items()}
-    return escaped | fragment_values(settings)
+    return escaped | fragment_values(settings) | platform_values(settings, platform)
 
 
 def text_values(settings: ChallengeSettings) -> dict[str, str]:
@@ -92,6 +122,7 @@ def text_values(settings: ChallengeSettings) -> dict[str, str]:
         "ranking_key": ranking.key,
         "day_boundary": day_boundary_text(settings),
         "metadata_example": metadata_example(settings),
+        "starting_kit_title": STARTING_KIT_TITLE,
     }
 
 
@@ -110,6 +141,57 @@ def fragment_values(settings: ChallengeSettings) -> dict[str, str]:
         "column_labels": ", ".join(f"<em>{html.escape(column.label)}</em>" for column in settings.columns),
         "class_rows": "\n".join(_class_row(label_id) for label_id in EVAL_CLASS_IDS),
     }
+
+
+def platform_values(settings: ChallengeSettings, platform: str) -> dict[str, str]:
+    """The HTML fragments that differ between the platforms."""
+    return PLATFORM_PLACES[platform] | {
+        "migration_item": migration_item(settings, platform),
+        "fact_sheet_note": fact_sheet_note(settings.fact_sheet) if platform == CODABENCH_PLATFORM else "",
+        "contact_note": contact_note(settings.contact_email),
+    }
+
+
+def migration_item(settings: ChallengeSettings, platform: str) -> str:
+    """How the platform moves leaderboard submissions into the next phase (a list item), or nothing."""
+    if not settings.migrate_to_next_phase or len(settings.phases) < 2:
+        return ""
+    if platform == CODABENCH_PLATFORM:
+        # codabench competitions/models.py, Competition.apply_phase_migration, run once when the phase starts;
+        # Phase.can_user_make_submissions counts every submission of the phase that did not fail
+        text = (
+            "<strong>Phase migration.</strong> When a phase after the first opens, Codabench runs your "
+            "submission on the previous phase's leaderboard (your last one) again in the new phase, so that you "
+            "start it on its leaderboard. Codabench counts that run as one of your submissions in the new phase."
+        )
+    else:
+        # codalab-competitions models.py, Competition.check_future_phase_sumbmissions every 5 minutes while the
+        # earlier phase is active; CompetitionSubmission.save counts every unfailed submission of the phase
+        text = (
+            "<strong>Phase migration.</strong> While a phase runs, CodaLab runs each of your submissions that "
+            "reaches its leaderboard (your last one) again in the next phase, so that you start the next phase "
+            "on its leaderboard. The competition's rules do not count these runs, but CodaLab counts them "
+            f"towards its own limit of {settings.max_submissions} submissions in the next phase."
+        )
+    return f"  <li>{text}</li>"
+
+
+def fact_sheet_note(questions: tuple[FactSheetQuestion, ...]) -> str:
+    """Codabench's questions with every submission, or nothing."""
+    if not questions:
+        return ""
+    items = "\n".join(
+        f"  <li>{html.escape(question.title)}{' (required)' if question.required else ''}</li>"
+        for question in questions
+    )
+    return f"<p>With each submission, Codabench asks you:</p>\n<ul>\n{items}\n</ul>"
+
+
+def contact_note(email: str | None) -> str:
+    if email is None:
+        return ""
+    address = html.escape(email)
+    return f'<h3>Contact</h3>\n<p>Questions to the organisers: <a href="mailto:{address}">{address}</a>.</p>'
 
 
 # ------------------------------------------------------------------------------------------- times

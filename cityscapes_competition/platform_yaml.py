@@ -22,11 +22,31 @@ Where the platforms differ (read in their sources):
 - **Data by key.** Both accept, instead of a zip in the bundle, the key (a UUID) of a dataset uploaded
   beforehand: CodaLab v1.5 for any data or program value not ending in ``.zip`` (``OrganizerDataSet.key``),
   Codabench for a task's data when no such file is in the bundle (``BaseUnpacker._get_data_key``).
+- **Which bundle goes where.** Codabench also imports v1.5 documents (``tasks.py`` ``unpack_competition``: no
+  ``version`` or version 1/1.5 goes to ``unpackers/v1.py`` ``V15Unpacker``), but gets this one wrong: it ends
+  each phase a day before the next starts, reads the unquoted timestamps as midnight, ignores
+  ``force_submission_to_leaderboard`` and runs the 3600 s the programs plan for in 600 s. Quoted dates would
+  still end Phase 1 a day early, so the v1.5 document is made one Codabench refuses: its first phase carries
+  ``auto_migration: true``, which CodaLab v1.5 resets (``CompetitionDefBundle.unpack``: "First phase can't have
+  auto_migration=True") and Codabench's ``CompetitionSerializer.validate_phases`` refuses ("You cannot auto
+  migrate to the first phase of a competition"). Codabench gets the version 2 document of its own bundle.
+- **Phase migration** (``migrate_to_next_phase``): ``auto_migration`` on every later phase (CodaLab v1.5),
+  ``auto_migrate_to_this_phase`` (Codabench, never on the first phase).
+- **Docker image.** CodaLab v1.5's worker (``worker.py`` ``docker_image_clean``) deletes every character outside
+  ``[0-9a-zA-Z/.:-]`` before ``docker pull``: a digest (``@sha256:``) or a ``_`` names another image, so such
+  names are refused.
+- **Codabench only**: the baseline as the task's solution (``solutions:``, a zip found by its ``path`` in the
+  bundle), ``contact_email``, and the ``fact_sheet`` in the shape ``CompetitionSerializer.validate_fact_sheet``
+  checks. CodaLab v1.5's Competition model has neither field: an unknown key breaks its upload.
+- **Page names.** CodaLab v1.5 shows an extra html page under its key (codename and label alike), so the starting
+  kit's key is its title, "Starting kit"; Codabench pages carry a ``title``.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
+import re
 import uuid
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
@@ -35,7 +55,7 @@ from typing import Any
 
 import yaml
 
-from .challenge import ChallengeSettings
+from .challenge import ChallengeSettings, FactSheetQuestion
 from .errors import ReferenceDataError
 
 # ----------------------------------------------------------------------------------- CodaLab v1.5 rules
@@ -135,6 +155,13 @@ CODALAB_LEADERBOARD_KEYS = frozenset({"label", "rank"})
 CODALAB_COLUMN_KEYS = frozenset(
     {"label", "leaderboard", "rank", "numeric_format", "sort", "selection_default", "column_group", "computed"}
 )
+# The first phase's auto_migration, reset by unpack and refused by Codabench's v1 import (module docstring).
+CODABENCH_REFUSAL_KEY = "auto_migration"
+# unpack creates Overview, Evaluation and "Terms and Conditions" in the details category, then one page per other
+# html key there, labelled with the key: a key equal to one of those labels breaks Page's unique_together.
+CODALAB_FIXED_PAGE_LABELS = ("Overview", "Evaluation", "Terms and Conditions")
+# codalab/competitions-v1-compute-worker, worker.py, docker_image_clean: what it deletes from an image name.
+CODALAB_WORKER_STRIPPED = re.compile(r"[^0-9a-zA-Z/.:-]+")
 # max_length of the model fields the values go to.
 CODALAB_MAX_LENGTHS = {"title": 100, "phase label": 50, "phase description": 1000, "column key": 50}
 CODALAB_MAX_LENGTHS |= {"column label": 50, "docker image": 128}
@@ -192,10 +219,18 @@ CODABENCH_COLUMN_KEYS = frozenset(
     {"title", "key", "index", "sorting", "computation", "computation_indexes", "hidden", "precision"}
 )
 CODABENCH_REQUIRED_COLUMN_KEYS = ("title", "key", "index")
+# v2.py, _unpack_solutions: index and tasks always; path (a zip or folder of the bundle) unless a key is given.
+CODABENCH_SOLUTION_KEYS = frozenset({"index", "tasks", "path", "key", "name", "description"})
+CODABENCH_REQUIRED_SOLUTION_KEYS = ("index", "tasks", "path")
+# src/apps/api/serializers/competitions.py, CompetitionSerializer.validate_fact_sheet: each question has exactly
+# these keys, its key repeats the mapping's key, its type is one of these; the model's JSONField declares 4096.
+CODABENCH_FACT_SHEET_KEYS = frozenset({"key", "type", "title", "selection", "is_required", "is_on_leaderboard"})
+CODABENCH_FACT_SHEET_TYPES = ("checkbox", "text", "select")
+CODABENCH_FACT_SHEET_MAX_CHARS = 4096
 CODABENCH_SUBMISSION_RULES = ("Add", "Add_And_Delete", "Add_And_Delete_Multiple")
 CODABENCH_SUBMISSION_RULES += ("Force_Last", "Force_Latest_Multiple", "Force_Best")
 CODABENCH_MAX_LENGTHS = {"title": 256, "phase name": 256, "leaderboard title": 64, "leaderboard key": 36}
-CODABENCH_MAX_LENGTHS |= {"column title": 36, "column key": 36, "docker image": 128}
+CODABENCH_MAX_LENGTHS |= {"column title": 36, "column key": 36, "docker image": 128, "contact email": 256}
 # src/apps/competitions/tasks.py: MAX_EXECUTION_TIME_LIMIT, the cap of the default queue.
 CODABENCH_DEFAULT_QUEUE_SECONDS = 600
 
@@ -208,12 +243,17 @@ SCORING_PROGRAM = "scoring_program.zip"
 INPUT_DATA = "input_data.zip"
 REFERENCE_DATA = "reference_data.zip"
 STARTING_KIT = "starting_kit.zip"
+SOLUTION = "baseline_submission.zip"  # Codabench only: the baseline as the task's solution
 TERMS_PAGE = "terms"
+CODALAB_PLATFORM = "CodaLab v1.5"
+CODABENCH_PLATFORM = "Codabench"
+STARTING_KIT_TITLE = "Starting kit"
 # Page names of competition_pages.render_pages. CodaLab v1.5 makes its own 'get_starting_kit' page (the
-# download table of _get_starting_kit.html, which would hide ours), so ours goes there as 'starting_kit'.
-CODALAB_PAGE_KEYS = {"get_starting_kit": "starting_kit"}
+# download table of _get_starting_kit.html, which would hide ours), and shows any other key as the tab's
+# label, so ours goes there under its title (the tab's anchor is the key slugified: starting-kit).
+CODALAB_PAGE_KEYS = {"get_starting_kit": STARTING_KIT_TITLE}
 CODABENCH_PAGE_TITLES = {"overview": "Overview", "evaluation": "Evaluation", "data": "Data"}
-CODABENCH_PAGE_TITLES |= {"get_starting_kit": "Starting kit"}
+CODABENCH_PAGE_TITLES |= {"get_starting_kit": STARTING_KIT_TITLE}
 CODALAB_LEADERBOARD_ID = "Results"
 CODABENCH_LEADERBOARD_KEY = "main"
 SCORE_DIGITS = 4  # digits shown on the leaderboards
@@ -221,6 +261,13 @@ YAML_HEADER = (
     "# Generated from cityscapes_competition/challenge.yaml by `make bundle`: edit that file, not this one.\n"
     "# {platform} competition definition; the bundle's zips and pages are named relative to this file.\n"
 )
+YAML_NOTES = {
+    CODALAB_PLATFORM: (
+        "# For CodaLab v1.5 only; Codabench gets codabench_bundle.zip. Phase 1's auto_migration: true is on\n"
+        "# purpose: CodaLab v1.5 resets it for the first phase, and Codabench refuses to import this file with it\n"
+        "# (it would end Phase 1 a day early and cut the time limit to 600 s).\n"
+    ),
+}
 _FIX = "Correct challenge.yaml (the competition's settings) and build the bundle again."
 _THIS_FILE = Path(__file__)
 _STRUCTURE_FIX = (
@@ -240,6 +287,7 @@ class BundleLayout:
     input_data: str = INPUT_DATA
     reference_data: str = REFERENCE_DATA
     starting_kit: str = STARTING_KIT
+    solution: str = SOLUTION
 
 
 def page_file_name(page: str) -> str:
@@ -305,6 +353,8 @@ def _codalab_phase(settings: ChallengeSettings, layout: BundleLayout, index: int
         "max_submissions_per_day": settings.max_submissions_per_day,
         "max_submissions": settings.max_submissions,
         "execution_time_limit": settings.execution_time_limit,
+        # the first phase's is the refusal of Codabench's v1 import (module docstring), reset by CodaLab v1.5
+        "auto_migration": index == 0 or settings.migrate_to_next_phase,
         "ingestion_program": layout.ingestion_program,
         "input_data": layout.input_data,
         "scoring_program": layout.scoring_program,
@@ -354,6 +404,10 @@ def codabench_document(settings: ChallengeSettings, layout: BundleLayout) -> Cod
     }
     if settings.codabench_queue is not None:
         document["queue"] = settings.codabench_queue
+    if settings.contact_email is not None:
+        document["contact_email"] = settings.contact_email
+    if settings.fact_sheet:
+        document["fact_sheet"] = codabench_fact_sheet(settings.fact_sheet)
     document |= {
         "enable_detailed_results": True,
         "terms": layout.pages[TERMS_PAGE],
@@ -374,6 +428,16 @@ def codabench_document(settings: ChallengeSettings, layout: BundleLayout) -> Cod
                 "reference_data": layout.reference_data,
             }
         ],
+        "solutions": [
+            {
+                "index": 0,
+                "name": "Baseline",
+                "description": "The starting kit's baseline submission: submit it to a phase to check the queue, "
+                "its compute workers and the time limit.",
+                "path": layout.solution,
+                "tasks": [0],
+            }
+        ],
         "phases": [
             {
                 "index": index,
@@ -384,6 +448,7 @@ def codabench_document(settings: ChallengeSettings, layout: BundleLayout) -> Cod
                 "max_submissions_per_day": settings.max_submissions_per_day,
                 "max_submissions": settings.max_submissions,
                 "execution_time_limit": time_limit,
+                "auto_migrate_to_this_phase": index > 0 and settings.migrate_to_next_phase,
                 "starting_kit": layout.starting_kit,
                 "tasks": [0],
             }
@@ -403,6 +468,30 @@ def codabench_document(settings: ChallengeSettings, layout: BundleLayout) -> Cod
         ],
     }
     return CodabenchDocument(document, warnings)
+
+
+def codabench_fact_sheet(questions: tuple[FactSheetQuestion, ...]) -> dict[str, dict[str, Any]]:
+    """The fact sheet as Codabench stores it: flags as the text "true"/"false", which its pages compare against."""
+    return {
+        question.key: {
+            "key": question.key,
+            "type": question.kind,
+            "title": question.title,
+            "selection": _fact_sheet_selection(question),
+            "is_required": "true" if question.required else "false",
+            "is_on_leaderboard": "true" if question.on_leaderboard else "false",
+        }
+        for question in questions
+    }
+
+
+def _fact_sheet_selection(question: FactSheetQuestion) -> str | list[Any]:
+    """What an answer may be: any text (""), true or false, or one of the options ("" too unless required)."""
+    if question.kind == "text":
+        return ""
+    if question.kind == "checkbox":
+        return [True, False]
+    return list(question.options) if question.required else ["", *question.options]
 
 
 def codabench_time_limit(settings: ChallengeSettings) -> tuple[int, tuple[str, ...]]:
@@ -431,14 +520,33 @@ def docker_image_warnings(settings: ChallengeSettings) -> tuple[str, ...]:
     )
 
 
+def codalab_worker_image(name: str) -> str:
+    """The image CodaLab v1.5's worker pulls for ``name`` (worker.py, docker_image_clean, without its quotes)."""
+    first_word = name.strip().split(" ")[0]
+    return CODALAB_WORKER_STRIPPED.sub("", first_word)
+
+
+def past_deadline_warnings(settings: ChallengeSettings, now: dt.datetime) -> tuple[str, ...]:
+    """A warning when every deadline has passed: both platforms would show every phase as ended."""
+    last = settings.phases[-1]
+    if last.deadline > now:
+        return ()
+    local = settings.local(last.deadline)
+    return (
+        f"{settings.source}: every deadline is in the past (the last, {last.name}'s, was {local:%Y-%m-%d %H:%M:%S} "
+        f"{settings.time_zone.key}), so both platforms will show every phase as ended and take no submissions. "
+        "For a new run, move each phase's start and deadline in challenge.yaml (README, 'Running it again').",
+    )
+
+
 def render_yaml(document: Mapping[str, Any], platform: str) -> str:
     """The document as competition.yaml text, keys in the order built, UTC dates as YAML timestamps."""
     body = yaml.safe_dump(dict(document), sort_keys=False, allow_unicode=True, width=110, default_flow_style=False)
-    return YAML_HEADER.format(platform=platform) + body
+    return YAML_HEADER.format(platform=platform) + YAML_NOTES.get(platform, "") + body
 
 
 def codalab_yaml(settings: ChallengeSettings, layout: BundleLayout) -> str:
-    return render_yaml(codalab_document(settings, layout), "CodaLab v1.5")
+    return render_yaml(codalab_document(settings, layout), CODALAB_PLATFORM)
 
 
 # --------------------------------------------------------------------------------------------- checking
@@ -527,10 +635,27 @@ class _Checker:
         what = "a file of the bundle or a dataset key (UUID)" if key_allowed else "a file of the bundle"
         raise self.fail_structure(f"names '{name}' at '{where}', which is not {what}")
 
-    def docker_image(self, value: Any, where: str) -> None:
+    def docker_image(self, value: Any, where: str) -> str:
         name = self.text(value, where, 128)
         if any(character.isspace() for character in name):
             raise self.fail(f"has a docker image name with a space at '{where}': {name!r}")
+        return name
+
+    def codalab_worker_image(self, value: Any, where: str) -> None:
+        """Refuse a name CodaLab v1.5's worker would turn into another image's."""
+        name = self.docker_image(value, where)
+        pulled = codalab_worker_image(name)
+        if pulled != name:
+            removed = "".join(sorted({character for character in name if CODALAB_WORKER_STRIPPED.match(character)}))
+            raise ReferenceDataError(
+                f"docker_image {name!r}: CodaLab v1.5's worker deletes every character but letters, digits and "
+                f"/ . : - from image names before pulling them (worker.py, docker_image_clean), here "
+                f"{removed!r}, so it would pull {pulled!r}, another image",
+                self.source,
+                "Set docker_image in challenge.yaml to a name made of those characters only: push the image under "
+                "such a name (no '_'), name it by a tag, not by an @sha256: digest "
+                "(e.g. ACCOUNT/cityscapes-competition:1.0), and build the bundle again.",
+            )
 
 
 def check_codalab(
@@ -543,7 +668,7 @@ def check_codalab(
     if "image" in document:
         check.member(document["image"], "image", members)
     if "competition_docker_image" in document:
-        check.docker_image(document["competition_docker_image"], "competition_docker_image")
+        check.codalab_worker_image(document["competition_docker_image"], "competition_docker_image")
     for key in ("has_registration", "force_submission_to_leaderboard", "enable_detailed_results"):
         if key in document:
             check.flag(document[key], key)
@@ -552,6 +677,11 @@ def check_codalab(
     if not phases:
         raise check.fail("has no phases")
     starts = [_check_codalab_phase(check, number, phase, members) for number, phase in phases.items()]
+    if next(iter(phases.values())).get(CODABENCH_REFUSAL_KEY) is not True:
+        raise check.fail_structure(
+            f"needs '{CODABENCH_REFUSAL_KEY}: true' on its first phase: CodaLab v1.5 resets it there, and it makes "
+            "Codabench refuse this file, which it would otherwise import with wrong dates and time limits"
+        )
     if document.get("end_date") is not None:
         end = check.moment(document["end_date"], "end_date")
         if end <= max(starts):
@@ -574,6 +704,10 @@ def _check_codalab_pages(check: _Checker, pages: Mapping[Any, Any], members: Col
         if name == "get_starting_kit":
             raise check.fail_structure(
                 "has an html page 'get_starting_kit', a name CodaLab v1.5 keeps for its files table"
+            )
+        if name in CODALAB_FIXED_PAGE_LABELS:
+            raise check.fail_structure(
+                f"has an html page '{name}', the label of a page CodaLab v1.5 makes itself (a second one fails)"
             )
         check.member(file, f"html.{name}", members)
 
@@ -598,6 +732,8 @@ def _check_codalab_phase(check: _Checker, number: Any, phase: Any, members: Coll
     for key in ("max_submissions", "max_submissions_per_day", "execution_time_limit"):
         if key in phase:
             check.whole(phase[key], f"{where}{key}", 1)
+    if "auto_migration" in phase:
+        check.flag(phase["auto_migration"], f"{where}auto_migration")
     for key in CODALAB_FILE_KEYS:
         if key in phase:
             check.member(phase[key], f"{where}{key}", members, key_allowed=True)
@@ -640,6 +776,12 @@ def check_codabench(
     check.member(document["terms"], "terms", members)
     if "docker_image" in document:
         check.docker_image(document["docker_image"], "docker_image")
+    if "contact_email" in document:
+        email = check.text(document["contact_email"], "contact_email", CODABENCH_MAX_LENGTHS["contact email"])
+        if email.count("@") != 1:
+            raise check.fail(f"needs one e-mail address at 'contact_email', not {email!r}")
+    if "fact_sheet" in document:
+        _check_codabench_fact_sheet(check, check.mapping(document["fact_sheet"], "fact_sheet"))
     if "queue" in document and not is_uuid(check.text(document["queue"], "queue")):
         raise check.fail(
             f"names the queue {document['queue']!r}; Codabench wants the queue's vhost, a UUID "
@@ -651,6 +793,8 @@ def check_codabench(
         check.text(page["title"], f"pages[{index}].title")
         check.member(page["file"], f"pages[{index}].file", members)
     tasks = _check_codabench_tasks(check, check.sequence(document["tasks"], "tasks"), members)
+    if "solutions" in document:
+        _check_codabench_solutions(check, check.sequence(document["solutions"], "solutions"), tasks, members)
     _check_codabench_phases(check, check.sequence(document["phases"], "phases"), tasks, members)
     for index, board in enumerate(check.sequence(document["leaderboards"], "leaderboards")):
         _check_codabench_leaderboard(check, check.mapping(board, f"leaderboards[{index}]"), f"leaderboards[{index}].")
@@ -671,6 +815,42 @@ def _check_codabench_tasks(check: _Checker, tasks: list[Any], members: Collectio
             if key in task:
                 check.member(task[key], f"{where}{key}", members, key_allowed=True)
     return indexes
+
+
+def _check_codabench_fact_sheet(check: _Checker, sheet: Mapping[Any, Any]) -> None:
+    """CompetitionSerializer.validate_fact_sheet, and the size the model declares."""
+    for key, question in sheet.items():
+        where = f"fact_sheet.{key}."
+        question = check.mapping(question, where.rstrip("."))
+        if set(question) != CODABENCH_FACT_SHEET_KEYS:
+            raise check.fail_structure(
+                f"needs exactly {', '.join(sorted(CODABENCH_FACT_SHEET_KEYS))} at '{where.rstrip('.')}'"
+            )
+        if question["key"] != key or question["type"] not in CODABENCH_FACT_SHEET_TYPES:
+            raise check.fail_structure(f"needs the key {key!r} and a known type at '{where.rstrip('.')}'")
+        for flag in ("is_required", "is_on_leaderboard"):
+            if question[flag] not in ("true", "false"):
+                raise check.fail_structure(f"needs the text 'true' or 'false' at '{where}{flag}'")
+    size = len(json.dumps(dict(sheet)))
+    if size > CODABENCH_FACT_SHEET_MAX_CHARS:
+        raise check.fail(f"has a fact sheet of {size} characters as JSON; Codabench stores at most 4096")
+
+
+def _check_codabench_solutions(
+    check: _Checker, solutions: list[Any], tasks: set[int], members: Collection[str]
+) -> None:
+    indexes: set[int] = set()
+    for position, solution in enumerate(solutions):
+        where = f"solutions[{position}]."
+        solution = check.mapping(solution, where.rstrip("."))
+        check.keys(solution, CODABENCH_SOLUTION_KEYS, CODABENCH_REQUIRED_SOLUTION_KEYS, where)
+        index = check.whole(solution["index"], f"{where}index")
+        if index in indexes:
+            raise check.fail_structure(f"has two solutions with index {index}")
+        indexes.add(index)
+        if not set(check.sequence(solution["tasks"], f"{where}tasks")) <= tasks:
+            raise check.fail_structure(f"gives solution {index} a task that is not defined")
+        check.member(solution["path"], f"{where}path", members)
 
 
 def _check_codabench_phases(check: _Checker, phases: list[Any], tasks: set[int], members: Collection[str]) -> None:
@@ -707,6 +887,10 @@ def _check_codabench_phases(check: _Checker, phases: list[Any], tasks: set[int],
         for key in ("max_submissions", "max_submissions_per_day", "execution_time_limit"):
             if key in phase:
                 check.whole(phase[key], f"{where}{key}", 1)
+        # CompetitionSerializer.validate_phases refuses migration into the first (or only) phase
+        migrates = check.flag(phase.get("auto_migrate_to_this_phase", False), f"{where}auto_migrate_to_this_phase")
+        if migrates and position == 0:
+            raise check.fail_structure(f"cannot set '{where}auto_migrate_to_this_phase' on the first phase")
         for key in ("starting_kit", "public_data"):
             if key in phase:
                 check.member(phase[key], f"{where}{key}", members)

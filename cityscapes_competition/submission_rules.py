@@ -39,7 +39,15 @@ submission is recognised as an organiser's when (see ``recognise_rerun``):
 4. it was made in a phase at least ``PLATFORM_CLOSE_MARGIN`` after the next phase started: CodaLab takes a
    participant's submission only into the active phase (``CompetitionPhase.is_active``, checked in
    ``api/views/competition_views.py``), which ends when the next one starts. Not for the last phase: its
-   end on the platform is the competition's end date, which challenge.yaml does not hold.
+   end on the platform is the competition's end date, which challenge.yaml does not hold; or
+5. it was made in a phase before that phase started, for the same reason: only the platform puts it there.
+   That is CodaLab's phase migration (challenge.yaml ``migrate_to_next_phase``): ``models.py``
+   ``Competition.check_future_phase_sumbmissions`` runs every 5 minutes while the earlier phase is active
+   and re-runs each participant's new leaderboard submission in the next phase, so only a participant's
+   first migrated run there has ``automatic-submission`` true (``tasks.py`` ``score``: the participant's
+   only submission in the phase) and number 0.
+A migrated run is never counted either: a participant's earlier rows that started before the phase did
+(migrated runs, scored while the earlier phase ran) are left out of their counts.
 Any other re-run (a second re-run of a participant's submissions after the final deadline, or re-runs
 that push a day over its limit) is refused like a submission: re-score with
 ``enforce_submission_rules: false`` in challenge.yaml, or the scorer's ``--no-submission-rules``.
@@ -221,7 +229,7 @@ def _check_platform(input_dir: Path, metadata: Path, settings: ChallengeSettings
     rerun = recognise_rerun(submission, phase, settings)
     if rerun:
         return _rerun_decision(submission, phase, rerun)
-    prior = count_prior_submissions(coopetition_file(input_dir, phase.number), submission, settings.time_zone)
+    prior = count_prior_submissions(coopetition_file(input_dir, phase.number), submission, phase, settings.time_zone)
     if prior.scored_before:
         return _rerun_decision(submission, phase, "its number is already among the finished submissions")
     refuse_after_deadline(phase, submission.submitted_at, settings)
@@ -238,7 +246,7 @@ def coopetition_file(input_dir: Path, phase_number: int) -> Path:
 
 
 def recognise_rerun(submission: PlatformSubmission, phase: Phase, settings: ChallengeSettings) -> str:
-    """Why this submission is an organiser's (rules 1, 2 and 4 of the module docstring), or ""."""
+    """Why this submission is an organiser's or the platform's (rules 1, 2, 4 and 5 of the docstring), or ""."""
     if submission.automatic:
         return "automatic-submission: an automatic migration to this phase"
     if submission.number == 0:
@@ -246,6 +254,8 @@ def recognise_rerun(submission: PlatformSubmission, phase: Phase, settings: Chal
     following = _next_phase(settings, phase)
     if following is not None and submission.submitted_at >= following.start + PLATFORM_CLOSE_MARGIN:
         return f"made after {following.name} started, when the platform takes no participant's submission here"
+    if submission.submitted_at < phase.start:
+        return f"made before {phase.name} started: a phase migration by the platform"
     return ""
 
 
@@ -427,17 +437,21 @@ class PriorSubmissions:
     """What the rules need from the CSV about the submission being scored."""
 
     scored_before: bool  # its number is among the participant's finished submissions: a re-run
-    earlier: int  # the participant's finished submissions made before it (lower numbers, from 1)
+    earlier: int  # the participant's finished submissions made before it (lower numbers, from 1, in the phase)
     on_day: int  # those of them started on its local day
 
 
-def count_prior_submissions(path: Path, submission: PlatformSubmission, zone: dt.tzinfo) -> PriorSubmissions:
-    """Counted while the CSV streams past: only three numbers are kept, however many rows it has."""
+def count_prior_submissions(
+    path: Path, submission: PlatformSubmission, phase: Phase, zone: dt.tzinfo
+) -> PriorSubmissions:
+    """Counted while the CSV streams past: only three numbers are kept, however many rows it has.
+
+    Rows that started before the phase did are phase migrations (rule 5 of the docstring), never counted."""
     day_start, _ = local_day_bounds(submission.submitted_at, zone)
     scored_before, earlier, on_day = False, 0, 0
     for row in iter_finished_submissions(path, submission.participant):
         scored_before = scored_before or row.number == submission.number
-        if 0 < row.number < submission.number:
+        if 0 < row.number < submission.number and row.started_at >= phase.start:
             earlier += 1
             on_day += row.started_at >= day_start
     return PriorSubmissions(scored_before, earlier, on_day)

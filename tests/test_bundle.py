@@ -6,6 +6,7 @@ import dataclasses
 import datetime as dt
 import hashlib
 import io
+import itertools
 import re
 import uuid
 import zipfile
@@ -31,12 +32,16 @@ from cityscapes_competition.competition_pages import render_pages
 from cityscapes_competition.errors import ReferenceDataError
 from cityscapes_competition.platform_yaml import (
     CODABENCH_DEFAULT_QUEUE_SECONDS,
+    CODABENCH_PLATFORM,
+    CODALAB_PLATFORM,
     CODALAB_REQUIRED_PAGES,
     check_codabench,
     check_codalab,
     codabench_document,
     codalab_document,
+    codalab_worker_image,
     default_layout,
+    past_deadline_warnings,
     render_yaml,
 )
 from conftest import REPO
@@ -82,19 +87,20 @@ def read(bundle: Path, name: str) -> bytes:
 
 
 def layout_members(settings: ChallengeSettings) -> list[str]:
-    layout = default_layout(render_pages(settings))
+    layout = default_layout(render_pages(settings, CODALAB_PLATFORM))
     parts = [layout.ingestion_program, layout.scoring_program, layout.input_data, layout.reference_data]
-    return ["competition.yaml", layout.logo, *layout.pages.values(), *parts, layout.starting_kit]
+    return ["competition.yaml", layout.logo, *layout.pages.values(), *parts, layout.starting_kit, layout.solution]
 
 
 def codalab_yaml(settings: ChallengeSettings) -> dict:
     """The CodaLab v1.5 document as the platform reads it: from the rendered text."""
-    return yaml.full_load(render_yaml(codalab_document(settings, default_layout(render_pages(settings))), "CodaLab"))
+    layout = default_layout(render_pages(settings, CODALAB_PLATFORM))
+    return yaml.full_load(render_yaml(codalab_document(settings, layout), CODALAB_PLATFORM))
 
 
 def codabench_yaml(settings: ChallengeSettings) -> dict:
-    document = codabench_document(settings, default_layout(render_pages(settings))).document
-    return yaml.safe_load(render_yaml(document, "Codabench"))
+    document = codabench_document(settings, default_layout(render_pages(settings, CODABENCH_PLATFORM))).document
+    return yaml.safe_load(render_yaml(document, CODABENCH_PLATFORM))
 
 
 def codabench_reads(field: object) -> dt.datetime | None:
@@ -265,7 +271,7 @@ def test_codalab_refuses_a_missing_html_page(settings: ChallengeSettings) -> Non
 def test_a_missing_page_stops_the_build_before_anything_is_written(
     data: Path, settings: ChallengeSettings, tmp_path: Path
 ) -> None:
-    pages = {name: html for name, html in render_pages(settings).items() if name != "data"}
+    pages = {name: html for name, html in render_pages(settings, CODALAB_PLATFORM).items() if name != "data"}
     with pytest.raises(ReferenceDataError) as refused:
         build_bundles(data, tmp_path / "out", pages=pages)
     message = str(refused.value)
@@ -342,7 +348,7 @@ def test_codabench_refuses_an_unquoted_timestamp(settings: ChallengeSettings) ->
 
 def test_codabench_default_queue_caps_the_time_limit_with_a_warning(settings: ChallengeSettings) -> None:
     long_run = dataclasses.replace(settings, execution_time_limit=3600, codabench_queue=None)
-    result = codabench_document(long_run, default_layout(render_pages(long_run)))
+    result = codabench_document(long_run, default_layout(render_pages(long_run, CODABENCH_PLATFORM)))
     assert {phase["execution_time_limit"] for phase in result.document["phases"]} == {CODABENCH_DEFAULT_QUEUE_SECONDS}
     assert "queue" not in result.document
     (warning,) = result.warnings
@@ -352,7 +358,7 @@ def test_codabench_default_queue_caps_the_time_limit_with_a_warning(settings: Ch
 
 def test_a_codabench_queue_keeps_the_time_limit(settings: ChallengeSettings) -> None:
     queued = dataclasses.replace(settings, execution_time_limit=3600, codabench_queue=QUEUE)
-    result = codabench_document(queued, default_layout(render_pages(queued)))
+    result = codabench_document(queued, default_layout(render_pages(queued, CODABENCH_PLATFORM)))
     assert result.document["queue"] == QUEUE and not result.warnings
     assert {phase["execution_time_limit"] for phase in result.document["phases"]} == {3600}
     check_codabench(result.document, layout_members(queued), queued.source)
@@ -360,7 +366,7 @@ def test_a_codabench_queue_keeps_the_time_limit(settings: ChallengeSettings) -> 
 
 def test_a_codabench_queue_must_be_a_vhost(settings: ChallengeSettings) -> None:
     named = dataclasses.replace(settings, codabench_queue="my-gpu-queue")
-    document = codabench_document(named, default_layout(render_pages(named))).document
+    document = codabench_document(named, default_layout(render_pages(named, CODABENCH_PLATFORM))).document
     with pytest.raises(ReferenceDataError, match="vhost, a UUID"):
         check_codabench(document, layout_members(named), named.source)
 
@@ -400,6 +406,7 @@ def test_cli_reports_the_sizes_and_the_warnings(
     assert re.search(r"Codabench bundle: .*codabench_bundle\.zip", captured.out)
     assert re.search(r"reference_data\.zip +\d+\.\d\d [kMG]B", captured.out)
     assert "warning:" in captured.err and "600 s" in captured.err
+    assert "every deadline is in the past" in captured.err  # the seeds' 2019 dates
     assert (tmp_path / "competition.yaml").read_text() == committed_yaml_text(load_challenge())
 
 
@@ -422,3 +429,334 @@ def test_dockerfile_installs_the_lock_and_sets_nothing_the_platforms_override() 
     locked = {line.split("==")[0] for line in (REPO / "requirements.lock").read_text().splitlines() if "==" in line}
     assert set(left_out) <= locked  # the filter names pinned packages, so it cannot go stale silently
     assert "!requirements.lock" in (REPO / ".dockerignore").read_text().splitlines()
+
+
+# ---------------------------------------------------------------------------------- replays of the platforms
+
+
+class PlatformRefusal(Exception):
+    """What a platform's own code raises on a bundle (its message as the platform words it)."""
+
+
+def codalab_worker_pulls(image_name: str) -> str:
+    """codalab/competitions-v1-compute-worker, worker.py, docker_image_clean (then `docker pull` of the result)."""
+    image_name = '"{}"'.format(image_name.strip().split(" ")[0])
+    return re.sub("[^0-9a-zA-Z/.:-]+", "", image_name)
+
+
+def codabench_get_datetime(field: object) -> dt.datetime | None:
+    return codabench_reads(field)
+
+
+def codabench_imports_v1(competition_yaml: dict) -> list[dict]:
+    """codabench's import of a bundle without 'version: 2', up to the phases it would save.
+
+    src/apps/competitions/tasks.py, unpack_competition: str(yaml.get('version', '1')) in ('1', '1.5') picks
+    unpackers/v1.py, V15Unpacker; its _unpack_phases (sorted by phasenumber; end = next start - 1 day, the last
+    phase ends at end_date; auto_migration becomes auto_migrate_to_this_phase); base_unpacker.py,
+    _validate_phase_ordering; then save() -> src/apps/api/serializers/competitions.py, CompetitionSerializer
+    .validate_phases."""
+    assert str(competition_yaml.get("version", "1")) in ("1", "1.5")
+    phases = sorted(competition_yaml["phases"].values(), key=lambda phase: phase["phasenumber"])
+    unpacked = []
+    for index, phase in enumerate(phases):
+        new_phase = {
+            "index": index,
+            "start": codabench_get_datetime(phase["start_date"]),
+            "name": phase["label"],
+            "auto_migrate_to_this_phase": phase.get("auto_migration", False),
+        }
+        if phase.get("execution_time_limit"):
+            new_phase["execution_time_limit"] = phase["execution_time_limit"]
+        if index + 1 < len(phases):
+            new_phase["end"] = codabench_get_datetime(phases[index + 1]["start_date"]) - dt.timedelta(days=1)
+        else:
+            end = competition_yaml.get("end_date")
+            new_phase["end"] = codabench_get_datetime(end) if end and end != "null" else None
+        unpacked.append(new_phase)
+    for earlier, later in itertools.pairwise(unpacked):
+        if earlier["end"] is None or later["start"] <= earlier["end"]:
+            raise PlatformRefusal("Phases must be sequential")
+    return codabench_validate_phases(unpacked)
+
+
+def codabench_imports_v2(competition_yaml: dict) -> list[dict]:
+    """unpackers/v2.py, V2Unpacker._unpack_phases (what the phases keep), then CompetitionSerializer.validate_phases."""
+    assert str(competition_yaml["version"]) == "2"
+    phases = sorted(competition_yaml["phases"], key=lambda phase: phase.get("index", 0))
+    unpacked = [
+        {
+            "index": index,
+            "start": codabench_get_datetime(phase.get("start")),
+            "end": codabench_get_datetime(phase.get("end")),
+            "auto_migrate_to_this_phase": phase.get("auto_migrate_to_this_phase", False),
+        }
+        for index, phase in enumerate(phases)
+    ]
+    return codabench_validate_phases(unpacked)
+
+
+def codabench_validate_phases(phases: list[dict]) -> list[dict]:
+    """src/apps/api/serializers/competitions.py, CompetitionSerializer.validate_phases."""
+    if not phases or len(phases) <= 0:
+        raise PlatformRefusal("Competitions must have at least one phase")
+    if len(phases) == 1 and phases[0].get("auto_migrate_to_this_phase"):
+        raise PlatformRefusal("You cannot auto migrate in a competition with one phase")
+    if phases[0].get("auto_migrate_to_this_phase") is True:
+        raise PlatformRefusal("You cannot auto migrate to the first phase of a competition")
+    return phases
+
+
+def codalab_unpacks_phases(competition_yaml: dict) -> list[dict]:
+    """codalab-competitions, codalab/apps/web/models.py, CompetitionDefBundle.unpack, its phase loop: the first
+    phase's auto_migration is reset ("First phase can't have auto_migration=True"), start_date goes through
+    localize_datetime (a datetime is kept whole), then phase.auto_migration = bool(phase_spec.get(...))."""
+    phases = []
+    for index, number in enumerate(competition_yaml["phases"]):
+        phase_spec = dict(competition_yaml["phases"][number])
+        if index == 0:
+            phase_spec["auto_migration"] = False
+        start = phase_spec["start_date"]
+        assert type(start) is dt.datetime and start.tzinfo is not None  # localize_datetime keeps it as is
+        phases.append({"start_date": start, "auto_migration": bool(phase_spec.get("auto_migration", False))})
+    return phases
+
+
+def django_slugify(value: str) -> str:
+    """django.utils.text.slugify (Django 1.11), which codalab's _innertabs.html applies to a page's codename."""
+    value = re.sub(r"[^\w\s-]", "", value).strip().lower()
+    return re.sub(r"[-\s]+", "-", value)
+
+
+def codalab_extra_pages(competition_yaml: dict) -> list[dict]:
+    """CompetitionDefBundle.unpack: every html key but overview, evaluation, terms and data becomes a page whose
+    codename and label (the tab's text) are the key; the tab's anchor is the codename slugified."""
+    default_pages = ("overview", "evaluation", "terms", "data")
+    return [
+        {"label": name, "anchor": django_slugify(name)}
+        for name in competition_yaml["html"]
+        if name not in default_pages
+    ]
+
+
+def codabench_validate_fact_sheet(fact_sheet: object) -> dict | None:
+    """src/apps/api/serializers/competitions.py, CompetitionSerializer.validate_fact_sheet."""
+    if not bool(fact_sheet):
+        return None
+    if not isinstance(fact_sheet, dict):
+        raise PlatformRefusal("Not valid JSON")
+    expected_keys = {"key", "type", "title", "selection", "is_required", "is_on_leaderboard"}
+    valid_question_types = {"checkbox", "text", "select"}
+    for key, value in fact_sheet.items():
+        missing_keys = expected_keys.symmetric_difference(set(value.keys()))
+        if missing_keys:
+            raise PlatformRefusal(f"Missing {missing_keys} values for {key}")
+        if key != value["key"]:
+            raise PlatformRefusal(f"key:{value['key']}  does not match JSON key:{key}")
+        if value["type"] not in valid_question_types:
+            raise PlatformRefusal(f"{value['type']} is not a valid question type")
+    return fact_sheet
+
+
+def codabench_validate_answers(fact_sheet: dict, fact_sheet_answers: dict) -> None:
+    """src/apps/api/serializers/submissions.py, SubmissionCreationSerializer.validate, its fact sheet part."""
+    if set(fact_sheet_answers.keys()) != set(fact_sheet.keys()):
+        raise PlatformRefusal("Fact Sheet keys do not match Answer keys")
+    for key, value in fact_sheet_answers.items():
+        if not fact_sheet[key] and not isinstance(value, str):
+            raise PlatformRefusal(f"{value} should be string not {type(value)}")
+        elif value not in fact_sheet[key]["selection"] and fact_sheet[key]["selection"]:
+            raise PlatformRefusal(f"{key}: {value} is not a valid selection from {fact_sheet[key]}")
+        elif not value and fact_sheet[key]["is_required"] == "true" and not isinstance(value, bool):
+            raise PlatformRefusal(f"{fact_sheet[key]['title']}({key}) requires an answer")
+
+
+def codabench_solutions(competition_yaml: dict, bundle_names: list[str]) -> list[dict]:
+    """unpackers/v2.py, V2Unpacker._unpack_solutions, and base_unpacker.py, _get_data_key: a solution's path must
+    exist in the unpacked bundle (or be a dataset key), its tasks must be task indexes of the document."""
+    task_indexes = {task["index"] for task in competition_yaml["tasks"]}
+    solutions = []
+    for solution in competition_yaml.get("solutions") or []:
+        index, tasks = solution["index"], solution["tasks"]
+        if not all(task_index in task_indexes for task_index in tasks):
+            raise PlatformRefusal(f"ERROR: Solution: {index} missing task index pointers")
+        if solution["path"] not in bundle_names:
+            raise PlatformRefusal(f'Cannot find dataset: "{solution["path"]}"')
+        solutions.append({"file_name": solution["path"], "name": solution.get("name"), "tasks": tasks})
+    return solutions
+
+
+# ------------------------------------------------------------------------------------- docker image names
+
+
+@pytest.mark.parametrize(
+    ("name", "pulled"),
+    [
+        ("account/cityscapes-competition:1.0", "account/cityscapes-competition:1.0"),
+        ("account/cityscapes_competition:1.0", "account/cityscapescompetition:1.0"),
+        ("account/image@sha256:" + "ab" * 32, "account/imagesha256:" + "ab" * 32),
+        ("  registry.example.org:5000/team/image:2 ", "registry.example.org:5000/team/image:2"),
+    ],
+)
+def test_the_codalab_worker_image_is_docker_image_clean(name: str, pulled: str) -> None:
+    assert codalab_worker_pulls(name) == pulled
+    assert codalab_worker_image(name) == pulled
+
+
+@pytest.mark.parametrize("name", ["account/cityscapes_competition:1.0", "account/image@sha256:" + "ab" * 32])
+def test_an_image_the_codalab_worker_would_change_stops_the_build(
+    data: Path, settings: ChallengeSettings, tmp_path: Path, name: str
+) -> None:
+    assert codalab_worker_pulls(name) != name  # CodaLab v1.5 would pull another image
+    with pytest.raises(ReferenceDataError) as refused:
+        build_bundles(data, tmp_path / "out", settings=dataclasses.replace(settings, docker_image=name))
+    message = str(refused.value)
+    assert f"docker_image {name!r}" in message and "challenge.yaml" in message
+    assert f"would pull {codalab_worker_pulls(name)!r}" in message and "docker_image_clean" in message
+    assert "by a tag, not by an @sha256: digest" in message and "Set docker_image in challenge.yaml" in message
+    assert not (tmp_path / "out").exists()
+
+
+# -------------------------------------------------------------------------------- which bundle goes where
+
+
+def test_codabench_refuses_the_codalab_document(settings: ChallengeSettings) -> None:
+    with pytest.raises(PlatformRefusal, match="You cannot auto migrate to the first phase of a competition"):
+        codabench_imports_v1(codalab_yaml(settings))
+    # CodaLab v1.5 itself takes it: the first phase's flag is reset, the dates are kept to the second
+    phases = codalab_unpacks_phases(codalab_yaml(settings))
+    assert phases[0] == {"start_date": dt.datetime(2019, 2, 10, 21, 0, tzinfo=dt.UTC), "auto_migration": False}
+    # and Codabench takes its own document
+    assert [phase["auto_migrate_to_this_phase"] for phase in codabench_imports_v2(codabench_yaml(settings))] == [
+        False,
+        True,
+    ]
+
+
+def test_without_the_refusal_codabench_would_import_wrong_dates_and_limits(settings: ChallengeSettings) -> None:
+    """Why the v1.5 document must not reach Codabench: its v1 import keeps neither the times nor the limit."""
+    document = codalab_yaml(settings)
+    document["phases"][1]["auto_migration"] = False
+    phase_1, _ = codabench_imports_v1(document)
+    assert phase_1["start"] == dt.datetime(2019, 2, 10, 0, 0, tzinfo=dt.UTC)  # midnight, not 21:00
+    assert phase_1["end"] == dt.datetime(2019, 3, 13, 0, 0, tzinfo=dt.UTC)  # a day early, not 03-14 20:59
+    assert phase_1["execution_time_limit"] == 3600 > CODABENCH_DEFAULT_QUEUE_SECONDS  # the default queue cuts it
+    assert "force_submission_to_leaderboard" in document  # V15Unpacker never reads it
+    # quoting the dates would keep the times, not the end a day early
+    quoted = {
+        **document,
+        "phases": {n: {**p, "start_date": str(p["start_date"])} for n, p in document["phases"].items()},
+    }
+    assert codabench_imports_v1(quoted)[0]["end"] == dt.datetime(2019, 3, 13, 21, 0, tzinfo=dt.UTC)
+
+
+def test_the_codalab_document_must_carry_the_refusal(settings: ChallengeSettings) -> None:
+    document = codalab_yaml(settings)
+    del document["phases"][1]["auto_migration"]
+    with pytest.raises(ReferenceDataError, match="auto_migration: true' on its first phase"):
+        check_codalab(document, layout_members(settings), settings.source)
+    assert "# For CodaLab v1.5 only; Codabench gets codabench_bundle.zip." in committed_yaml_text(settings)
+
+
+def test_codabench_refuses_migration_into_its_first_phase(settings: ChallengeSettings) -> None:
+    document = codabench_yaml(settings)
+    document["phases"][0]["auto_migrate_to_this_phase"] = True
+    with pytest.raises(PlatformRefusal, match="first phase"):
+        codabench_imports_v2(document)
+    with pytest.raises(ReferenceDataError, match=r"auto_migrate_to_this_phase' on the first phase"):
+        check_codabench(document, layout_members(settings), settings.source)
+
+
+# ------------------------------------------------------------------------------------------ phase migration
+
+
+@pytest.mark.parametrize("migrate", [True, False])
+def test_both_documents_carry_the_migration_setting(settings: ChallengeSettings, migrate: bool) -> None:
+    chosen = dataclasses.replace(settings, migrate_to_next_phase=migrate)
+    codalab = [phase["auto_migration"] for phase in codalab_unpacks_phases(codalab_yaml(chosen))]
+    codabench = [phase["auto_migrate_to_this_phase"] for phase in codabench_imports_v2(codabench_yaml(chosen))]
+    assert codalab == codabench == [False, migrate]
+    check_codalab(codalab_yaml(chosen), layout_members(chosen), chosen.source)
+    check_codabench(codabench_yaml(chosen), layout_members(chosen), chosen.source)
+
+
+# ----------------------------------------------------------------------------------------- past deadlines
+
+
+def test_a_schedule_entirely_in_the_past_is_warned_about(settings: ChallengeSettings) -> None:
+    (warning,) = past_deadline_warnings(settings, dt.datetime(2026, 1, 1, tzinfo=dt.UTC))
+    assert "every deadline is in the past" in warning and "2019-04-09 23:59:00 Europe/Moscow" in warning
+    assert "Running it again" in warning and str(settings.source) in warning
+    assert past_deadline_warnings(settings, dt.datetime(2019, 4, 9, 20, 58, 59, tzinfo=dt.UTC)) == ()
+    assert past_deadline_warnings(settings, dt.datetime(2019, 4, 9, 20, 59, tzinfo=dt.UTC))  # the deadline itself
+
+
+# --------------------------------------------------------------------------------- solution, contact, pages
+
+
+def test_the_baseline_is_the_codabench_tasks_solution(built: Path) -> None:
+    with zipfile.ZipFile(built / CODABENCH_BUNDLE) as archive:
+        names = archive.namelist()
+        definition = yaml.safe_load(archive.read("competition.yaml"))
+    (solution,) = codabench_solutions(definition, names)
+    assert solution["tasks"] == [0] and solution["name"] == "Baseline"
+    with zipfile.ZipFile(io.BytesIO(read(built / CODABENCH_BUNDLE, solution["file_name"]))) as archive:
+        assert sorted(archive.namelist()) == ["metadata", "model.h5"]  # at the root, as participants zip theirs
+        assert archive.read("model.h5") == (REPO / "baseline_submission" / "model.h5").read_bytes()
+    assert solution["file_name"] not in zipfile.ZipFile(built / CODALAB_BUNDLE).namelist()
+
+
+def test_a_solution_missing_from_the_bundle_is_refused(settings: ChallengeSettings) -> None:
+    document = codabench_yaml(settings)
+    files = [name for name in layout_members(settings) if name != document["solutions"][0]["path"]]
+    with pytest.raises(PlatformRefusal, match="Cannot find dataset"):
+        codabench_solutions(document, files)
+    with pytest.raises(ReferenceDataError, match=r"solutions\[0\]\.path.*not a file of the bundle"):
+        check_codabench(document, files, settings.source)
+
+
+def test_contact_and_fact_sheet_reach_codabench_as_its_code_reads_them(settings: ChallengeSettings) -> None:
+    chosen = dataclasses.replace(settings, contact_email="organisers@example.org")
+    document = codabench_yaml(chosen)
+    # unpackers/v2.py, V2Unpacker.__init__: competition_yaml.get("contact_email"), .get("fact_sheet")
+    assert document.get("contact_email") == "organisers@example.org"
+    fact_sheet = codabench_validate_fact_sheet(document.get("fact_sheet"))
+    assert list(fact_sheet) == ["model_description", "external_data"]
+    codabench_validate_answers(fact_sheet, {"model_description": "U-Net, 512x1024, train", "external_data": False})
+    with pytest.raises(PlatformRefusal, match="requires an answer"):
+        codabench_validate_answers(fact_sheet, {"model_description": "", "external_data": True})
+    # api/views/competitions.py: the leaderboard shows the questions whose is_on_leaderboard == 'true'
+    assert [key for key in fact_sheet if fact_sheet[key]["is_on_leaderboard"] == "true"] == ["external_data"]
+    codalab = codalab_yaml(chosen)  # CodaLab v1.5's Competition model has neither field
+    assert "contact_email" not in codalab and "fact_sheet" not in codalab
+    no_questions = codabench_yaml(dataclasses.replace(settings, fact_sheet=()))
+    assert "fact_sheet" not in no_questions and "contact_email" not in no_questions
+
+
+def test_a_fact_sheet_codabench_would_refuse_is_refused(settings: ChallengeSettings) -> None:
+    document = codabench_yaml(settings)
+    del document["fact_sheet"]["external_data"]["is_on_leaderboard"]
+    with pytest.raises(PlatformRefusal, match="Missing"):
+        codabench_validate_fact_sheet(document["fact_sheet"])
+    with pytest.raises(ReferenceDataError, match="needs exactly"):
+        check_codabench(document, layout_members(settings), settings.source)
+
+
+def test_the_starting_kit_tab_has_a_readable_title_on_both_platforms(settings: ChallengeSettings) -> None:
+    assert codalab_extra_pages(codalab_yaml(settings)) == [{"label": "Starting kit", "anchor": "starting-kit"}]
+    titles = [page["title"] for page in codabench_yaml(settings)["pages"]]
+    assert titles == ["Overview", "Evaluation", "Data", "Starting kit"]
+
+
+def test_codalab_refuses_a_page_named_like_its_own(settings: ChallengeSettings) -> None:
+    document = codalab_yaml(settings)
+    document["html"]["Overview"] = document["html"]["overview"]
+    with pytest.raises(ReferenceDataError, match=re.escape("label of a page CodaLab v1.5 makes itself")):
+        check_codalab(document, layout_members(settings), settings.source)
+
+
+def test_each_bundle_carries_its_platforms_pages(built: Path) -> None:
+    codabench = read(built / CODABENCH_BUNDLE, "data.html").decode()
+    codalab = read(built / CODALAB_BUNDLE, "data.html").decode()
+    assert "<em>My Submissions</em>" in codabench and "CodaLab" not in codabench
+    assert "Submit / View Results" in codalab and "Codabench asks" not in codalab

@@ -21,6 +21,11 @@ def test_the_seed_competition() -> None:
     assert settings.phases[1].deadline.astimezone(UTC) == dt.datetime(2019, 4, 9, 20, 59, tzinfo=UTC)
     assert (settings.max_submissions_per_day, settings.max_submissions) == (20, 200)
     assert tuple(column.key for column in settings.columns) == LEADERBOARD_KEYS
+    assert settings.migrate_to_next_phase and settings.contact_email is None
+    assert [(question.key, question.kind) for question in settings.fact_sheet] == [
+        ("model_description", "text"),
+        ("external_data", "checkbox"),
+    ]
 
 
 def test_the_deadline_second_itself_is_too_late() -> None:
@@ -60,6 +65,16 @@ def edited(tmp_path: Path, old: str, new: str) -> Path:
         ("execution_time_limit: 3600", "execution_time_limit: 3600\nexecution_limit: 10", "unknown setting"),
         ("    name: Phase 2\n", "    name: Phase 2\n    end: tomorrow\n", "unknown setting 'phases[2].end'"),
         ("codabench_queue: null", "codabench_queue: 5", "queue key"),
+        ("migrate_to_next_phase: true", "migrate_to_next_phase: sometimes", "must be true or false"),
+        ("contact_email: null", "contact_email: organisers", "'contact_email' must be one e-mail address"),
+        ("contact_email: null", "contact_email: a b@example.org", "'contact_email' must be one e-mail address"),
+        ("- key: model_description", "- key: task-notes", "names a field of Codabench's submission form"),
+        ("- key: external_data", "- key: model_description", "a key of its own"),
+        ("    type: checkbox\n", "    type: checkbox\n    required: true\n", "cannot be true for a checkbox"),
+        ("    type: text\n", "    type: select\n", "missing setting 'fact_sheet[1].options'"),
+        ("    type: text\n", "    type: text\n    options: [a]\n", "only for a question of type select"),
+        ("    type: text\n", "    type: radio\n", "'fact_sheet[1].type' must be one of text, checkbox, select"),
+        ("    on_leaderboard: true\n", "    on_leaderboard: true\n    hint: x\n", "'fact_sheet[2].hint'"),
     ],
 )
 def test_mistakes_are_one_line_naming_the_file_and_the_key(tmp_path: Path, old: str, new: str, message: str) -> None:
@@ -87,3 +102,20 @@ def test_an_organiser_changes_only_this_file(tmp_path: Path) -> None:
     path = edited(tmp_path, 'deadline: "2019-04-09 23:59:00"', 'deadline: "2020-04-09 18:00:00"')
     settings = load_challenge(path)
     assert settings.phases[1].deadline.astimezone(UTC) == dt.datetime(2020, 4, 9, 15, 0, tzinfo=UTC)
+
+
+def test_migration_contact_and_fact_sheet_may_be_left_out(tmp_path: Path) -> None:
+    text = DEFAULT_CHALLENGE_FILE.read_text()
+    kept = text[: text.index("migrate_to_next_phase:")]
+    kept = kept[: kept.rindex("\n# The platforms' own phase migration")] + "\n"
+    path = tmp_path / "challenge.yaml"
+    path.write_text(kept)
+    settings = load_challenge(path)
+    assert settings.migrate_to_next_phase  # on unless switched off
+    assert settings.contact_email is None and settings.fact_sheet == ()
+
+
+def test_a_select_question_keeps_its_options(tmp_path: Path) -> None:
+    path = edited(tmp_path, "    type: text\n", "    type: select\n    options: [CNN, transformer]\n")
+    question = load_challenge(path).fact_sheet[0]
+    assert (question.kind, question.options, question.required) == ("select", ("CNN", "transformer"), True)

@@ -15,7 +15,15 @@ import pytest
 from PIL import Image
 
 from cityscapes_competition import competition_pages as pages
-from cityscapes_competition.challenge import ChallengeSettings, LeaderboardColumn, Phase, load_challenge
+from cityscapes_competition.challenge import (
+    ChallengeSettings,
+    FactSheetQuestion,
+    LeaderboardColumn,
+    Phase,
+    load_challenge,
+)
+from cityscapes_competition.platform_yaml import CODABENCH_PLATFORM as CODABENCH
+from cityscapes_competition.platform_yaml import CODALAB_PLATFORM as CODALAB
 from cityscapes_competition.scores import LEADERBOARD_KEYS
 from cityscapes_competition.submission_metadata import read_settings
 
@@ -64,8 +72,9 @@ def _tag_problems(fragment: str) -> list[str]:
     return parser.problems + [f"<{tag}> never closed" for tag in parser.stack]
 
 
-def test_every_page_renders_as_a_fragment(settings: ChallengeSettings) -> None:
-    rendered = pages.render_pages(settings)
+@pytest.mark.parametrize("platform", [CODALAB, CODABENCH])
+def test_every_page_renders_as_a_fragment(settings: ChallengeSettings, platform: str) -> None:
+    rendered = pages.render_pages(settings, platform)
     assert tuple(rendered) == pages.PAGE_NAMES
     assert {"overview", "evaluation", "terms", "data"} <= set(rendered)  # required by CodaLab's parser
     for name, fragment in rendered.items():
@@ -74,14 +83,16 @@ def test_every_page_renders_as_a_fragment(settings: ChallengeSettings) -> None:
         assert not re.search(r"<(html|body|head)\b", fragment), name
 
 
-def test_pages_are_well_formed_and_have_no_placeholders_left(settings: ChallengeSettings) -> None:
-    for name, fragment in pages.render_pages(settings).items():
+@pytest.mark.parametrize("platform", [CODALAB, CODABENCH])
+def test_pages_are_well_formed_and_have_no_placeholders_left(settings: ChallengeSettings, platform: str) -> None:
+    with_everything = replace(settings, contact_email="org@example.org")
+    for name, fragment in pages.render_pages(with_everything, platform).items():
         assert _tag_problems(fragment) == [], name
         assert not re.search(r"\$\{?[A-Za-z_]", fragment), name
 
 
 def test_deadlines_appear_in_local_time_and_utc(settings: ChallengeSettings) -> None:
-    rendered = pages.render_pages(settings)
+    rendered = pages.render_pages(settings, CODALAB)
     for name in ("overview", "terms"):
         assert "2019-03-14 23:59:00 Europe/Moscow (UTC+03:00)" in rendered[name]
         assert "2019-03-14 20:59:00 UTC" in rendered[name]
@@ -92,12 +103,12 @@ def test_deadlines_appear_in_local_time_and_utc(settings: ChallengeSettings) -> 
 
 
 def test_limits_and_time_limit_come_from_the_settings(settings: ChallengeSettings) -> None:
-    terms = pages.render_pages(settings)["terms"]
+    terms = pages.render_pages(settings, CODALAB)["terms"]
     assert f"{settings.max_submissions_per_day} submissions per day" in terms
     assert f"{settings.max_submissions} submissions in total" in terms
     assert f"{settings.execution_time_limit} seconds" in terms
     changed = replace(settings, max_submissions_per_day=7, max_submissions=33, execution_time_limit=5400)
-    terms = pages.render_pages(changed)["terms"]
+    terms = pages.render_pages(changed, CODALAB)["terms"]
     assert "7 submissions per day" in terms
     assert "33 submissions in total" in terms
     assert "5400 seconds (1 hour 30 minutes)" in terms
@@ -107,7 +118,7 @@ def test_limits_and_time_limit_come_from_the_settings(settings: ChallengeSetting
 def test_changing_a_deadline_changes_the_pages(settings: ChallengeSettings) -> None:
     later = replace(settings.phases[1], deadline=_moscow(2019, 5, 1, 12, 0))
     changed = replace(settings, phases=(settings.phases[0], later))
-    before, after = pages.render_pages(settings), pages.render_pages(changed)
+    before, after = pages.render_pages(settings, CODALAB), pages.render_pages(changed, CODALAB)
     for name in ("overview", "terms"):
         assert before[name] != after[name]
         assert "2019-05-01 12:00:00 Europe/Moscow (UTC+03:00)" in after[name]
@@ -117,19 +128,19 @@ def test_changing_a_deadline_changes_the_pages(settings: ChallengeSettings) -> N
 
 def test_title_description_and_zone_come_from_the_settings(settings: ChallengeSettings) -> None:
     changed = replace(settings, title="Street scenes 2030", description="A new edition.", time_zone=ZoneInfo("UTC"))
-    rendered = pages.render_pages(changed)
+    rendered = pages.render_pages(changed, CODALAB)
     assert "<h2>Street scenes 2030</h2>" in rendered["overview"]
     assert "A new edition." in rendered["overview"]
     assert "2019-03-14 20:59:00 UTC (UTC+00:00)" in rendered["terms"]
 
 
 def test_leaderboard_columns_come_from_the_settings(settings: ChallengeSettings) -> None:
-    evaluation = pages.render_pages(settings)["evaluation"]
+    evaluation = pages.render_pages(settings, CODALAB)["evaluation"]
     for column in settings.columns:
         assert f"<td>{html.escape(column.label)}</td><td><code>{column.key}</code></td>" in evaluation
     assert f"ranked by the first one,\n<strong>{html.escape(settings.columns[0].label)}</strong>" in evaluation
     reordered = (LeaderboardColumn("ap", "Mask AP", "instance"), *settings.columns[:4])
-    rendered = pages.render_pages(replace(settings, columns=reordered, leaderboard_title="Board"))
+    rendered = pages.render_pages(replace(settings, columns=reordered, leaderboard_title="Board"), CODALAB)
     assert "It is ranked by\n<strong>Mask AP</strong>" in rendered["overview"]
     assert "<strong>Mask AP</strong> (<code>ap</code>)" in rendered["evaluation"]
     assert "<td>1 (ranks)</td><td>Mask AP</td>" in rendered["evaluation"]
@@ -144,11 +155,13 @@ def test_values_are_escaped(settings: ChallengeSettings) -> None:
         columns=(LeaderboardColumn("iou_class", "IoU <b>class</b>", "pixel"),),
         phases=(replace(settings.phases[0], name="Phase <1>", description="a & b"),),
     )
-    rendered = pages.render_pages(hostile)
+    rendered = pages.render_pages(replace(hostile, contact_email='a"b@example.org'), CODABENCH)
+    rendered |= {f"codalab {name}": page for name, page in pages.render_pages(hostile, CODALAB).items()}
     joined = "".join(rendered.values())
     assert "<script>" not in joined and "<b>class" not in joined and "Phase <1>" not in joined
     assert "&lt;script&gt;alert(1)&lt;/script&gt; &amp; co" in rendered["overview"]
     assert "Phase &lt;1&gt;" in rendered["terms"]
+    assert 'href="mailto:a&quot;b@example.org"' in rendered["overview"]
     for name, fragment in rendered.items():
         assert _tag_problems(fragment) == [], name
 
@@ -158,7 +171,7 @@ def test_every_score_has_a_meaning() -> None:
 
 
 def test_data_page_lists_the_19_classes(settings: ChallengeSettings) -> None:
-    data = pages.render_pages(settings)["data"]
+    data = pages.render_pages(settings, CODALAB)["data"]
     table = data[data.index("<th>trainId</th>") :]
     assert table.count("<tr><td>") == 19
     assert "<tr><td>0</td><td>7</td><td>road</td><td>flat</td><td>no</td>" in table
@@ -169,7 +182,7 @@ def test_metadata_examples_pass_the_servers_validation(tmp_path: Path, settings:
     short = replace(settings, execution_time_limit=600)
     examples = [pages.metadata_example(replace(settings, execution_time_limit=3600)), pages.metadata_example(short)]
     for name in ("data", "get_starting_kit"):
-        shown = re.search(r"<pre><code>(description:.*?)</code></pre>", pages.render_pages(short)[name], re.S)
+        shown = re.search(r"<pre><code>(description:.*?)</code></pre>", pages.render_pages(short, CODALAB)[name], re.S)
         assert shown is not None and html.unescape(shown.group(1)) == examples[1]
     readme = (REPO / "starting_kit" / "README.md").read_text(encoding="utf-8")
     blocks = re.findall(r"```yaml\n(.*?)```", readme, re.S)
@@ -220,3 +233,61 @@ def test_logo_script_draws_the_logo() -> None:
     spec.loader.exec_module(module)
     drawn = module.draw_logo()
     assert drawn.size == (300, 200) and drawn.mode == "RGB"
+
+
+# ------------------------------------------------------------------------------------------------ platforms
+
+
+def test_codabench_pages_mention_no_codalab_feature(settings: ChallengeSettings) -> None:
+    # Neither platform's source has a GitHub submission (codabench: src/static/riot/competitions/detail/
+    # submission_upload.tag uploads a file; codalab-competitions: _submit_results_page.html likewise), so both
+    # pages tell how to upload a repository's archive; Codabench's name nothing of CodaLab's.
+    codabench = "".join(pages.render_pages(settings, CODABENCH).values())
+    codalab = "".join(pages.render_pages(settings, CODALAB).values())
+    assert "CodaLab" not in codabench and "Participate" not in codabench and "download it as a URL" not in codabench
+    assert "<em>My Submissions</em>" in codabench and "<em>Get Started</em>, then <em>Files</em>" in codabench
+    assert "<em>Participate</em>, then <em>Files</em>" in codalab and "Submit / View Results" in codalab
+    for joined in (codabench, codalab):
+        assert "GitHub submission" not in joined and "using GitHub" not in joined
+        assert "<em>Download ZIP</em>" in joined and "one\nwrapper folder, which is accepted" in joined
+
+
+def test_the_starting_kit_page_is_named_by_its_title(settings: ChallengeSettings) -> None:
+    for platform in (CODALAB, CODABENCH):
+        overview = pages.render_pages(settings, platform)["overview"]
+        assert "(see <em>Starting kit</em>)" in overview and "Get the starting kit</em>" not in overview
+
+
+def test_migration_is_explained_as_each_platform_does_it(settings: ChallengeSettings) -> None:
+    codabench = pages.render_pages(settings, CODABENCH)["terms"]
+    codalab = pages.render_pages(settings, CODALAB)["terms"]
+    assert "When a phase after the first opens, Codabench runs your" in codabench
+    assert "While a phase runs, CodaLab runs each of your submissions" in codalab
+    assert "its own limit of 200 submissions" in codalab
+    off = replace(settings, migrate_to_next_phase=False)
+    for platform in (CODALAB, CODABENCH):
+        assert "Phase migration" not in pages.render_pages(off, platform)["terms"]
+
+
+def test_the_fact_sheet_questions_are_listed_on_codabench_only(settings: ChallengeSettings) -> None:
+    questions = (
+        FactSheetQuestion("model_description", "Model & data", "text", (), True, False),
+        FactSheetQuestion("external_data", "Extra data", "checkbox", (), False, True),
+    )
+    asked = replace(settings, fact_sheet=questions)
+    data = pages.render_pages(asked, CODABENCH)["data"]
+    assert "<li>Model &amp; data (required)</li>" in data and "<li>Extra data</li>" in data
+    assert "Codabench asks" not in pages.render_pages(asked, CODALAB)["data"]
+    assert "Codabench asks" not in pages.render_pages(replace(asked, fact_sheet=()), CODABENCH)["data"]
+
+
+def test_the_contact_address_is_on_the_overview_when_set(settings: ChallengeSettings) -> None:
+    assert "<h3>Contact</h3>" not in pages.render_pages(replace(settings, contact_email=None), CODALAB)["overview"]
+    for platform in (CODALAB, CODABENCH):
+        overview = pages.render_pages(replace(settings, contact_email="org@example.org"), platform)["overview"]
+        assert '<a href="mailto:org@example.org">org@example.org</a>' in overview
+
+
+def test_an_unknown_platform_is_refused(settings: ChallengeSettings) -> None:
+    with pytest.raises(ValueError, match="unknown platform"):
+        pages.render_pages(settings, "Kaggle")

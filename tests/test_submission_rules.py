@@ -275,6 +275,34 @@ def test_an_unrecognisable_rerun_after_the_final_deadline_needs_the_switch(tmp_p
     assert "enforce_submission_rules is false in challenge.yaml" in decision.summary
 
 
+# ---- phase migration (challenge.yaml migrate_to_next_phase) ----
+# CodaLab v1.5 (codalab/apps/web/models.py, Competition.check_future_phase_sumbmissions, every 5 minutes while
+# Phase 1 is active) re-runs each new Phase 1 leaderboard submission of a participant in Phase 2 with
+# ignore_submission_limits=True (numbered from 0); tasks.py, score(), marks a run automatic only while it is the
+# participant's only submission in Phase 2. So the later migrated runs arrive automatic False, numbered 1, 2, ...,
+# made while Phase 1 runs, before Phase 2 starts.
+
+
+def migrated_rows(count: int) -> list[dict]:
+    """A participant's migrated runs in Phase 2, numbered from 0, each scored as it was made during Phase 1."""
+    start = dt.datetime(2019, 2, 12, 6, tzinfo=UTC)
+    return [finished_row(n, str(start + dt.timedelta(hours=3 * n))) for n in range(count)]
+
+
+def test_a_later_migrated_run_is_the_platforms(tmp_path, settings) -> None:
+    input_dir = platform_input(tmp_path, "2019-03-01T10:00:00+00:00", 1, migrated_rows(1), phase=2)
+    decision = check(input_dir, settings)
+    assert not decision.checked
+    assert "submission 1 of alice" in decision.summary and "made before Phase 2 started" in decision.summary
+
+
+def test_migrated_runs_never_count_towards_the_participants_limits(tmp_path, settings) -> None:
+    rows = [*migrated_rows(201), finished_row(201, "2019-03-15 10:00:00+00:00")]  # and one of her own in Phase 2
+    decision = check(platform_input(tmp_path, "2019-03-15T11:00:00+00:00", 202, rows, phase=2), settings)
+    assert decision.checked
+    assert decision.summary.startswith("Phase 2, submission 2 of 20 on 2019-03-15 (Moscow time), 2 of 200 in total")
+
+
 # ---- malformed platform data ----
 
 GOOD_METADATA = (
