@@ -32,6 +32,7 @@ from .results_format import (
 )
 from .rle_results import parse_rle_json
 from .scores import Scores
+from .untrusted_files import SentFolder
 
 # Below this many frames, worker start-up costs more than it saves.
 _MIN_FRAMES_FOR_WORKERS = 8
@@ -70,7 +71,7 @@ def plan_evaluation(ref_root: Path, res_root: Path) -> EvaluationPlan:
             tuple(instances.get(gt.frame, ())) if instances is not None else None,
             with_distances,
             index.get(gt.frame),
-            folder.real_root,
+            folder.sent,
         )
         for gt in frames
     ]
@@ -81,7 +82,7 @@ def _pixel_predictions(folder: ResultsFolder, frames: list[FrameId], warnings: l
     if folder.pixel_dir is None:
         warnings.append(f"No '{PIXEL_DIR}' folder in the results: the pixel-level task scores 0.")
         return None
-    by_frame, unnamed = index_task_files(walk_files(folder.pixel_dir, folder.real_root), ".png")
+    by_frame, unnamed = index_task_files(walk_files(folder.pixel_dir, folder.sent), ".png")
     _warn_unused(by_frame, unnamed, frames, PIXEL_DIR, warnings)
     return match_predictions(frames, by_frame, PIXEL_DIR, "pixel prediction PNG")
 
@@ -92,11 +93,11 @@ def _instance_predictions(
     if folder.instance_dir is None:
         warnings.append(f"No '{INSTANCE_DIR}' folder in the results: the instance-level task scores 0.")
         return None
-    files = walk_files(folder.instance_dir, folder.real_root)
+    files = walk_files(folder.instance_dir, folder.sent)
     json_files = [Path(p) for p in files if p.endswith(".json")]
     by_frame, unnamed = index_task_files(files, ".txt")
     if json_files:
-        return _rle_predictions(json_files, by_frame, frames, folder.real_root, warnings)
+        return _rle_predictions(json_files, by_frame, frames, folder.sent, warnings)
     _warn_unused(by_frame, unnamed, frames, INSTANCE_DIR, warnings)
     matched = match_predictions(frames, by_frame, INSTANCE_DIR, "instance prediction txt")
     per_frame = {}
@@ -106,7 +107,7 @@ def _instance_predictions(
 
 
 def _rle_predictions(
-    json_files: list[Path], by_frame: dict, frames: list[FrameId], real_root: str, warnings: list[str]
+    json_files: list[Path], by_frame: dict, frames: list[FrameId], sent: SentFolder, warnings: list[str]
 ) -> dict[FrameId, list[InstanceLine]]:
     if len(json_files) > 1 or by_frame:
         raise SubmissionError(
@@ -114,7 +115,7 @@ def _rle_predictions(
             json_files[0].parent,
             "Give instance results either as one RLE JSON file or as one txt per image, not both.",
         )
-    parsed = parse_rle_json(json_files[0], set(frames), real_root)
+    parsed = parse_rle_json(json_files[0], set(frames), sent)
     warnings.extend(parsed.warnings)
     return parsed.per_frame
 

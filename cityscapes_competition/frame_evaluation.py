@@ -21,6 +21,7 @@ from .png_io import PngMissingError, PngReadError, read_mask_pixels, read_single
 from .reference_index import FrameIndex, fingerprint
 from .results_format import InstanceLine, MaskFile
 from .rle_results import rle_pixels
+from .untrusted_files import SentFolder
 
 _PIXEL_FIX = "A pixel prediction is a one-channel PNG of label ids 0..33 at the size of the test image."
 _MASK_FIX = "A mask is a PNG at the size of the test image whose nonzero pixels are the instance."
@@ -33,7 +34,7 @@ class FrameJob:
     instance_lines: tuple[InstanceLine, ...] | None  # None: instance task not entered
     with_distances: bool
     index: FrameIndex | None = None  # the reference index's entry, used only if the files still match it
-    results_root: str | None = None  # the resolved results folder every prediction file must lie in
+    results_root: SentFolder | None = None  # the results folder every prediction file must lie in
 
 
 @dataclass
@@ -70,7 +71,7 @@ def evaluate_frame(job: FrameJob) -> FrameRecords:
     return FrameRecords(pixel, instance, stale)
 
 
-def read_pixel_prediction(path: Path, gt: GroundTruthImage, results_root: str | None) -> np.ndarray:
+def read_pixel_prediction(path: Path, gt: GroundTruthImage, results_root: SentFolder | None) -> np.ndarray:
     try:
         prediction = read_single_channel(path, gt.size, results_root)
     except PngReadError as exc:
@@ -126,7 +127,7 @@ def _in_task(line: InstanceLine) -> bool:
     return instance_metric.is_instance_class(line.label_id)
 
 
-def _decode(line: InstanceLine, gt: GroundTruthImage, results_root: str | None) -> instance_metric.Prediction:
+def _decode(line: InstanceLine, gt: GroundTruthImage, results_root: SentFolder | None) -> instance_metric.Prediction:
     if isinstance(line.mask, MaskFile):
         pixels = _mask_file_pixels(line, gt, results_root)
     else:
@@ -135,7 +136,7 @@ def _decode(line: InstanceLine, gt: GroundTruthImage, results_root: str | None) 
     return instance_metric.Prediction(pixels, line.label_id, line.confidence)
 
 
-def _mask_file_pixels(line: InstanceLine, gt: GroundTruthImage, results_root: str | None) -> np.ndarray:
+def _mask_file_pixels(line: InstanceLine, gt: GroundTruthImage, results_root: SentFolder | None) -> np.ndarray:
     path = line.mask.path
     try:
         return read_mask_pixels(path, gt.size, results_root)

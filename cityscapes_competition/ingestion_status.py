@@ -19,7 +19,7 @@ from pathlib import Path
 from .atomic import write_text_atomic
 from .errors import SubmissionError, printable
 from .safe_yaml import YamlError, load_yaml
-from .untrusted_files import UntrustedFileError, read_untrusted, real_folder
+from .untrusted_files import UntrustedFileError, read_untrusted, sent_folder
 
 WORKER_STATUS = "metadata"  # written by both workers into the prediction output
 FAILURE_REASON = "ingestion_failure.txt"  # written by the ingestion program when it fails
@@ -49,7 +49,7 @@ def refuse_failed_ingestion(results: Path) -> None:
 def ingestion_exit_code(results: Path) -> int | None:
     """``ingestionExitCode`` of the worker's status file in ``results``; None where there is none."""
     try:
-        data = read_untrusted(results / WORKER_STATUS, _MAX_STATUS_BYTES, real_folder(results))
+        data = read_untrusted(results / WORKER_STATUS, _MAX_STATUS_BYTES, sent_folder(results))
         status = load_yaml(data.decode("utf-8"), scalars_as_text=True)
     except (UntrustedFileError, UnicodeDecodeError, YamlError):
         return None  # not the worker's file: locally, or a results submission without one
@@ -61,7 +61,7 @@ def ingestion_exit_code(results: Path) -> int | None:
 
 def _failure_reason(results: Path) -> str:
     try:
-        data = read_untrusted(results / FAILURE_REASON, 4 * _MAX_REASON_CHARS, real_folder(results))
+        data = read_untrusted(results / FAILURE_REASON, 4 * _MAX_REASON_CHARS, sent_folder(results))
     except UntrustedFileError:
         return ""
     return printable(data.decode("utf-8", errors="replace").strip())[:_MAX_REASON_CHARS]

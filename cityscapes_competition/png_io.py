@@ -24,7 +24,7 @@ from .fast_png import (
     nonzero_bitmask_rows,
     read_header,
 )
-from .untrusted_files import MissingFileError, UntrustedFileError, read_untrusted
+from .untrusted_files import MissingFileError, SentFolder, UntrustedFileError, read_untrusted
 
 Size = tuple[int, int]  # (width, height), as Pillow reports it
 
@@ -45,10 +45,12 @@ class PngMissingError(PngReadError):
     """There is no file at the path."""
 
 
-def read_single_channel(path: Path | str, expected_size: Size | None = None, folder: str | None = None) -> np.ndarray:
+def read_single_channel(
+    path: Path | str, expected_size: Size | None = None, folder: SentFolder | None = None
+) -> np.ndarray:
     """The pixel values of a one-channel PNG (labelIds, instanceIds, disparity), as numpy reads Pillow's.
 
-    ``folder``: the resolved folder a participant's file must lie in (``untrusted_files``).
+    ``folder``: the folder a participant's file must lie in (``untrusted_files``).
     """
     return decode_single_channel(_read_bytes(path, folder), expected_size)
 
@@ -82,7 +84,9 @@ def decode_photo(data: bytes) -> tuple[np.ndarray, bool]:
         return _decode(lambda: np.asarray(image if image.mode == "RGB" else image.convert("RGB"))), False
 
 
-def read_mask_pixels(path: Path | str, expected_size: Size | None = None, folder: str | None = None) -> np.ndarray:
+def read_mask_pixels(
+    path: Path | str, expected_size: Size | None = None, folder: SentFolder | None = None
+) -> np.ndarray:
     """Flat indices of an instance mask's pixels: nonzero after conversion to 8-bit gray, as officially."""
     data = _read_bytes(path, folder)
     depth, color_type = _check_header(data, expected_size)
@@ -107,7 +111,7 @@ def _bit_positions(packed: np.ndarray, width: int, height: int) -> np.ndarray:
     return rows[row_of_bit] * width + column
 
 
-def _read_bytes(path: Path | str, folder: str | None = None) -> bytes:
+def _read_bytes(path: Path | str, folder: SentFolder | None = None) -> bytes:
     try:
         return read_untrusted(path, MAX_FILE_BYTES, folder)
     except MissingFileError as exc:

@@ -22,7 +22,7 @@ import numpy as np
 
 from .errors import SubmissionError, shown, shown_path
 from .naming import FrameId, parse_frame_id
-from .untrusted_files import UntrustedFileError, is_inside, read_untrusted, real_folder
+from .untrusted_files import SentFolder, UntrustedFileError, read_untrusted, resolve_inside, sent_folder
 
 PIXEL_DIR = "pixel"
 INSTANCE_DIR = "instance"
@@ -44,7 +44,7 @@ class ResultsFolder:
     root: Path
     pixel_dir: Path | None
     instance_dir: Path | None
-    real_root: str  # the resolved results folder: every file read must lie inside it
+    sent: SentFolder  # the results folder as sent: every file read must lie inside it
 
 
 @dataclass(frozen=True)
@@ -89,7 +89,7 @@ def locate_results(res_root: Path) -> ResultsFolder:
         if task_dir.is_symlink():  # before anything follows it: where it leads is not looked at
             raise SubmissionError("is a symbolic link; results must be plain folders and files", task_dir)
     return ResultsFolder(
-        root, pixel if pixel.is_dir() else None, instance if instance.is_dir() else None, real_folder(res_root)
+        root, pixel if pixel.is_dir() else None, instance if instance.is_dir() else None, sent_folder(res_root)
     )
 
 
@@ -140,7 +140,7 @@ def index_task_files(files: list[str], suffix: str) -> tuple[dict[FrameId, list[
     return by_frame, unnamed
 
 
-def walk_files(task_dir: Path, real_root: str) -> list[str]:
+def walk_files(task_dir: Path, sent: SentFolder) -> list[str]:
     """Every file under ``task_dir`` (links included), in a stable order.
 
     Nothing is opened here: every file is contained in the results folder when it is read
@@ -151,9 +151,9 @@ def walk_files(task_dir: Path, real_root: str) -> list[str]:
     files: list[str] = []
     folders, entries_seen = [os.fspath(task_dir)], 0
     while folders:
-        folder = folders.pop()
+        current = folders.pop()
         try:
-            with os.scandir(folder) as entries:
+            with os.scandir(current) as entries:
                 for entry in entries:
                     entries_seen += 1
                     if entries_seen > MAX_ENTRIES_PER_TASK or len(files) > MAX_FILES_PER_TASK:
@@ -161,20 +161,22 @@ def walk_files(task_dir: Path, real_root: str) -> list[str]:
                     if entry.name in _IGNORED_NAMES:
                         continue
                     if entry.is_symlink():
-                        if not _links_to_inner_folder(entry.path, real_root):
+                        if not _links_to_inner_folder(entry.path, sent):
                             files.append(entry.path)
                     elif entry.is_dir(follow_symlinks=False):
                         folders.append(entry.path)
                     else:
                         files.append(entry.path)
         except OSError as exc:
-            raise _unreadable_folder(folder, exc) from None
+            raise _unreadable_folder(current, exc) from None
     return sorted(files)
 
 
-def _links_to_inner_folder(link: str, real_root: str) -> bool:
-    target = os.path.realpath(link)
-    return is_inside(target, real_root) and os.path.isdir(target)
+def _links_to_inner_folder(link: str, folder: SentFolder) -> bool:
+    try:
+        return os.path.isdir(resolve_inside(link, folder))
+    except UntrustedFileError:
+        return False  # listed as a file: refused when read, with the same message wherever it leads
 
 
 def _too_many_files(task_dir: Path) -> SubmissionError:
@@ -222,7 +224,7 @@ def parse_instance_txt(path: Path, results_root: Path) -> list[InstanceLine]:
     Mask paths are relative to the txt's folder and may name any file of ``results_root`` (the
     official scripts accept ``../masks/x.png``); lines are split as text files are read (\\n, \\r\\n, \\r).
     """
-    text = read_result_text(path, MAX_TEXT_BYTES, real_folder(results_root), _TXT_FIX)
+    text = read_result_text(path, MAX_TEXT_BYTES, sent_folder(results_root), _TXT_FIX)
     root = os.path.abspath(results_root)
     folder = os.path.dirname(os.path.abspath(path))
     lines: dict[str, InstanceLine] = {}
@@ -280,17 +282,17 @@ _UTF16_32_BOMS = (b"\xff\xfe", b"\xfe\xff", b"\x00\x00\xfe\xff")
 _UTF8_BOM = b"\xef\xbb\xbf"
 
 
-def read_result_bytes(path: Path | str, limit: int, real_root: str) -> bytes:
+def read_result_bytes(path: Path | str, limit: int, folder: SentFolder) -> bytes:
     """A result file's bytes, contained in the results folder; one message per problem."""
     try:
-        return read_untrusted(path, limit, real_root)
+        return read_untrusted(path, limit, folder)
     except UntrustedFileError as exc:
         raise SubmissionError(str(exc), path, "Results must be plain files inside the results folder.") from None
 
 
-def read_result_text(path: Path | str, limit: int, real_root: str, fix: str) -> str:
+def read_result_text(path: Path | str, limit: int, folder: SentFolder, fix: str) -> str:
     """A result file as UTF-8 text (a leading byte-order mark, as Windows editors write, is dropped)."""
-    data = read_result_bytes(path, limit, real_root)
+    data = read_result_bytes(path, limit, folder)
     if data.startswith(_UTF8_BOM):
         data = data[len(_UTF8_BOM) :]
     refuse_utf16_or_32(data[:4], path, fix)

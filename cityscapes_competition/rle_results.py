@@ -38,7 +38,7 @@ from .errors import SubmissionError, printable, shown
 from .naming import FrameId, frame_id_from_stem
 from .png_io import MAX_PIXELS
 from .results_format import MAX_INSTANCES_PER_IMAGE, InstanceLine, RleMask, cap_note, refuse_utf16_or_32
-from .untrusted_files import UntrustedFileError, open_untrusted
+from .untrusted_files import SentFolder, UntrustedFileError, open_untrusted
 
 # A prediction takes ~15 bytes of JSON beside its counts (a few hundred bytes for a car's mask):
 # 500 images x 255 predictions fit many times over.
@@ -74,11 +74,11 @@ class _Invalid:
 # ---- reading the file ----------------------------------------------------------------------------------
 
 
-def parse_rle_json(path: Path, frames: set[FrameId], real_root: str) -> RleResults:
+def parse_rle_json(path: Path, frames: set[FrameId], folder: SentFolder) -> RleResults:
     """The predictions for the test images, at most MAX_INSTANCES_PER_IMAGE each; one message per problem."""
-    _refuse_other_encodings(path, real_root)
+    _refuse_other_encodings(path, folder)
     try:
-        with open_untrusted(path, MAX_JSON_BYTES, real_root) as stream:
+        with open_untrusted(path, MAX_JSON_BYTES, folder) as stream:
             if stream.read(len(_UTF8_BOM)) != _UTF8_BOM:  # a BOM, as Windows editors write, is dropped
                 stream.seek(0)
             return _collect(ijson.basic_parse(stream, use_float=True), path, frames)
@@ -89,10 +89,10 @@ def parse_rle_json(path: Path, frames: set[FrameId], real_root: str) -> RleResul
         raise SubmissionError(f"is not valid JSON ({printable(reason, 120)})", path, JSON_FIX) from None
 
 
-def _refuse_other_encodings(path: Path, real_root: str) -> None:
+def _refuse_other_encodings(path: Path, folder: SentFolder) -> None:
     """UTF-16 and UTF-32 JSON get the right message (ijson reads UTF-8 only)."""
     try:
-        with open_untrusted(path, MAX_JSON_BYTES, real_root) as stream:
+        with open_untrusted(path, MAX_JSON_BYTES, folder) as stream:
             refuse_utf16_or_32(stream.read(4), path, JSON_FIX)
     except UntrustedFileError:
         return  # parse_rle_json says why

@@ -21,7 +21,7 @@ from typing import Any
 
 from .errors import SubmissionError, printable, shown
 from .safe_yaml import YamlError, load_yaml
-from .untrusted_files import UntrustedFileError, read_untrusted, real_folder
+from .untrusted_files import UntrustedFileError, read_untrusted, sent_folder
 
 METADATA_NAME = "metadata"
 SETTINGS_KEY = "inference"
@@ -111,9 +111,9 @@ def _is_file(path: Path) -> bool:
 
 def read_settings(path: Path, submission: Path | None = None) -> InferenceSettings:
     """Parse and validate a ``metadata`` file (inside ``submission``, if given); every problem is one message."""
-    folder = real_folder(submission) if submission is not None else None
+    folder = sent_folder(submission, "the submission folder") if submission is not None else None
     try:
-        data = read_untrusted(path, MAX_METADATA_BYTES, folder, "the submission folder")
+        data = read_untrusted(path, MAX_METADATA_BYTES, folder)
     except UntrustedFileError as exc:
         raise SubmissionError(
             str(exc), path, "The metadata file holds a few settings, as in the starting kit."

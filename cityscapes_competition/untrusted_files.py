@@ -2,11 +2,14 @@
 
 Every file of a submission or a results folder is read through ``read_untrusted``. Whatever its name
 and however it was reached (a walk, a path written in a txt line, a name skipped as junk), the path is
-first resolved (every link followed, as the kernel would) and must stay inside the folder the
-participant sent; only then is anything about the file looked at, so that a link cannot make a message
-reveal whether some other file of the machine exists. Then only a regular file is opened (a FIFO would
-block the reader forever, a device such as /dev/zero would be read until memory runs out), and no
-more than ``limit`` bytes are read.
+first resolved inside the folder the participant sent, component by component as the kernel resolves
+it (links followed, ``..`` taken after the link before it), and the resolution stops the moment it
+would leave the folder: nothing outside is ever looked at, so no message or outcome depends on what
+exists there. (``os.path.realpath`` is not enough: at a link loop it gives up and returns the rest of
+the path as text, which a link such as ``loop/../out/FILE`` turns into a path that looks inside.) Then
+only a regular file is opened (a FIFO would block the reader forever, a device such as /dev/zero would
+be read until memory runs out), the opened file is checked to be the one resolved, and no more than
+``limit`` bytes are read.
 """
 
 from __future__ import annotations
@@ -14,10 +17,12 @@ from __future__ import annotations
 import functools
 import os
 import stat
+from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
 _OPEN_FLAGS = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLOW", 0)
+MAX_LINKS = 40  # links followed in one path, as the kernel's MAXSYMLINKS
 
 
 class UntrustedFileError(Exception):
@@ -32,9 +37,17 @@ class OutsideFolderError(UntrustedFileError):
     """The path resolves outside the folder the participant sent."""
 
 
-def real_folder(folder: Path | str) -> str:
-    """The folder's resolved path, what ``read_untrusted`` contains reads in."""
-    return os.path.realpath(os.fspath(folder))
+@dataclass(frozen=True)
+class SentFolder:
+    """The folder a participant sent: its path as the programs were given it, and where it really is."""
+
+    given: str  # absolute, as given (paths under it are built from it)
+    real: str  # resolved (the organiser's links above it followed)
+    label: str = "the results folder"  # for messages
+
+
+def sent_folder(folder: Path | str, label: str = "the results folder") -> SentFolder:
+    return SentFolder(os.path.abspath(os.fspath(folder)), os.path.realpath(os.fspath(folder)), label)
 
 
 def is_inside(path: str, folder: str) -> bool:
@@ -42,39 +55,88 @@ def is_inside(path: str, folder: str) -> bool:
     return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
 
 
-def resolve_inside(path: Path | str, folder: str, label: str = "the results folder") -> str:
-    """``path`` with every link followed; OutsideFolderError if that leaves ``folder`` (resolved, called ``label``)."""
+def resolve_inside(path: Path | str, folder: SentFolder) -> str:
+    """The real path ``path`` leads to, resolved inside ``folder`` only; OutsideFolderError the moment it
+    would leave it, MissingFileError where a part is missing, UntrustedFileError at a link loop."""
     text = os.fspath(path)
     if "\x00" in text:
         raise UntrustedFileError("has a NUL character in its path")
-    head, name = os.path.split(os.path.abspath(text))
-    resolved = os.path.join(_resolved_folder(head), name)
-    if os.path.islink(resolved):
-        resolved = os.path.realpath(resolved)
-    if not is_inside(resolved, folder):
-        raise OutsideFolderError(f"points outside {label} (through a link or '..')")
-    return resolved
+    parts = _parts_under(os.path.abspath(text), folder)
+    if not parts:
+        return folder.real
+    start = _resolved_parent(folder, tuple(parts[:-1]))
+    return _resolve(folder, start, parts[-1:])
+
+
+def _parts_under(lexical: str, folder: SentFolder) -> list[str]:
+    for root in (folder.given, folder.real):
+        if lexical == root:
+            return []
+        if lexical.startswith(root.rstrip(os.sep) + os.sep):
+            return lexical[len(root.rstrip(os.sep)) + 1 :].split(os.sep)
+    raise OutsideFolderError(f"points outside {folder.label}")
 
 
 @functools.lru_cache(maxsize=4096)
-def _resolved_folder(folder: str) -> str:
-    """A folder's resolved path, once per folder: thousands of masks share a few folders, and nothing of the
+def _resolved_parent(folder: SentFolder, parts: tuple[str, ...]) -> str:
+    """A folder's resolution, once per folder: thousands of masks share a few folders, and nothing of the
     participant's runs while they are read, so the folders cannot change under the reader."""
-    return os.path.realpath(folder)
+    return _resolve(folder, folder.real, list(parts))
 
 
-def read_untrusted(path: Path | str, limit: int, folder: str | None, label: str = "the results folder") -> bytes:
+def _resolve(folder: SentFolder, current: str, pending: list[str]) -> str:
+    """Follow ``pending`` from ``current`` (resolved, inside) as the kernel would, never stepping outside."""
+    pending, links = list(pending), 0
+    while pending:
+        part = pending.pop(0)
+        if part in ("", "."):
+            continue
+        if part == "..":
+            if current == folder.real:
+                raise OutsideFolderError(f"points outside {folder.label} (through a link or '..')")
+            current = os.path.dirname(current)
+            continue
+        candidate = os.path.join(current, part)
+        info = _stat(candidate, follow=False)
+        if stat.S_ISLNK(info.st_mode):
+            links += 1
+            if links > MAX_LINKS:
+                raise UntrustedFileError(f"is a link loop (more than {MAX_LINKS} links to follow)")
+            target_parts, from_root = _link_parts(candidate, folder)
+            pending = target_parts + pending
+            if from_root:
+                current = folder.real
+            continue
+        if pending and not stat.S_ISDIR(info.st_mode):
+            raise MissingFileError("does not exist (a part of its path is a file, not a folder)")
+        current = candidate
+    return current
+
+
+def _link_parts(link: str, folder: SentFolder) -> tuple[list[str], bool]:
+    """A link's target as parts to follow, and whether from the folder's root: a relative target goes on from
+    the link's folder; an absolute one must name a place in the folder (any other is outside)."""
+    try:
+        target = os.readlink(link)
+    except OSError as exc:
+        raise _os_error(exc) from None
+    if not os.path.isabs(target):
+        return target.split(os.sep), False
+    return _parts_under(os.path.normpath(target), folder), True
+
+
+def read_untrusted(path: Path | str, limit: int, folder: SentFolder | None) -> bytes:
     """The bytes of the regular file at ``path``, which must resolve inside ``folder`` (if given).
 
     Without ``folder`` (the organiser's own data) links are followed wherever they go.
     """
-    with open_untrusted(path, limit, folder, label) as stream:
+    with open_untrusted(path, limit, folder) as stream:
         return _read_at_most(stream.fileno(), limit)
 
 
-def open_untrusted(path: Path | str, limit: int, folder: str | None, label: str = "the results folder") -> BinaryIO:
+def open_untrusted(path: Path | str, limit: int, folder: SentFolder | None) -> BinaryIO:
     """The regular file at ``path`` (inside ``folder``, if given, and at most ``limit`` bytes), open for reading."""
-    target = resolve_inside(path, folder, label) if folder is not None else os.fspath(path)
+    target = resolve_inside(path, folder) if folder is not None else os.fspath(path)
     if "\x00" in target:
         raise UntrustedFileError("has a NUL character in its path")
     _check_regular(_stat(target, follow=folder is None), limit)  # before opening: opening a device can act
@@ -85,10 +147,22 @@ def open_untrusted(path: Path | str, limit: int, folder: str | None, label: str 
         raise _os_error(exc) from None
     try:
         _check_regular(os.fstat(handle), limit)  # the file opened is the one checked
+        if folder is not None:
+            _check_opened_inside(handle, folder)
     except BaseException:
         os.close(handle)
         raise
     return os.fdopen(handle, "rb")
+
+
+def _check_opened_inside(handle: int, folder: SentFolder) -> None:
+    """Where the kernel says the opened file is (Linux): inside, or the resolution above was wrong."""
+    try:
+        opened = os.readlink(f"/proc/self/fd/{handle}")
+    except OSError:
+        return  # no /proc: the resolution above stands alone
+    if not is_inside(opened, folder.real):
+        raise OutsideFolderError(f"points outside {folder.label}")
 
 
 def _stat(target: str, follow: bool) -> os.stat_result:

@@ -637,3 +637,32 @@ def test_a_task_folder_linked_out_gives_one_answer_wherever_it_leads(tiny_case, 
         messages.append(assert_refused_with_2(tiny_case, tmp_path / target.strip("/"), capsys))
         (tiny_case.res / "pixel").unlink()
     assert "is a symbolic link" in messages[0] and messages[0] == messages[1]
+
+
+def test_a_link_loop_does_not_open_a_way_out(tiny_case, tmp_path, capsys) -> None:
+    """'loop/../sub/FILE' with loop -> loop and sub -> the ground truth: realpath gives up at the loop and
+    returns a path that looks inside, while the kernel follows 'sub' out (found by an attacker: every score
+    1.0 from the hidden ground truth). The resolution inside the folder refuses it, whatever lies outside."""
+    path = pixel_file(tiny_case)
+    os.symlink("loop", path.parent / "loop")
+    os.symlink(os.path.relpath(tiny_case.ref, path.parent), path.parent / "sub")
+    messages = []
+    for target in (f"gtFine/val/frankfurt/{STEM}_gtFine_labelIds.png", "gtFine/val/frankfurt/nothing.png"):
+        path.unlink(missing_ok=True)
+        os.symlink(f"loop/../sub/{target}", path)
+        err = assert_refused_with_2(tiny_case, tmp_path / target.replace("/", "_"), capsys)
+        messages.append(err.replace(target, "TARGET"))
+    assert "link loop" in messages[0] or "points outside" in messages[0], messages[0]
+    assert messages[0] == messages[1]
+
+
+def test_absolute_links_inside_the_results_are_followed(tiny_case, tmp_path, capsys) -> None:
+    code, err, expected = run_scoring(tiny_case, tmp_path / "before", capsys)
+    mask_folder = txt_file(tiny_case).parent / "masks"
+    first = sorted(mask_folder.iterdir())[0]
+    moved = tiny_case.res / "elsewhere.png"
+    first.rename(moved)
+    os.symlink(moved.absolute(), first)  # absolute, but inside the results folder
+    code, err, output = run_scoring(tiny_case, tmp_path / "after", capsys)
+    assert code == 0, err
+    assert (output / "scores.txt").read_text() == (expected / "scores.txt").read_text()

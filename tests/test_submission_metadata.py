@@ -179,3 +179,19 @@ def test_a_linked_metadata_is_refused_wherever_it_leads(tmp_path, target) -> Non
     os.symlink(target, tmp_path / "metadata")
     with pytest.raises(SubmissionError, match="points outside the submission folder"):
         read_settings(find_metadata(tmp_path), tmp_path)
+
+
+def test_a_link_loop_does_not_lead_the_metadata_out(tmp_path) -> None:
+    """loop -> loop, sub -> outside, metadata -> loop/../sub/secret: an attacker's way past realpath."""
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret.yaml").write_text("db_password: hunter2\n")
+    submission = tmp_path / "submission"
+    submission.mkdir()
+    os.symlink("loop", submission / "loop")
+    os.symlink("../outside", submission / "sub")
+    os.symlink("loop/../sub/secret.yaml", submission / "metadata")
+    with pytest.raises(SubmissionError) as error:
+        read_settings(find_metadata(submission), submission)
+    assert "hunter2" not in str(error.value)
+    assert "link loop" in str(error.value) or "points outside" in str(error.value)
