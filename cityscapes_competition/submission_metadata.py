@@ -129,7 +129,8 @@ def read_settings(path: Path, submission: Path | None = None) -> InferenceSettin
     if not isinstance(document, dict):
         raise SubmissionError("must be a YAML mapping of keys to values", path, _FIX)
     _refuse_platform_traps(document, path)
-    return settings_from_mapping(document.get(SETTINGS_KEY) or {}, path)
+    settings = document.get(SETTINGS_KEY)
+    return settings_from_mapping({} if settings is None else settings, path)  # an empty 'inference:' is fine
 
 
 def _refuse_platform_traps(document: dict[Any, Any], path: Path) -> None:

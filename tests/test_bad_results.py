@@ -666,3 +666,17 @@ def test_absolute_links_inside_the_results_are_followed(tiny_case, tmp_path, cap
     code, err, output = run_scoring(tiny_case, tmp_path / "after", capsys)
     assert code == 0, err
     assert (output / "scores.txt").read_text() == (expected / "scores.txt").read_text()
+
+
+@pytest.mark.parametrize("token", ["number", "string"])
+def test_a_json_token_of_many_megabytes_is_quick_and_one_message(tiny_case, tmp_path, capsys, token) -> None:
+    """yajl copies a token spanning its buffer on every read: quadratic with ijson's default 64 KB buffer
+    (an attacker's 250 MB number would take an hour and a half); a 32 MB number also made ijson raise SystemError."""
+    import time
+
+    long = "9" * (32 << 20) if token == "number" else '"' + "0" * (32 << 20) + '"'
+    _json_results(tiny_case, '[{"image_id": "frankfurt_000000_000019", "score": ' + long + "}]")
+    started = time.monotonic()
+    err = assert_refused_with_2(tiny_case, tmp_path, capsys, "predictions.json")
+    assert time.monotonic() - started < 20
+    assert ("is not valid JSON" in err) if token == "number" else ("lacks category_id" in err)
