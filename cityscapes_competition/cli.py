@@ -123,8 +123,11 @@ def _summary(scores) -> str:
     return "\n".join(f"{key}: {value:.4f}" for key, value in scores.leaderboard().items())
 
 
-def ingest_main(argv: list[str] | None = None) -> int:
-    """``ingestion.py INPUT_DATA OUTPUT INGESTION_PROGRAM SUBMISSION`` (CodaLab v1.5 convention)."""
+def ingest_main(argv: list[str] | None = None, own_process: bool = False) -> int:
+    """``ingestion.py INPUT_DATA OUTPUT INGESTION_PROGRAM SUBMISSION`` (CodaLab v1.5 convention).
+
+    ``own_process``: started by the platform as this program (the entry point): the time limit's clock started
+    with the process, so its start-up counts."""
     parser = argparse.ArgumentParser(
         prog="ingestion.py", description="Run a participant's Keras model on the test images."
     )
@@ -135,11 +138,12 @@ def ingest_main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     def run() -> None:
-        from .ingestion import run_ingestion
+        from .ingestion import process_start_counter, run_ingestion
         from .ingestion_status import write_failure_reason
 
+        clock_started = process_start_counter() if own_process else None
         try:
-            run_ingestion(args.input_data, args.output, args.submission)
+            run_ingestion(args.input_data, args.output, args.submission, clock_started=clock_started)
         except UserFacingError as error:
             with contextlib.suppress(OSError):  # for Codabench's scorer, which runs anyway (ingestion_status)
                 write_failure_reason(args.output, str(error))

@@ -14,7 +14,7 @@ isolate_imports(_ROOT, "ingestion.py")  # before anything else is imported: noth
 from cityscapes_competition.cli import ingest_main  # noqa: E402
 
 if __name__ == "__main__":
-    code = ingest_main()
+    code = ingest_main(own_process=True)
     # Every result file is written and closed: skip TensorFlow's interpreter teardown (about a second).
     sys.stdout.flush()
     sys.stderr.flush()

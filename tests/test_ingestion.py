@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -134,26 +136,112 @@ def test_time_budget_stops_early_with_the_time_per_image() -> None:
             budget.advance(lambda: float(next(clock)))
 
 
-def test_default_time_budget_leaves_room_for_scoring_in_the_phase_limit() -> None:
-    from cityscapes_competition.ingestion import SCORING_ALLOWANCE_SECONDS, time_budget
+def test_no_batch_starts_that_would_end_after_the_budget() -> None:
+    # Batches whose time varies up to 1.99x the last one's: each ends within the budget (counted twice).
+    rng = np.random.default_rng(0)
+    stopped = r"stopped after \d+ of 100000 images: \d+ s of the time budget of 100 s are spent"
+    for _ in range(200):
+        budget = _Budget(budget=100.0, total=100_000, start=0.0)
+        now, batch, predicted = 0.0, float(rng.uniform(0.1, 5.0)), 0
+        with pytest.raises(SubmissionError, match=stopped):
+            while True:
+                budget.before_batch(predicted, now)
+                now, predicted = now + batch, predicted + 4
+                assert now <= 100.0
+                batch *= float(rng.uniform(0.5, 1.99))
+
+
+def test_the_budget_is_the_phase_limit_less_the_time_spent_and_the_exit_margin() -> None:
+    # Per step on both platforms, scoring with its own clock: competitions-v1-compute-worker worker.py `run`
+    # (startTime, then signal.alarm(ceil(limit - elapsed)) around a 1 s poll); codabench compute_worker.py
+    # `Run.start` (signal.alarm(execution_time_limit) around the gathered containers). Nothing is kept for scoring.
+    from cityscapes_competition.ingestion import (
+        EXIT_MARGIN_SECONDS,
+        PLATFORM_SECONDS,
+        STOP_TO_EXIT_SECONDS,
+        time_budget,
+    )
     from cityscapes_competition.submission_metadata import InferenceSettings
 
-    assert time_budget(InferenceSettings(), 3600, spent=30) == 3600 - SCORING_ALLOWANCE_SECONDS - 30
-    assert time_budget(InferenceSettings(time_budget_seconds=500.0), 3600, spent=30) == 500.0
-    assert time_budget(InferenceSettings(time_budget_seconds=9000.0), 3600, spent=0) == 3600 - SCORING_ALLOWANCE_SECONDS
+    assert (STOP_TO_EXIT_SECONDS, PLATFORM_SECONDS, EXIT_MARGIN_SECONDS) == (2.0, 4.0, 6.0)
+    assert time_budget(InferenceSettings(), 3600, spent=30) == 3600 - 30 - 6 == 3564
+    assert time_budget(InferenceSettings(), 600, spent=7.5) == 600 - 7.5 - 6 == 586.5  # Codabench's default queue
+    assert time_budget(InferenceSettings(), 600, spent=598) == 0.0
+    assert time_budget(InferenceSettings(time_budget_seconds=500.0), 3600, spent=30) == 500.0  # the participant's
+    assert time_budget(InferenceSettings(time_budget_seconds=9000.0), 3600, spent=0) == 3594
+
+
+def test_the_time_spent_counts_the_process_start_up() -> None:
+    # The platform's clock starts before the container does: what Python spent before run_ingestion counts too.
+    code = (
+        "import time; time.sleep(1.0); from cityscapes_competition.ingestion import process_start_counter; "
+        "print(time.perf_counter() - process_start_counter())"
+    )
+    started = time.monotonic()
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
+    wall = time.monotonic() - started
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert 1.0 <= float(result.stdout) <= wall
 
 
 def test_run_stops_early_when_the_phase_limit_is_too_short(test_data, tmp_path) -> None:
-    from cityscapes_competition.ingestion import SCORING_ALLOWANCE_SECONDS, run_ingestion
+    # A limit the start-up has used up (the alarm counts from before the container: worker.py `run`, `Run.start`):
+    # no batch is started at all.
+    from cityscapes_competition.ingestion import EXIT_MARGIN_SECONDS, run_ingestion
 
     many = tmp_path / "many" / "leftImg8bit" / "val" / "frankfurt"
     many.mkdir(parents=True)
     source = sorted(test_data.rglob("*_leftImg8bit.png"))[0]
-    for frame in range(40):  # enough images for the projection to start
+    for frame in range(40):
         shutil.copy(source, many / f"frankfurt_000000_{frame:06d}_leftImg8bit.png")
     submission = make_submission(tmp_path / "sub", segmentation_model())
-    with pytest.raises(SubmissionError, match="more than the time budget of 0 s"):
-        run_ingestion(tmp_path / "many", tmp_path / "out", submission, execution_time_limit=SCORING_ALLOWANCE_SECONDS)
+    with pytest.raises(SubmissionError, match="stopped after 0 of 40 images"):  # nothing left after the margin
+        run_ingestion(tmp_path / "many", tmp_path / "out", submission, execution_time_limit=EXIT_MARGIN_SECONDS)
+    assert not list((tmp_path / "out").rglob("*.png"))
+
+
+def _program_with_time_limit(tmp_path: Path, limit: int) -> Path:
+    """The ingestion program as the bundle ships it (the package beside the entry point), with another limit."""
+    program = tmp_path / "ingestion_program"
+    shutil.copytree(REPO / "ingestion_program", program, ignore=shutil.ignore_patterns("__pycache__"))
+    package = program / "cityscapes_competition"
+    shutil.copytree(REPO / "cityscapes_competition", package, ignore=shutil.ignore_patterns("__pycache__"))
+    settings = package / "challenge.yaml"
+    text, count = re.subn(r"(?m)^execution_time_limit: \d+", f"execution_time_limit: {limit}", settings.read_text())
+    assert count == 1
+    settings.write_text(text)
+    return program
+
+
+def test_a_run_too_long_for_the_limit_exits_within_it_start_up_included(test_data, tmp_path) -> None:
+    """The whole process, as the platform starts it, against the limit it reads: its clock starts before
+    the process (competitions-v1-compute-worker worker.py `run`: `startTime` before `docker run`; codabench
+    compute_worker.py `Run.start`: the alarm before the container is created), so the wall time from launch
+    to exit, plus what the platform adds around the process, must fit."""
+    from cityscapes_competition.ingestion import EXIT_MARGIN_SECONDS, PLATFORM_SECONDS
+    from cityscapes_competition.ingestion_status import FAILURE_REASON
+
+    limit = 30
+    program = _program_with_time_limit(tmp_path, limit)
+    many = tmp_path / "many" / "leftImg8bit" / "val" / "frankfurt"
+    many.mkdir(parents=True)
+    source = sorted(test_data.rglob("*_leftImg8bit.png"))[0]
+    for frame in range(5000):  # at 512x1024, far more than the limit
+        os.link(source, many / f"frankfurt_000000_{frame:06d}_leftImg8bit.png")
+    submission = make_submission(tmp_path / "sub", segmentation_model(fixed_input=(512, 1024)))
+    output = tmp_path / "out"
+    started = time.monotonic()
+    result = subprocess.run(
+        [sys.executable, "-I", "-u", str(program / "ingestion.py"), str(tmp_path / "many"), str(output),
+         str(program), str(submission)],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    wall = time.monotonic() - started
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-2000:]
+    assert wall <= limit - PLATFORM_SECONDS, wall
+    budget = float(re.search(r"time budget of (\d+) s", result.stderr).group(1))
+    assert limit - EXIT_MARGIN_SECONDS - wall - 1 <= budget <= limit - EXIT_MARGIN_SECONDS, (budget, wall)
+    assert (output / FAILURE_REASON).is_file() and not list(output.rglob("*.tmp"))  # written and closed
 
 
 def test_missing_test_images_are_an_organiser_error(tmp_path, capsys) -> None:
