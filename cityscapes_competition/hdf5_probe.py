@@ -89,7 +89,7 @@ def _read_all(h5) -> None:
             _read_attributes(item)
             if isinstance(item, h5py.Group):
                 stack.append(item)
-            elif isinstance(item, h5py.Dataset):
+            elif isinstance(item, h5py.Dataset) and not _reads_other_files(item):
                 _read_data(item, budget)
 
 
@@ -107,6 +107,15 @@ def _storage_size(attribute) -> int:
         return attribute.get_storage_size()
     except RuntimeError:  # HDF5 reports an empty attribute's size 0 as an error
         return 0
+
+
+def _reads_other_files(dataset) -> bool:
+    """External storage or a virtual dataset: its data lives in other files (a FIFO would block the read, the
+    hidden ground truth must not be read at all); model_safety refuses such a file, so it is not read here."""
+    import h5py
+
+    plist = dataset.id.get_create_plist()
+    return plist.get_external_count() > 0 or plist.get_layout() == h5py.h5d.VIRTUAL
 
 
 def _read_data(dataset, budget: list[int]) -> None:

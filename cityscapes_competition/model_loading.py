@@ -1,8 +1,13 @@
-"""Loading a participant's Keras ``.h5`` model safely, on CPU, and checking its inputs and outputs.
+"""Loading a participant's Keras model (``.h5`` or ``.keras``) safely, on CPU, and checking its inputs and outputs.
 
 The file's config is checked first (``model_safety``: built-in Keras objects only); then Keras loads it
 with ``safe_mode=True``, ``compile=False`` and no custom objects. Any failure is one ``SubmissionError``.
 Keras (hence TensorFlow) is imported only inside these functions, so importing the package stays light.
+
+A ``.keras`` archive is never given to Keras: ``model_files.unpack_keras_archive`` checks it and copies its
+weights into a private folder (where they are probed as any HDF5 model file), the checked config (without
+its compile configs) is written beside them as ``config.json``, and Keras loads that folder
+(``keras.models.load_model`` of a directory holding ``config.json``: ``saving_lib._load_model_from_dir``).
 
 Memory. Keras allocates every variable a config declares (running its initializer) before it compares it
 with the stored weights, so a tiny file declaring ``Dense(2**28)`` would take gigabytes. Between the config
@@ -10,7 +15,10 @@ check and the real load, the checked config is therefore built once with no vari
 ``keras.StatelessScope`` Keras only records each variable's shape; in a TensorFlow graph context whatever
 the layers compute while building stays an unexecuted graph node), and every declared variable is compared
 with the weights the file stores (``model_safety.read_stored_weights``: HDF5 metadata, nothing read) and
-the total is capped. ``check_activation_sizes`` does the same for activations, once the input size is known.
+the total is capped. For ``.keras`` the variables are paired with the datasets of ``model.weights.h5`` by
+Keras' own saving walk (``saving_lib._save_state``, which ``_load_state`` mirrors) run on the shape-only
+model with a store that records where each value would go. ``check_activation_sizes`` does the same for
+activations, once the input size is known.
 """
 
 from __future__ import annotations
@@ -25,19 +33,25 @@ import tempfile
 import warnings
 import weakref
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .errors import SubmissionError, shown
+from .model_files import CONFIG_MEMBER, WEIGHTS_MEMBER, is_keras_archive, unpack_keras_archive
 from .model_safety import (
     BIG_WEIGHTS_FIX,
     MAX_WEIGHT_BYTES,
+    StoredGroup,
     StoredWeight,
     StoredWeights,
+    check_keras_config,
     check_model_config,
+    read_keras_weights,
     read_stored_weights,
+    save_call,
     saved_with,
     shape_text,
     size_text,
@@ -50,8 +64,13 @@ Shape = tuple[int | None, ...]
 
 _KERAS_SUFFIXES = (".h5", ".hdf5")  # what keras.models.load_model recognizes, case-sensitively
 _LOAD_FIX = (
-    'Save the model with model.save("model.h5") using Keras 3 (or tf.keras 2.x) and built-in layers only, '
-    'and check that keras.models.load_model("model.h5", compile=False) loads it.'
+    'Save the model with model.save("model.keras") (Keras 3; tf.keras 2.x: model.save("model.h5")) using '
+    "built-in layers only, and check that keras.models.load_model(file, compile=False) loads it."
+)
+_H5_LOAD_FIX = (
+    "Keras 3 rebuilds some models it saved as .h5 (keras.applications' MobileNetV3 and ConvNeXt, models using "
+    'Keras operations such as x / 255.0) only from .keras: save the model with model.save("model.keras") and '
+    "submit that file."
 )
 _LEGACY_FIX = (
     "Keras 3 cannot rebuild every tf.keras 2.x layer: build the same model with Keras 3, copy the weights with "
@@ -67,7 +86,7 @@ _OUTPUT_FIX = (
 )
 _WEIGHTS_FIX = (
     "The model's configuration and the weights stored in the file disagree (was the file edited?): save the "
-    'trained model again with model.save("model.h5").'
+    "trained model again with "
 )
 _ACTIVATION_FIX = (
     "Use a smaller input_size or batch_size in the metadata, or a model with fewer channels and less "
@@ -128,17 +147,36 @@ def _stderr_swallowed() -> Iterator[None]:
 def load_model_safely(path: Path) -> keras.Model:
     """The model in ``path``, once its config names only built-in Keras objects and its variables are
     known to be the stored weights, within the memory caps."""
+    if is_keras_archive(path):
+        return _load_keras_archive(path)
     config = check_model_config(path)
-    keras = import_keras()
     stored = read_stored_weights(path)
     replaced = _without_legacy_leftovers(config)
     check_declared_weights(config, stored, path)
+    with _keras_readable_name(path, replaced) as name:
+        return _loaded(name, path)
+
+
+def _load_keras_archive(path: Path) -> keras.Model:
+    """A ``.keras`` model, loaded by Keras from a private folder: the checked config and the probed weights."""
+    with tempfile.TemporaryDirectory(prefix="model-") as folder:
+        unpacked = unpack_keras_archive(path, Path(folder))
+        saved = f"Keras {unpacked.keras_version}" if unpacked.keras_version else ""
+        config = check_keras_config(unpacked.config_text, path)
+        check_declared_keras_weights(config, unpacked.weights, path, saved)
+        (Path(folder) / CONFIG_MEMBER).write_text(json.dumps(config), encoding="utf-8")
+        return _loaded(folder, path, saved)
+
+
+def _loaded(name: str, path: Path, saved: str | None = None) -> keras.Model:
+    """``keras.models.load_model(name)`` in safe mode, uncompiled; any failure is one message about ``path``."""
+    keras = import_keras()
     try:
-        with _keras_readable_name(path, replaced) as name, warnings.catch_warnings():
+        with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # deprecation notes about the participant's code, not actionable here
             model = keras.models.load_model(name, compile=False, safe_mode=True)
     except Exception as exc:  # anything Keras raises is the file's fault here: the config was valid JSON
-        raise _not_loaded(path, exc) from None
+        raise _not_loaded(path, exc, saved) from None
     if not isinstance(model, keras.Model):
         raise SubmissionError(f"holds a {type(model).__name__}, not a Keras model", path, _LOAD_FIX)
     with contextlib.suppress(TypeError):
@@ -146,24 +184,44 @@ def load_model_safely(path: Path) -> keras.Model:
     return model
 
 
-def _not_loaded(path: Path, exc: BaseException) -> SubmissionError:
+def _not_loaded(path: Path, exc: BaseException, saved: str | None = None) -> SubmissionError:
     keras = import_keras()
-    saved = saved_with(path)
+    saved = saved_with(path) if saved is None else saved
     origin = f" (the file was saved with {saved})" if saved else ""
-    fix = _LEGACY_FIX if saved.startswith(("Keras 1.", "Keras 2.")) else _LOAD_FIX
+    if saved.startswith(("Keras 1.", "Keras 2.")):
+        fix = _LEGACY_FIX
+    elif is_keras_archive(path):
+        fix = _LOAD_FIX
+    else:
+        fix = _H5_LOAD_FIX
     return SubmissionError(f"could not be loaded by Keras {keras.__version__}{origin}: {short_reason(exc)}", path, fix)
+
+
+def _weights_fix(path: Path) -> str:
+    return f"{_WEIGHTS_FIX}{save_call(path)}."
 
 
 # --- declared variables against stored weights ----------------------------------------------------------
 
 
 def check_declared_weights(config: dict, stored: StoredWeights, path: Path) -> None:
-    """Refuse a (checked) config whose variables are not the stored weights or take too much memory.
+    """Refuse a (checked) ``.h5`` config whose variables are not the stored weights or take too much memory.
 
     Runs before Keras allocates anything: the model is built without initializing a single variable.
     """
     model, created = _build_without_variables(config, path)
-    matched = _match_stored(model, stored, path)
+    _check_declared(model, created, _match_stored(model, stored, path), path)
+
+
+def check_declared_keras_weights(config: dict, weights: Path, path: Path, saved: str = "") -> None:
+    """The same for a (checked) ``.keras`` config and its ``model.weights.h5`` (copied out of ``path``)."""
+    model, created, layout = _build_keras_without_variables(config, path, saved)
+    stored = read_keras_weights(weights, list(layout), path)
+    _check_declared(model, created, _match_keras_layout(layout, stored, path), path)
+
+
+def _check_declared(model: Any, created: list[Any], matched: list[Any], path: Path) -> None:
+    """Caps on what is created beyond the stored weights, on all variables, and on declared activations."""
     _check_unstored(created, matched, path)
     total = sum(map(_nbytes, created))
     if total > MAX_WEIGHT_BYTES:
@@ -180,26 +238,86 @@ def check_declared_weights(config: dict, stored: StoredWeights, path: Path) -> N
 
 def _build_without_variables(config: dict, path: Path) -> tuple[Any, list[Any]]:
     """The model built from ``config`` as Keras' h5 loader builds it, and every variable it created, none
-    initialized: a StatelessScope defers initializers, the graph context keeps build-time computation
-    symbolic (it is never run), and the variables are then forgotten so that nothing initializes them later."""
+    initialized (see ``_nothing_initialized``)."""
+    from keras.src.legacy.saving import json_utils, saving_options, saving_utils
+
+    decoded = json_utils.decode(json.dumps(config))  # what the loader deserializes (and a private copy)
+    with _nothing_initialized(config, path) as created, saving_options.keras_option_scope(use_legacy_config=True):
+        model = saving_utils.model_from_config(decoded, custom_objects={})
+    return model, created
+
+
+@dataclass
+class _SavedGroup:
+    """What Keras' saving walk puts into one object's ``vars`` group: its name and values by key."""
+
+    name: str
+    values: dict[str, Any]
+
+
+def _build_keras_without_variables(
+    config: dict, path: Path, saved: str = ""
+) -> tuple[Any, list[Any], dict[str, _SavedGroup]]:
+    """The model built from a ``.keras`` config as ``saving_lib`` builds it, every variable it created (none
+    initialized), and where Keras keeps each value in ``model.weights.h5`` (object path -> group)."""
+    from keras.src.saving import saving_lib
+
+    with _nothing_initialized(config, path, saved) as created:
+        model = saving_lib._model_from_config(json.dumps(config), {}, False, True)  # custom objects, compile, safe
+        layout = _saved_layout(model)
+    return model, created, layout
+
+
+def _saved_layout(model: Any) -> dict[str, _SavedGroup]:
+    """Keras' own saving walk over ``model`` with a store that records instead of writing: the loader's walk
+    (``_load_state``) visits the same objects under the same paths and reads the same keys."""
+    from keras.src.saving import saving_lib
+
+    class RecordingStore(saving_lib.H5IOStore):  # _save_state accepts only its store classes
+        def __init__(self) -> None:  # no file
+            self.groups: dict[str, _SavedGroup] = {}
+            self.current = ""
+
+        def __bool__(self) -> bool:
+            return True
+
+        def make(self, path: str, metadata: dict | None = None) -> RecordingStore:
+            name = str((metadata or {}).get("name", path or "the model"))
+            self.current = path
+            self.groups.setdefault(path, _SavedGroup(name, {}))
+            return self
+
+        def __setitem__(self, key: str, value: Any) -> None:
+            self.groups[self.current].values[key] = value
+
+    store = RecordingStore()
+    saving_lib._save_state(model, weights_store=store, assets_store=None, inner_path="", visited_saveables=set())
+    return {path: group for path, group in store.groups.items() if group.values}
+
+
+@contextlib.contextmanager
+def _nothing_initialized(config: dict, path: Path, saved: str | None = None) -> Iterator[list[Any]]:
+    """Scopes in which building a model creates its variables without initializing any: a StatelessScope defers
+    initializers, the graph context keeps build-time computation symbolic (it is never run). Yields the list
+    that receives the variables created, which are then forgotten so that nothing initializes them later."""
     import tensorflow as tf
     from keras.src.backend.common import global_state
-    from keras.src.legacy.saving import json_utils, saving_options, saving_utils
     from keras.src.saving import serialization_lib
 
     keras = import_keras()
-    decoded = json_utils.decode(json.dumps(config))  # what the loader deserializes (and a private copy)
     before = list(global_state.get_global_attribute("uninitialized_variables") or [])
+    created: list[Any] = []
     try:
         with (
             tf.Graph().as_default(),
             keras.StatelessScope(initialize_variables=False),
-            saving_options.keras_option_scope(use_legacy_config=True),
             serialization_lib.SafeModeScope(True),
             warnings.catch_warnings(),
         ):
             warnings.simplefilter("ignore")
-            model = saving_utils.model_from_config(decoded, custom_objects={})
+            yield created
+    except SubmissionError:
+        raise
     except Exception as exc:  # the real load would fail the same way, except for a stateful layer
         stateful = _stateful_layer(config)
         if stateful is not None:
@@ -209,11 +327,10 @@ def _build_without_variables(config: dict, path: Path) -> tuple[Any, list[Any]]:
                 path,
                 "Save the model with stateful=False.",
             ) from None
-        raise _not_loaded(path, exc) from None
+        raise _not_loaded(path, exc, saved) from None
     finally:
-        created = (global_state.get_global_attribute("uninitialized_variables") or [])[len(before) :]
+        created += (global_state.get_global_attribute("uninitialized_variables") or [])[len(before) :]
         global_state.set_global_attribute("uninitialized_variables", before)
-    return model, created
 
 
 def _stateful_layer(config: object) -> str | None:
@@ -239,7 +356,7 @@ def _match_stored(model: Any, stored: StoredWeights, path: Path) -> list[Any]:
             f"stores weights for {len(stored.layers)} layers but its configuration declares {len(declared)} layers "
             f"with weights; the first stored layer left over is {shown(extra.name)}",
             path,
-            _WEIGHTS_FIX,
+            _weights_fix(path),
         )
     matched: list[Any] = []
     for index, layer in enumerate(declared):
@@ -254,6 +371,37 @@ def _match_stored(model: Any, stored: StoredWeights, path: Path) -> list[Any]:
     return matched
 
 
+def _match_keras_layout(layout: dict[str, _SavedGroup], stored: dict[str, StoredGroup | None], path: Path) -> list[Any]:
+    """Pair each value Keras would load with its dataset, as ``H5IOStore.get`` and ``load_own_variables`` do
+    (the same count of entries, each key a dataset of the same shape); refuse a difference."""
+    matched: list[Any] = []
+    for object_path, saved in layout.items():
+        group = stored.get(object_path)
+        what = f"layer {shown(saved.name)}" if object_path else "the model itself"
+        keys = group.keys if group is not None else ()
+        values = list(saved.values.values())
+        if len(keys) != len(values):
+            found = f"{len(keys)} for it" if keys else "none for it"
+            raise SubmissionError(
+                f"{what} declares {len(values)} weights, such as {_variable_text(values[0])}, but its "
+                f"{WEIGHTS_MEMBER} stores {found}",
+                path,
+                _weights_fix(path),
+            )
+        for key, value in saved.values.items():
+            weight = group.weights.get(key) if group is not None else None
+            if weight is None:
+                raise SubmissionError(
+                    f"{what} declares the weight {_variable_text(value)}, but its {WEIGHTS_MEMBER} has no dataset "
+                    f"{shown(key)} in {shown(group.name if group else object_path)}",
+                    path,
+                    _weights_fix(path),
+                )
+            _compare_shape(what, value, weight, path)
+            matched.append(value)
+    return matched
+
+
 def _compare(what: str, declared: list[Any], stored: tuple[StoredWeight, ...], path: Path) -> None:
     if len(declared) != len(stored):
         found = f"{len(stored)} for it" if stored else "none for it"
@@ -261,16 +409,20 @@ def _compare(what: str, declared: list[Any], stored: tuple[StoredWeight, ...], p
             f"{what} declares {len(declared)} weights, such as {_variable_text(declared[0])}, "
             f"but the file stores {found}",
             path,
-            _WEIGHTS_FIX,
+            _weights_fix(path),
         )
     for variable, saved in zip(declared, stored, strict=True):
-        if _shape(variable) != saved.shape:
-            raise SubmissionError(
-                f"{what} declares the weight {_variable_text(variable)}, but the file stores it with shape "
-                f"{shape_text(saved.shape)}",
-                path,
-                _WEIGHTS_FIX,
-            )
+        _compare_shape(what, variable, saved, path)
+
+
+def _compare_shape(what: str, variable: Any, saved: StoredWeight, path: Path) -> None:
+    if _shape(variable) != saved.shape:
+        raise SubmissionError(
+            f"{what} declares the weight {_variable_text(variable)}, but the file stores it with shape "
+            f"{shape_text(saved.shape)}",
+            path,
+            _weights_fix(path),
+        )
 
 
 def _check_unstored(created: list[Any], matched: list[Any], path: Path) -> None:
@@ -288,7 +440,7 @@ def _check_unstored(created: list[Any], matched: list[Any], path: Path) -> None:
             raise SubmissionError(
                 f"layer {shown(layer)} creates the variable {_variable_text(variable)}, which the file does not store",
                 path,
-                _WEIGHTS_FIX,
+                _weights_fix(path),
             )
 
 
@@ -309,7 +461,8 @@ def _itemsize(dtype: object) -> int:
 
 
 def _variable_text(variable: Any) -> str:
-    return f"{shown(str(variable.path))} of shape {shape_text(_shape(variable))} ({size_text(_nbytes(variable))})"
+    name = getattr(variable, "path", None) or getattr(variable, "name", "?")  # a saved value may be a tensor
+    return f"{shown(str(name))} of shape {shape_text(_shape(variable))} ({size_text(_nbytes(variable))})"
 
 
 # Config entries tf.keras 2.x writes that Keras 3 refuses, though they change nothing: ``groups: 1`` is
@@ -545,12 +698,14 @@ def _graph_of(layer: Any) -> Any:
 
 
 def _declared_outputs(model: Any) -> Iterator[tuple[Any, Any]]:
-    """(layer, output) for every tensor of the model's graph as built from its config, nested models included."""
+    """(layer, output) for every tensor of the model's graph as built from its config, nested models and
+    operations (which ``model.layers`` leaves out) included."""
     import keras
 
     for tensor in model.inputs or []:
         yield None, tensor
-    for layer in model.layers:
+    graph = _graph_of(model)
+    for layer in graph.operations if graph is not None else model.layers:
         for node in getattr(layer, "_inbound_nodes", []):
             for tensor in node.outputs:
                 yield layer, tensor

@@ -1,16 +1,25 @@
-"""Refusing a Keras ``.h5`` model that names code, before Keras deserializes anything.
+"""Refusing a Keras model that names code, before Keras deserializes anything.
 
-A legacy ``.h5`` model holds its architecture as JSON in the root attribute ``model_config``. Keras turns
-that JSON into objects by looking names up: layer classes, initializers, activations, and, for ``Lambda``
-layers, marshalled Python bytecode. Here the JSON is read with h5py alone and every object it names is
-checked against allowlists derived from Keras itself (its public layers, initializers, regularizers,
-constraints, activations and dtype policies), so that only built-in Keras objects ever reach Keras.
-Anything else (Lambda and tf.keras op layers, custom classes, registered names, modules outside Keras,
-function references, dotted paths such as ``os.system``) is refused with one message naming the layer.
+A legacy ``.h5`` model holds its architecture as JSON in the root attribute ``model_config``; a Keras 3
+``.keras`` archive holds it in ``config.json`` (read out of the archive by ``model_files``). Keras turns
+that JSON into objects by looking names up: layer classes, operation classes, initializers, activations,
+and, for ``Lambda`` layers, marshalled Python bytecode. Here the JSON is read with h5py or from the archive
+alone and every object it names is checked against allowlists derived from Keras itself (its public
+layers, initializers, regularizers, constraints, activations and dtype policies; the operation classes of
+``keras.src.ops`` that functional models record for ``x / 255.0``, ``x[..., :3]`` or ``keras.ops.*``, by
+module and class, less those that call a function they are given; and the few layers keras.applications
+defines for its own models), so that only built-in Keras objects ever reach Keras. An operation's call
+arguments must be data (tensors, numbers, arrays, slices). Anything else (Lambda and tf.keras op layers,
+custom classes, registered names, modules outside Keras, function references, dotted paths such as
+``os.system``) is refused with one message naming the layer. A ``.keras`` config's ``compile_config``
+(optimizer, loss, metrics: never needed for inference, often a participant's own loss function) is dropped
+first, at every level, so neither this check nor Keras ever sees it.
 
 The weights the file stores are described from HDF5 metadata alone (names, shapes, dtypes; never the data,
 which may be compressed: a small file can declare a dataset of many gigabytes), so that ``model_loading``
-can compare them with the variables the config declares before Keras allocates any.
+can compare them with the variables the config declares before Keras allocates any: for ``.h5`` the
+``model_weights`` group Keras' legacy loader reads, for ``.keras`` the ``<object path>/vars/<index>``
+datasets of ``model.weights.h5`` that ``saving_lib``'s ``H5IOStore.get`` finds.
 """
 
 from __future__ import annotations
@@ -28,9 +37,8 @@ from typing import Any
 import numpy as np
 
 from .errors import SubmissionError, shown
-from .model_files import MAX_MODEL_BYTES
+from .model_files import MAX_CONFIG_BYTES, MAX_MODEL_BYTES, WEIGHTS_MEMBER, is_keras_archive
 
-MAX_CONFIG_BYTES = 50 * 1024**2
 MAX_DEPTH = 200
 MAX_HDF5_OBJECTS = 200_000
 _FIRST_READ_BYTES = 1024**2  # most configs fit; bigger ones are read again with the full limit
@@ -57,6 +65,26 @@ REFUSED_LAYERS = frozenset(
 )
 # Wrappers around Python functions or TensorFlow ops (Lambda, tf.keras TFOpLambda/SlicingOpLambda, TF1 op layers).
 _CODE_LAYER = re.compile(r"Lambda|OpLayer")
+# Where Keras 3 defines the operations a functional model records (keras/src/ops/*.py); configs name their module.
+OPERATION_PACKAGE = "keras.src.ops"
+# Operation classes of that package that are never accepted, and why. None of them reads a file or touches the
+# network (nothing in keras/src/ops or in the TensorFlow backend's implementations opens a file or a socket, or
+# wraps Python in a py_function); these are refused for what else they do.
+_CALLS_A_FUNCTION = "it calls a function it is given, which would come from the file"
+_BASE_CLASS = "it is a base class, not an operation of its own"
+_UNBOUNDED_OUTPUT = "the size of its output is a value the model computes, which no check can bound"
+REFUSED_OPERATIONS: dict[str, str] = {
+    **dict.fromkeys(  # core.Map, Scan, AssociativeScan, Cond, Switch, WhileLoop, ForiLoop, VectorizedMap; linalg.JVP
+        ("AssociativeScan", "Cond", "ForiLoop", "JVP", "Map", "Scan", "Switch", "VectorizedMap", "WhileLoop"),
+        _CALLS_A_FUNCTION,
+    ),
+    # Operation does nothing of its own, Function is a whole graph (nested models are Functional layers),
+    # SegmentReduction is the parent of the segment operations.
+    **dict.fromkeys(("Function", "Operation", "SegmentReduction"), _BASE_CLASS),
+    # The output's length is the largest input value (or segment id) plus one: gigabytes at predict time.
+    **dict.fromkeys(("Bincount", "SegmentMax", "SegmentMin", "SegmentProd", "SegmentSum"), _UNBOUNDED_OUTPUT),
+}
+APPLICATIONS_PACKAGE = "keras.src.applications"  # its modules define a few layers of their own (ConvNeXt's LayerScale)
 # Markers Keras uses for plain data inside configs.
 DATA_MARKERS = frozenset(
     {
@@ -89,7 +117,13 @@ FIX = (
     "Use only built-in Keras layers; put preprocessing such as normalization into Rescaling/Normalization "
     "layers; no Lambda, no custom layers or functions."
 )
-_MALFORMED_FIX = 'Save the model again with model.save("model.h5") (Keras 3 or tf.keras 2.x).'
+_MALFORMED_FIX = (
+    'Save the model again with model.save("model.keras") (Keras 3) or model.save("model.h5") (tf.keras 2.x).'
+)
+KERAS_FORMAT_FIX = (
+    'Save the model with model.save("model.keras") (the Keras 3 format, which records where each operation comes '
+    "from) and submit that file instead of the .h5."
+)
 
 Json = Any
 
@@ -104,10 +138,23 @@ class Allowlists:
     constraints: frozenset[str]
     activations: frozenset[str]
     dtype_policies: frozenset[str]
+    operations: frozenset[tuple[str, str]]  # (module, class) of keras.src.ops operations
+    application_layers: frozenset[tuple[str, str]]  # (module, class) of layers keras.applications defines
 
     @property
     def objects(self) -> frozenset[str]:
         return self.layers | self.initializers | self.regularizers | self.constraints | self.dtype_policies
+
+    def keras_format_only(self, class_name: str) -> str | None:
+        """What a class is that Keras finds only through the module a ``.keras`` config records (legacy ``.h5``
+        configs record none, and Keras' h5 loader looks names up among the layers only); None for others."""
+        if class_name in self.layers:
+            return None
+        if any(name == class_name for _, name in self.operations):
+            return "a Keras operation (such as x / 255.0, x[..., :3] or keras.ops.relu(x) on a Keras tensor)"
+        if any(name == class_name for _, name in self.application_layers):
+            return "a layer that keras.applications defines for its own models (ConvNeXt's LayerScale...)"
+        return None
 
     def family(self, key: str) -> tuple[str, frozenset[str]] | None:
         """The kind of object a config key holds (``kernel_initializer`` holds an initializer), if known."""
@@ -128,6 +175,7 @@ def allowlists() -> Allowlists:
 
     keras = import_keras()
     from keras.src import layers as legacy_layer_namespace  # what Keras 3 resolves tf.keras 2.x names in
+    from keras.src.ops.operation import Operation
 
     layer_base = keras.layers.Layer
     layers = _class_names(layer_base, keras.layers, legacy_layer_namespace) | MODEL_CLASSES | {"InputLayer"}
@@ -138,7 +186,38 @@ def allowlists() -> Allowlists:
         constraints=_family(keras.constraints, keras.constraints.Constraint, "keras.src.constraints"),
         activations=_activation_names(keras),
         dtype_policies=frozenset(_class_names(keras.dtype_policies.DTypePolicy, keras.dtype_policies)),
+        operations=frozenset(
+            found
+            for found in _classes_defined_in(OPERATION_PACKAGE, Operation)
+            if found[1] not in REFUSED_OPERATIONS and not issubclass(_class_of(found), layer_base)
+        ),
+        application_layers=_classes_defined_in(APPLICATIONS_PACKAGE, layer_base),
     )
+
+
+def _classes_defined_in(package_name: str, base: type) -> frozenset[tuple[str, str]]:
+    """(module, class name) of every public subclass of ``base`` defined in a module of the package, as
+    Keras' deserializer finds it (``vars(importlib.import_module(module))[class_name]``)."""
+    import importlib
+    import pkgutil
+
+    package = importlib.import_module(package_name)
+    found: set[tuple[str, str]] = set()
+    for module_info in pkgutil.iter_modules(package.__path__, package_name + "."):
+        if module_info.name.endswith("_test"):  # Keras ships its tests beside the modules
+            continue
+        module = importlib.import_module(module_info.name)  # already imported by keras: Keras' own code
+        for name, obj in vars(module).items():
+            defined_here = inspect.isclass(obj) and obj.__module__ == module.__name__ and name == obj.__name__
+            if defined_here and issubclass(obj, base) and not name.startswith("_") and not _CODE_LAYER.search(name):
+                found.add((module.__name__, name))
+    return frozenset(found)
+
+
+def _class_of(found: tuple[str, str]) -> type:
+    import importlib
+
+    return vars(importlib.import_module(found[0]))[found[1]]
 
 
 def _class_names(base: type, *namespaces: object) -> set[str]:
@@ -176,14 +255,38 @@ def _activation_names(keras: Any) -> frozenset[str]:
 
 
 def check_model_config(path: Path) -> dict:
-    """The model's JSON config, after refusing anything in it that is not a built-in Keras object."""
-    text = read_model_config(path)
+    """The ``.h5`` model's JSON config, after refusing anything in it that is not a built-in Keras object."""
+    return _checked(_parse(read_model_config(path), path), path)
+
+
+def check_keras_config(text: str, path: Path) -> dict:
+    """A ``.keras`` archive's ``config.json`` (its text, read out of ``path``), without its compile configs,
+    after refusing anything in it that is not a built-in Keras object."""
     config = _parse(text, path)
+    _drop_compile_configs(config)
+    return _checked(config, path)
+
+
+def _checked(config: Json, path: Path) -> dict:
     _check_root(config, path)
     checker = _Checker(allowlists(), path)
     for value, site in _walk(config, path):
         checker.check(value, site)
     return config
+
+
+def _drop_compile_configs(config: Json) -> None:
+    """Remove ``compile_config`` from every serialized object: Keras nulls the model's own with compile=False,
+    but would still compile a nested model from its one (deserialize_keras_object)."""
+    stack = [config]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            if "class_name" in node:
+                node.pop("compile_config", None)
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
 
 
 def read_model_config(path: Path) -> str:
@@ -204,7 +307,7 @@ def read_model_config(path: Path) -> str:
     return raw
 
 
-def check_self_contained(h5: Any, path: Path) -> None:
+def check_self_contained(h5: Any, path: Path, where: str = "") -> None:
     """Refuse links and datasets whose data lives in other files.
 
     HDF5 lets a dataset keep its bytes in any file of the host (external storage) or in other HDF5 files
@@ -234,10 +337,15 @@ def check_self_contained(h5: Any, path: Path) -> None:
         raise _malformed(path, f"it holds more than {MAX_HDF5_OBJECTS} HDF5 objects; a model holds a few thousand")
     if found:
         raise SubmissionError(
-            f"is not self-contained: {found[0][:300]}",
+            f"is not self-contained: {where}{found[0][:300]}",
             path,
-            'A model file must hold all its data: save it again with model.save("model.h5").',
+            f"A model file must hold all its data: save it again with {save_call(path)}.",
         )
+
+
+def save_call(path: Path) -> str:
+    """How to save the model again in the format of ``path``, for messages."""
+    return 'model.save("model.keras")' if is_keras_archive(path) else 'model.save("model.h5")'
 
 
 def saved_with(path: Path) -> str:
@@ -353,12 +461,14 @@ class Site:
     key: str | None  # the dict key it sits under (list items inherit their list's key)
     layer: tuple[str, str]  # (name, class) of the innermost enclosing layer
     depth: int
+    arguments: bool = False  # inside a layer's or operation's call arguments (its inbound nodes)
 
     def child(self, key: str) -> Site:
-        return Site(f"{self.where}.{key}", key, self.layer, self.depth + 1)
+        arguments = self.arguments or key == "inbound_nodes"
+        return Site(f"{self.where}.{key}", key, self.layer, self.depth + 1, arguments)
 
     def item(self, index: int) -> Site:
-        return Site(f"{self.where}[{index}]", self.key, self.layer, self.depth + 1)
+        return Site(f"{self.where}[{index}]", self.key, self.layer, self.depth + 1, self.arguments)
 
 
 def _walk(config: Json, path: Path) -> Iterator[tuple[Json, Site]]:
@@ -382,7 +492,7 @@ def _enter(value: dict, site: Site) -> Site:
     """The site for a dict's children: a layer dict becomes the enclosing layer."""
     if site.depth == 0 or (site.key in _LAYER_KEYS and "class_name" in value):
         layer = (_layer_name(value), str(value.get("class_name"))[:100])
-        return Site(site.where, site.key, layer, site.depth)
+        return Site(site.where, site.key, layer, site.depth, site.arguments)
     return site
 
 
@@ -405,9 +515,9 @@ class _Checker:
         elif isinstance(value, str):
             self._check_string(value, site)
 
-    def refuse(self, site: Site, problem: str) -> SubmissionError:
+    def refuse(self, site: Site, problem: str, fix: str = FIX) -> SubmissionError:
         name, class_name = site.layer
-        raise SubmissionError(f"layer '{name}' (class {class_name}): {problem} (at {site.where})", self.path, FIX)
+        raise SubmissionError(f"layer '{name}' (class {class_name}): {problem} (at {site.where})", self.path, fix)
 
     def _check_dict(self, value: dict, site: Site) -> None:
         for key in _CODE_KEYS.intersection(value):
@@ -418,14 +528,16 @@ class _Checker:
             return
         if not isinstance(class_name, str):
             self.refuse(site, f"'class_name' is {class_name!r}, not a class name")
+        if site.arguments and class_name not in DATA_MARKERS:
+            self.refuse(site, f"a call argument is a '{class_name[:100]}' object; call arguments must be data")
         if site.depth == 0 or site.key in _LAYER_KEYS:
-            self._check_layer_class(class_name, site)
+            self._check_layer_class(class_name, site, value.get("module"))
         else:
             self._check_object_class(class_name, value, site)
         self._check_module(value, site, class_name)
         self._check_registered_name(value, site, class_name)
 
-    def _check_layer_class(self, class_name: str, site: Site) -> None:
+    def _check_layer_class(self, class_name: str, site: Site, module: object = None) -> None:
         if class_name == "Lambda":
             self.refuse(site, "a Lambda layer runs Python code stored in the file")
         if _CODE_LAYER.search(class_name):
@@ -437,8 +549,23 @@ class _Checker:
             )
         if class_name in REFUSED_LAYERS:
             self.refuse(site, f"{class_name} layers load code or files named in the model; they are not accepted")
-        if class_name not in self.allowed.layers:
+        if isinstance(module, str) and module.startswith(OPERATION_PACKAGE + "."):
+            self._check_operation(module, class_name, site)
+        elif (module, class_name) not in self.allowed.application_layers and class_name not in self.allowed.layers:
+            kind = self.allowed.keras_format_only(class_name)
+            if kind is not None:
+                self.refuse(
+                    site,
+                    f"'{class_name}' is {kind}, which Keras 3 rebuilds only from the .keras format",
+                    KERAS_FORMAT_FIX,
+                )
             self.refuse(site, f"'{class_name[:100]}' is not a built-in Keras layer (a custom layer?)")
+
+    def _check_operation(self, module: str, class_name: str, site: Site) -> None:
+        if (module, class_name) in self.allowed.operations:
+            return
+        why = REFUSED_OPERATIONS.get(class_name, "no such operation")
+        self.refuse(site, f"'{module[:100]}.{class_name[:100]}' is not an accepted Keras operation: {why}")
 
     def _check_object_class(self, class_name: str, value: dict, site: Site) -> None:
         if class_name in _ARRAY_MARKERS:
@@ -485,6 +612,13 @@ class _Checker:
             return
         if module != "keras" and not module.startswith("keras."):
             what = f"'{class_name[:100]}'" if class_name else "an object"
+            if module.split(".", 1)[0] == "tf_keras":
+                self.refuse(
+                    site,
+                    f"{what} comes from tf.keras 2.x ('{module[:100]}'): Keras 3 cannot load a .keras file that "
+                    "tf.keras wrote",
+                    'Save the tf.keras 2.x model with model.save("model.h5") and submit that file.',
+                )
             self.refuse(site, f"{what} comes from the module '{module[:100]}', which is not part of Keras")
 
     def _check_registered_name(self, value: dict, site: Site, class_name: str) -> None:
@@ -627,9 +761,13 @@ def _child(parent: Any, name: str, kind: type, path: Path) -> Any:
 def _stored_weight(group: Any, name: str, path: Path) -> StoredWeight:
     import h5py
 
-    dataset = _child(group, name, h5py.Dataset, path)
+    return _described(_child(group, name, h5py.Dataset, path), path)
+
+
+def _described(dataset: Any, path: Path) -> StoredWeight:
     shape, dtype = dataset.shape, dataset.dtype  # metadata: nothing is read or decompressed
-    if shape is None or dtype.kind not in "biuf":
+    bfloat16 = dtype.kind == "V" and dtype.itemsize == 2 and _small_text(dataset.attrs.get("dtype")) == "bfloat16"
+    if shape is None or (dtype.kind not in "biuf" and not bfloat16):
         raise _malformed(path, f"the weight {shown(dataset.name)} holds {dtype} values of shape {shape}, not numbers")
     return StoredWeight(dataset.name, tuple(int(d) for d in shape), math.prod(shape) * dtype.itemsize)
 
@@ -660,3 +798,89 @@ def shape_text(shape: tuple[int | None, ...]) -> str:
     """``(8, 19)``: a shape for messages, cut if a config made it absurdly long."""
     text = "(" + ", ".join("None" if d is None else str(d) for d in shape[:8]) + (", ..." if len(shape) > 8 else "")
     return text + ("," if len(shape) == 1 else "") + ")"
+
+
+# --- the stored weights of a .keras archive -----------------------------------------------------------------
+
+_LEGACY_LAYERS_GROUP = "_layer_checkpoint_dependencies"  # where tf.keras 2.13-2.15 stored the layers' groups
+
+
+@dataclass(frozen=True)
+class StoredGroup:
+    """One object's ``vars`` group of ``model.weights.h5``: what Keras' ``H5IOStore.get`` returns for it."""
+
+    name: str  # the group's path in the file
+    keys: tuple[str, ...]  # every entry, as Keras counts them against the object's variables
+    weights: dict[str, StoredWeight]  # the entries that are datasets (the others Keras refuses to read)
+
+
+def read_keras_weights(weights: Path, objects: list[str], path: Path) -> dict[str, StoredGroup | None]:
+    """The stored weights of each object path (``layers/conv2d``; ``""`` for the model) in ``weights``, the
+    ``model.weights.h5`` copied out of the archive ``path``, described without reading any; None where the
+    file has no group for it. The file is first checked to read no other file; the total is capped."""
+    import h5py
+
+    try:
+        with h5py.File(weights, "r") as h5:
+            check_self_contained(h5, path, f"in its {WEIGHTS_MEMBER}, ")
+            groups = {name: _keras_vars_group(h5, name, path) for name in objects}
+    except SubmissionError:
+        raise
+    except Exception as exc:
+        reason = _first_line(exc)
+        raise SubmissionError(
+            f"has a {WEIGHTS_MEMBER} that could not be read ({reason})", path, _MALFORMED_FIX
+        ) from None
+    layers = tuple(StoredLayer(g.name, tuple(g.weights.values())) for g in groups.values() if g is not None)
+    _check_stored_total(StoredWeights(layers, None), path)
+    return groups
+
+
+def _keras_vars_group(h5: Any, name: str, path: Path) -> StoredGroup | None:
+    """Mirrors ``H5IOStore.get``: ``<name>/vars`` through hard links only (Keras refuses other links), with the
+    tf.keras 2.13 fallback of ``layers`` renamed."""
+    import h5py
+
+    if name and not _has_path(h5, name) and _LEGACY_LAYERS_GROUP in h5:
+        name = name.replace("layers", _LEGACY_LAYERS_GROUP)
+    node = _hard_linked(h5, f"{name}/vars" if name else "vars", path)
+    if node is None:
+        return None
+    if not isinstance(node, h5py.Group):
+        raise _malformed(path, f"{shown(node.name)} in its {WEIGHTS_MEMBER} is not an HDF5 group")
+    keys = tuple(node.keys())
+    weights = {}
+    for key in keys:
+        if not isinstance(node.get(key, getlink=True), h5py.HardLink):
+            where = f"{node.name}/{key}"
+            raise _malformed(path, f"{shown(where)} in its {WEIGHTS_MEMBER} is a link, which Keras refuses to read")
+        if isinstance(node[key], h5py.Dataset):
+            weights[key] = _described(node[key], path)
+    return StoredGroup(node.name, keys, weights)
+
+
+def _has_path(h5: Any, name: str) -> bool:
+    """``name in h5``, as Keras asks it (links were checked to stay inside the file)."""
+    import h5py
+
+    node = h5
+    for part in name.split("/"):
+        if not isinstance(node, h5py.Group) or not part or part not in node:
+            return False
+        node = node[part]
+    return True
+
+
+def _hard_linked(parent: Any, name: str, path: Path) -> Any:
+    """``parent[name]`` through hard links only; None if a part is missing; a soft link is refused."""
+    import h5py
+
+    node = parent
+    for part in name.split("/"):
+        if not isinstance(node, h5py.Group) or part not in node:
+            return None
+        if not isinstance(node.get(part, getlink=True), h5py.HardLink):
+            where = f"{node.name.rstrip('/')}/{part}"
+            raise _malformed(path, f"{shown(where)} in its {WEIGHTS_MEMBER} is a link, which Keras refuses to read")
+        node = node[part]
+    return node

@@ -64,3 +64,45 @@ def test_an_intact_model_passes_the_probe(tmp_path: Path) -> None:
     model = keras.Model(inputs, keras.layers.Conv2D(19, 1, activation="softmax")(inputs))
     model.save(tmp_path / "model.h5")
     check_model_file(tmp_path / "model.h5")
+
+
+def test_a_keras_archive_whose_weights_crash_hdf5_is_one_message(crashing_model: Path, tmp_path: Path) -> None:
+    """The weights of a .keras archive are copied out and probed like any model file before h5py opens them."""
+    import zipfile
+
+    from cityscapes_competition.model_loading import load_model_safely
+
+    path = tmp_path / "model.keras"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("config.json", '{"class_name": "Functional", "config": {"layers": []}}')
+        archive.writestr("model.weights.h5", crashing_model.read_bytes())
+    with pytest.raises(SubmissionError, match=r"damaged or incomplete model\.weights\.h5 \(the HDF5 library crashed"):
+        load_model_safely(path)
+
+
+@pytest.mark.parametrize("kind", ["external storage", "virtual dataset"])
+def test_data_kept_in_other_files_is_not_read_by_the_probe(tmp_path: Path, monkeypatch, kind: str) -> None:
+    """A dataset whose bytes live in a FIFO would block the probe until its timeout; it is refused unread."""
+    import os
+
+    import h5py
+    import keras
+
+    from cityscapes_competition import hdf5_probe
+    from cityscapes_competition.model_loading import load_model_safely
+
+    monkeypatch.setattr(hdf5_probe, "PROBE_SECONDS", 20)
+    inputs = keras.Input((None, None, 3))
+    keras.Model(inputs, keras.layers.Conv2D(19, 1)(inputs)).save(tmp_path / "model.h5")
+    os.mkfifo(tmp_path / "fifo")
+    with h5py.File(tmp_path / "model.h5", "r+") as h5:
+        group = h5["model_weights"].create_group("leak")
+        if kind == "external storage":
+            group.create_dataset("kernel", shape=(16,), dtype="u1", external=[(str(tmp_path / "fifo"), 0, 16)])
+        else:
+            layout = h5py.VirtualLayout(shape=(16,), dtype="u1")
+            layout[:] = h5py.VirtualSource(str(tmp_path / "fifo"), "data", shape=(16,))
+            group.create_virtual_dataset("kernel", layout)
+    check_model_file(tmp_path / "model.h5")
+    with pytest.raises(SubmissionError, match="is not self-contained"):
+        load_model_safely(tmp_path / "model.h5")

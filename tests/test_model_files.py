@@ -22,13 +22,23 @@ def test_a_second_model_name_linked_out_gives_one_answer_wherever_it_leads(tmp_p
 
 
 @pytest.mark.parametrize("target", ["/etc", "/etc/hostname", "/nonexistent"])
-def test_the_only_model_linked_out_is_refused_wherever_it_leads(tmp_path: Path, target: str) -> None:
-    os.symlink(target, tmp_path / "model.h5")
+@pytest.mark.parametrize("name", ["model.h5", "model.keras"])
+def test_the_only_model_linked_out_is_refused_wherever_it_leads(tmp_path: Path, target: str, name: str) -> None:
+    os.symlink(target, tmp_path / name)
     with pytest.raises(SubmissionError, match="pointing outside the submission folder"):
         find_model_file(tmp_path)
 
 
-def test_a_fifo_named_like_a_model_is_refused_unread(tmp_path: Path) -> None:
-    os.mkfifo(tmp_path / "model.h5")
+@pytest.mark.parametrize("target", ["/etc", "/etc/hostname", "/nonexistent"])
+def test_a_keras_archive_linked_out_beside_the_model_gives_one_answer(tmp_path: Path, target: str) -> None:
+    shutil.copy(REPO / "baseline_submission" / "model.h5", tmp_path / "model.h5")
+    os.symlink(target, tmp_path / "other.keras")
+    with pytest.raises(SubmissionError, match=r"holds 2 model files: model\.h5, other\.keras"):
+        find_model_file(tmp_path)
+
+
+@pytest.mark.parametrize("name", ["model.h5", "model.keras"])
+def test_a_fifo_named_like_a_model_is_refused_unread(tmp_path: Path, name: str) -> None:
+    os.mkfifo(tmp_path / name)
     with pytest.raises(SubmissionError, match="is not a regular file"):
         find_model_file(tmp_path)

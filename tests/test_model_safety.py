@@ -472,9 +472,12 @@ def _refusal(submission: Path) -> str:
     return str(refused.value)
 
 
-def test_no_model_file_names_the_accepted_suffixes(tmp_path):
-    message = _refusal(_submission(tmp_path / "s", {"metadata": b"", "model.keras": b"PK\x03\x04"}))
-    assert "no model file" in message and ".h5, .hdf5" in message
+def test_no_model_file_names_the_accepted_suffixes_and_what_was_found(tmp_path):
+    files = {"metadata": b"", "export/saved_model.pb": b"\x08\x01", "notes.txt": b"hi"}
+    message = _refusal(_submission(tmp_path / "s", files))
+    assert "no model file" in message and ".h5, .hdf5, .keras" in message
+    assert "it holds metadata, notes.txt, export/saved_model.pb (a TensorFlow SavedModel" in message
+    assert 'model.save("model.keras")' in message
 
 
 def test_two_model_files_are_listed(tmp_path, functional_h5):
