@@ -106,7 +106,7 @@ def _score(args: argparse.Namespace) -> None:
         _release_try(decision, error)  # a failed submission never counts
         raise
     decision.complete(scores.leaderboard())
-    for warning in scores.warnings:
+    for warning in scores.reported_warnings():
         print(f"warning: {warning}", file=sys.stderr)
     print(_summary(scores))
 

@@ -170,13 +170,7 @@ def run_plan(plan: EvaluationPlan, workers: int | None = None, on_frame: Callabl
             f"The reference index no longer matches {stale} ground-truth images (scored correctly, but slower); "
             f"organisers: rebuild it with 'python -m cityscapes_competition.cli index <reference folder>'."
         )
-    scores = Scores(pixel_scores, instance_scores, warnings, len(plan.jobs), plan.with_distances)
-    for key in scores.undefined_leaderboard_keys():
-        warnings.append(
-            f"{key} is undefined: no test image holds ground truth of any class it averages over; "
-            "it is written as 0 for the leaderboard."
-        )
-    return scores
+    return Scores(pixel_scores, instance_scores, warnings, len(plan.jobs), plan.with_distances)
 
 
 def _evaluate_frames(jobs: list[FrameJob], workers: int | None) -> Iterator[FrameRecords]:

@@ -602,7 +602,7 @@ def render_detailed_results(scores: Scores, title: str = "Cityscapes evaluation"
     body = "".join(
         [
             f"<header><h1>{escape(title)}</h1><p class='meta'>{images}</p></header>",
-            warnings_html(scores.warnings),
+            warnings_html(scores.reported_warnings()),
             summary_html(scores),
             pixel_section(scores.pixel),
             instance_section(scores.instance),

@@ -43,7 +43,7 @@ def scores_document(scores: Scores) -> dict:
             [[finite_or_none(v) for v in row] for row in setting] for setting in scores.instance.ap_matrix
         ]
     document["images"] = scores.image_count
-    document["warnings"] = list(scores.warnings)
+    document["warnings"] = scores.reported_warnings()
     return document
 
 

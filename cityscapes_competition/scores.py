@@ -76,6 +76,15 @@ class Scores:
         """Leaderboard columns whose score is undefined (no ground truth of any scored class): written as 0."""
         return [key for key, value in self.leaderboard().items() if math.isnan(value)]
 
+    def reported_warnings(self) -> list[str]:
+        """The warnings, and a note for each undefined leaderboard score: what the score files and the log show."""
+        notes = [
+            f"{key} is undefined (the test images hold no ground truth it could be computed on): written as 0 for "
+            "the leaderboard"
+            for key in self.undefined_leaderboard_keys()
+        ]
+        return [*self.warnings, *notes]
+
     def leaderboard_numbers(self) -> dict[str, float]:
         """The leaderboard with an undefined score as 0: Codabench cannot store null (SubmissionScore.score),
         and 'nan' would be a string in YAML."""
