@@ -12,15 +12,22 @@ refused with one message.
 
 from __future__ import annotations
 
+import itertools
+import math
 import os
+import resource
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 PROBE_SECONDS = 300  # reading a 2 GB model takes seconds; a file that makes the library loop is refused
 MAX_DATA_BYTES = 8 * 1024**3  # what a model's datasets may hold in all, uncompressed
 MAX_ATTRIBUTE_BYTES = 64 * 1024**2
 MAX_OBJECTS = 200_000
+READ_BYTES = 64 * 1024**2  # read at a time, and the largest chunk accepted
+MAX_CHUNKS = 1_000_000  # reading a chunk costs microseconds: a million is seconds, two billion an hour
+CHILD_ADDRESS_SPACE = 4 * 1024**3  # Python, numpy, h5py and one piece of 64 MB fit many times over
 _PACKAGE_ROOT = str(Path(__file__).resolve().parents[1])
 
 
@@ -55,6 +62,7 @@ def _child_environment() -> dict[str, str]:
 
 def main(path: str) -> int:
     """In the child: read everything; print the reason and exit 1 on a readable failure."""
+    resource.setrlimit(resource.RLIMIT_AS, (CHILD_ADDRESS_SPACE, CHILD_ADDRESS_SPACE))  # a MemoryError, not the machine
     import h5py
 
     try:
@@ -119,6 +127,8 @@ def _reads_other_files(dataset) -> bool:
 
 
 def _read_data(dataset, budget: list[int]) -> None:
+    """Every value of the dataset, read in pieces of at most READ_BYTES (a 1.4 KB file can declare a 3 GB
+    contiguous row), chunk by chunk where it is chunked (never more than MAX_CHUNKS of them)."""
     size = dataset.size * dataset.dtype.itemsize if dataset.dtype.itemsize else 0
     budget[0] -= size
     if budget[0] < 0:
@@ -126,11 +136,40 @@ def _read_data(dataset, budget: list[int]) -> None:
     if dataset.shape is None or dataset.size == 0:
         return
     if dataset.chunks is not None:
-        for chunk in dataset.iter_chunks():
-            _ = dataset[chunk]
-    elif dataset.ndim == 0:
-        _ = dataset[()]
-    else:
-        step = max(1, (64 * 1024**2) // max(1, size // max(1, dataset.shape[0])))
-        for start in range(0, dataset.shape[0], step):
-            _ = dataset[start : start + step]
+        _check_chunks(dataset)
+    for selection in _pieces(dataset.shape, dataset.chunks, max(1, READ_BYTES // max(1, dataset.dtype.itemsize))):
+        _ = dataset[selection]
+
+
+def _check_chunks(dataset) -> None:
+    chunk_bytes = math.prod(dataset.chunks) * dataset.dtype.itemsize
+    if chunk_bytes > READ_BYTES:
+        raise ProbeFailure(f"its dataset '{dataset.name[:80]}' has chunks of {chunk_bytes} bytes; Keras writes none")
+    chunks = math.prod(-(-side // chunk) for side, chunk in zip(dataset.shape, dataset.chunks, strict=True))
+    if chunks > MAX_CHUNKS:
+        raise ProbeFailure(f"its dataset '{dataset.name[:80]}' is cut into {chunks} chunks; Keras writes none")
+
+
+def _pieces(shape: tuple[int, ...], chunks: tuple[int, ...] | None, limit: int) -> Iterator[tuple]:
+    """Selections covering ``shape`` in row-major order, each of at most ``limit`` values: whole chunks where
+    chunked; else whole trailing axes, the first axis that does not fit cut into steps."""
+    if not shape:
+        yield ()
+        return
+    if chunks is not None:
+        ranges = [range(0, side, chunk) for side, chunk in zip(shape, chunks, strict=True)]
+        for starts in itertools.product(*ranges):
+            yield tuple(slice(start, start + chunk) for start, chunk in zip(starts, chunks, strict=True))
+        return
+    inner = 1
+    axis = len(shape)
+    while axis > 0 and inner * shape[axis - 1] <= limit:
+        axis -= 1
+        inner *= shape[axis]
+    if axis == 0:
+        yield tuple(slice(None) for _ in shape)
+        return
+    step = max(1, limit // inner)
+    for outer in itertools.product(*(range(side) for side in shape[: axis - 1])):
+        for start in range(0, shape[axis - 1], step):
+            yield (*outer, slice(start, start + step))

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from .errors import SubmissionError, shown
+from .untrusted_files import OutsideFolderError, UntrustedFileError, resolve_inside, sent_folder
 
 HDF5_SUFFIXES = (".h5", ".hdf5")
 KERAS_SUFFIX = ".keras"
@@ -97,8 +98,7 @@ def find_model_file(submission: Path) -> Path:
         raise SubmissionError(
             f"holds {len(candidates)} model files: {names}", submission, _ONE_MODEL_FIX + " Remove the others."
         )
-    model = candidates[0]
-    _check_inside(model, root)
+    model = _check_inside(candidates[0], root)  # from here on, the resolved file: no link is followed again
     check_model_file(model)
     return model
 
@@ -172,7 +172,7 @@ def _model_candidates(root: Path) -> tuple[list[Path], list[Path]]:
                 continue
             path = Path(folder) / name
             if name.lower().endswith(MODEL_SUFFIXES):
-                found.setdefault(_target(path), path)
+                found.setdefault(_target(path, root), path)
             elif len(others) < MAX_ARCHIVE_MEMBERS:
                 others.append(path)
     return sorted(found.values()), others
@@ -194,28 +194,31 @@ def _ignored(name: str) -> bool:
     return name in _IGNORED_NAMES or name.startswith(".")
 
 
-def _target(path: Path) -> Path:
+def _target(path: Path, root: Path) -> Path:
+    """Where ``path`` leads inside the submission (for counting a link and its target once); itself otherwise."""
     try:
-        return path.resolve(strict=False)
-    except (OSError, RuntimeError):  # a link loop
+        return Path(resolve_inside(path, sent_folder(root, "the submission folder")))
+    except UntrustedFileError:
         return path
 
 
-def _check_inside(path: Path, root: Path) -> None:
-    """A link must resolve inside the submission (checked before its target is looked at); a regular file."""
-    target = _target(path)
-    if path.is_symlink() and not target.is_relative_to(root):
+def _check_inside(path: Path, root: Path) -> Path:
+    """The regular file ``path`` leads to, resolved inside the submission without ever stepping out of it
+    (``untrusted_files``: a link loop or a link out gives the same answer wherever it leads)."""
+    try:
+        target = resolve_inside(path, sent_folder(root, "the submission folder"))
+        regular = stat.S_ISREG(os.lstat(target).st_mode)
+    except OutsideFolderError:
         raise SubmissionError(
             "is a symbolic link pointing outside the submission folder",
             path,
             "Upload the model file itself, not a link to it.",
-        )
-    try:
-        regular = stat.S_ISREG(os.stat(target).st_mode)
-    except OSError:
+        ) from None
+    except (UntrustedFileError, OSError):
         regular = False
     if not regular:
         raise SubmissionError("is not a regular file", path, "Upload the model file itself.")
+    return Path(target)
 
 
 def _read_at(path: Path, offset: int, count: int) -> bytes:

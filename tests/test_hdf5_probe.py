@@ -106,3 +106,46 @@ def test_data_kept_in_other_files_is_not_read_by_the_probe(tmp_path: Path, monke
     check_model_file(tmp_path / "model.h5")
     with pytest.raises(SubmissionError, match="is not self-contained"):
         load_model_safely(tmp_path / "model.h5")
+
+
+def _child_run(path: Path) -> tuple[int, str, int]:
+    """The probe's child (hdf5_probe.main, which reads the file) in a fresh interpreter: its exit code, what it
+    printed and its peak memory in MiB (VmHWM: ru_maxrss would count this test process, carried across exec)."""
+    script = (
+        "import re, sys\n"
+        "from cityscapes_competition.hdf5_probe import main\n"
+        "code = main(sys.argv[1])\n"
+        "print(int(re.search(r'VmHWM:\\s+(\\d+)', open('/proc/self/status').read()).group(1)) // 1024)\n"
+        "sys.exit(code)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script, str(path)], capture_output=True, text=True, timeout=600)
+    *said, peak = done.stdout.strip().splitlines()
+    return done.returncode, " ".join(said), int(peak)
+
+
+def test_a_huge_contiguous_row_is_read_in_pieces(tmp_path: Path) -> None:
+    """A 1.4 KB file declaring one contiguous row of 3 GB (never written): read whole, it took 3.1 GB."""
+    import h5py
+
+    path = tmp_path / "row.h5"
+    with h5py.File(path, "w") as h5:
+        h5.create_dataset("x", shape=(1, 3 * 2**30), dtype="u1")
+    assert path.stat().st_size < 10_000
+    code, said, peak = _child_run(path)
+    assert code == 0, said
+    assert peak < 600, f"{peak} MiB"
+
+
+def test_a_dataset_of_billions_of_chunks_is_refused_at_once(tmp_path: Path) -> None:
+    """2**31 chunks of one byte: reading them would take the probe's whole 300 s."""
+    import time
+
+    import h5py
+
+    path = tmp_path / "chunks.h5"
+    with h5py.File(path, "w") as h5:
+        h5.create_dataset("x", shape=(2**31,), dtype="u1", chunks=(1,))
+    started = time.monotonic()
+    code, said, _ = _child_run(path)
+    assert code == 1 and "is cut into 2147483648 chunks" in said
+    assert time.monotonic() - started < 30

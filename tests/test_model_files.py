@@ -42,3 +42,28 @@ def test_a_fifo_named_like_a_model_is_refused_unread(tmp_path: Path, name: str) 
     os.mkfifo(tmp_path / name)
     with pytest.raises(SubmissionError, match="is not a regular file"):
         find_model_file(tmp_path)
+
+
+def test_a_link_loop_does_not_lead_the_model_search_out(tmp_path: Path) -> None:
+    """model.h5 -> loop/../sub/FILE with loop -> loop and sub -> '/': realpath would give up at the loop and
+    the kernel would follow 'sub' out (an attacker's internal error and existence oracle). The answer is the
+    same whether the file outside exists or not."""
+    messages = []
+    for target in ("etc/hostname", "etc/no_such_file"):
+        submission = tmp_path / target.replace("/", "_")
+        submission.mkdir()
+        os.symlink("loop", submission / "loop")
+        os.symlink("/", submission / "sub")
+        os.symlink(f"loop/../sub/{target}", submission / "model.h5")
+        with pytest.raises(SubmissionError) as error:
+            find_model_file(submission)
+        messages.append(str(error.value).replace(str(submission), "S"))
+    assert messages[0] == messages[1]
+    assert "is not a regular file" in messages[0] or "pointing outside" in messages[0], messages[0]
+
+
+def test_the_model_found_through_a_link_inside_is_its_target(tmp_path: Path) -> None:
+    (tmp_path / "weights").mkdir()
+    shutil.copy(REPO / "baseline_submission" / "model.h5", tmp_path / "weights" / "real.h5")
+    os.symlink("weights/real.h5", tmp_path / "model.h5")
+    assert find_model_file(tmp_path) == (tmp_path / "weights" / "real.h5").resolve()
