@@ -432,6 +432,14 @@ def _check_root(config: Json, path: Path) -> None:
     if not isinstance(config, dict) or not isinstance(config.get("config"), dict | list):
         raise _malformed(path, "the model configuration is not a Keras model configuration")
     class_name = config.get("class_name")
+    if _from_keras_hub(config):
+        raise SubmissionError(
+            f"holds a keras-hub model ({shown(config.get('registered_name') or class_name)}): keras-hub rebuilds "
+            "such a model at load time by running its own Python constructors on arguments stored in the file "
+            "(a few bytes can make thousands of layers), so it is not accepted",
+            path,
+            KERAS_HUB_FIX,
+        )
     if class_name not in MODEL_CLASSES:
         raise SubmissionError(
             f"holds a model of class {str(class_name)[:100]!r}, not a Keras Functional or Sequential model "
@@ -439,6 +447,18 @@ def _check_root(config: Json, path: Path) -> None:
             path,
             "Build the model with the functional API or keras.Sequential. " + FIX,
         )
+
+
+KERAS_HUB_FIX = (
+    "Rebuild it as a plain functional model of built-in Keras layers with the same weights, which loads: the "
+    "starting kit's export_keras_hub.py does it for SegFormer and DeepLabV3 segmenters "
+    "(python export_keras_hub.py segmenter.keras model.keras)."
+)
+
+
+def _from_keras_hub(config: dict) -> bool:
+    names = (config.get("module"), config.get("registered_name"), config.get("class_name"))
+    return any(isinstance(name, str) and name.startswith(("keras_hub", "keras_nlp", "keras_cv")) for name in names)
 
 
 def _malformed(path: Path, reason: str) -> SubmissionError:

@@ -43,9 +43,10 @@ from .untrusted_files import SentFolder, UntrustedFileError, open_untrusted
 # A prediction takes ~15 bytes of JSON beside its counts (a few hundred bytes for a car's mask):
 # 500 images x 255 predictions fit many times over.
 MAX_JSON_BYTES = 256 * 1024 * 1024
-# yajl copies a token that spans its buffer once per buffer read: a 250 MB string takes 80 s with ijson's
-# 64 KB buffer and 1 s with this one, a 250 MB number 10 s (measured); legitimate tokens are far shorter.
-_PARSE_BUFFER_BYTES = 16 * 1024 * 1024
+# yajl copies a token that spans its buffer once per buffer read, and ijson holds the events of one buffer at
+# once. Measured: with ijson's 64 KB a 250 MB string took 80 s; with 16 MB, 1 s, but 60 MB of dense JSON peaked
+# at 436 MiB; with 2 MB, 5 s for the string, 69 s to refuse a 250 MB number, 115 MiB. Real tokens are short.
+_PARSE_BUFFER_BYTES = 2 * 1024 * 1024
 _EXPECTED_KEYS = ("image_id", "category_id", "segmentation", "score")
 _SCALAR_EVENTS = frozenset({"string", "number", "boolean", "null"})
 _UTF8_BOM = b"\xef\xbb\xbf"

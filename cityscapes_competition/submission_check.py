@@ -584,7 +584,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="check_submission.py",
         description="Check a submission folder as the platform would, on sample data, and write submission.zip.",
     )
-    parser.add_argument("submission", type=Path, help="the folder holding 'metadata' and your .h5 model")
+    parser.add_argument(
+        "submission", type=Path, help="the folder holding 'metadata' and your model (.keras, .h5 or .hdf5)"
+    )
     parser.add_argument(
         "--sample-data",
         type=Path,

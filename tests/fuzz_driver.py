@@ -174,6 +174,8 @@ def add_junk(rng: random.Random, root: Path) -> str:
     folder.mkdir(parents=True, exist_ok=True)
     name = rng.choice([".DS_Store", "__MACOSX", "x.txt", "frankfurt_000000_000019_x.png", "notes.json", "metadata"])
     target = folder / name
+    if os.path.lexists(target):
+        return f"junk {target.relative_to(root)} already there"
     if rng.random() < 0.5:
         os.symlink(rng.choice(["/", "/etc/passwd", str(root)]), target)
     else:
