@@ -20,7 +20,7 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +32,7 @@ from .components import instance_components
 from .errors import SubmissionError
 from .labels import NUM_LABEL_IDS, id2label
 from .naming import FrameId
+from .output_kind import declared_output_kind, looks_like_probabilities
 from .png_io import PngReadError, read_rgb
 from .png_write import encode_mask_png, encode_png
 from .submission_metadata import InferenceSettings
@@ -65,12 +66,17 @@ class ModelOutput:
 
 
 class OutputContract:
-    """How to read the model's channels; settled on the first batch and checked on every one."""
+    """How to read the model's channels; settled on the first batch and checked on every one.
 
-    def __init__(self, settings: InferenceSettings):
+    With ``scores: auto``, whether they are probabilities comes from the model's graph (``output_kind``),
+    else from the first batch's numbers at the output's precision.
+    """
+
+    def __init__(self, settings: InferenceSettings, declared: str | None = None, output_dtype: str | None = None):
         self.settings = settings
         self.channels = CHANNELS[settings.output]
-        self.kind = None if settings.scores == "auto" else settings.scores
+        self.kind = (declared if settings.scores == "auto" else settings.scores) or None
+        self.output_dtype = output_dtype
 
     def check(self, scores: np.ndarray, model_name: str) -> None:
         if scores.ndim != 4:
@@ -94,17 +100,13 @@ class OutputContract:
                 "Check the model's weights and its input scaling (images come as RGB values 0..255).",
             )
         if self.kind is None:
-            self.kind = "probabilities" if _looks_like_probabilities(scores) else "logits"
+            self.kind = "probabilities" if looks_like_probabilities(scores, self.output_dtype) else "logits"
 
     def probabilities(self, scores: np.ndarray) -> np.ndarray:
         if self.kind == "probabilities":
             return scores
         shifted = np.exp(scores - scores.max(axis=-1, keepdims=True))
         return shifted / shifted.sum(axis=-1, keepdims=True)
-
-
-def _looks_like_probabilities(scores: np.ndarray) -> bool:
-    return bool(scores.min() >= 0 and scores.max() <= 1 and np.allclose(scores.sum(axis=-1), 1.0, atol=1e-3))
 
 
 def load_test_image(image: TestImage, input_size: tuple[int, int] | None) -> tuple[np.ndarray, tuple[int, int]]:
@@ -264,7 +266,7 @@ def run_inference(
 
     ``time_budget`` (seconds from now) defaults to the metadata's ``time_budget_seconds``.
     """
-    contract = OutputContract(settings)
+    contract = OutputContract(settings, declared_output_kind(model), _output_dtype(model))
     writer = ResultWriter(output, settings, contract)
     workers = max(1, min(2, os.cpu_count() or 1))
     start, model_seconds, instances = time.perf_counter(), 0.0, 0
@@ -281,6 +283,7 @@ def run_inference(
             scores = _predict(model, np.stack([pixels for _, pixels, _ in batch]), model_name)
             model_seconds += time.perf_counter() - tick
             predicted += len(batch)
+            budget.after_batch(predicted, time.perf_counter())
             contract.check(scores, model_name)
             for (image, _, size), image_scores in zip(batch, scores, strict=True):
                 pending_writes.append(writers.submit(writer.write, ModelOutput(image, size, image_scores)))
@@ -291,6 +294,13 @@ def run_inference(
             instances += pending_writes.popleft().result()
             _advance(progress, budget)
     return RunSummary(len(images), instances, time.perf_counter() - start, model_seconds)
+
+
+def _output_dtype(model) -> str | None:
+    try:
+        return str(model.outputs[0].dtype)
+    except (AttributeError, IndexError, TypeError, ValueError):
+        return None
 
 
 def _yield_to_the_model() -> None:
@@ -306,7 +316,6 @@ _HELPER_NICENESS = 10
 def _advance(progress: Progress | None, budget: _Budget) -> None:
     if progress is not None:
         progress.advance()
-    budget.advance()
 
 
 def _batches(
@@ -361,24 +370,26 @@ def _predict(model, batch: np.ndarray, model_name: str) -> np.ndarray:
 class _Budget:
     """Stops a run that will not finish within the time budget, and says why, before the platform kills it."""
 
-    def __init__(self, budget: float | None, total: int, start: float, warmup: int = 2):
-        self.budget, self.total, self.start, self.warmup = budget, total, start, warmup
-        self.done = 0
-        self.after_warmup: float | None = None
+    def __init__(self, budget: float | None, total: int, start: float, counted_before_projecting: int = 2):
+        self.budget, self.total, self.start = budget, total, start
+        self.counted_before_projecting = counted_before_projecting
+        self.first_batch: tuple[int, float] | None = None  # (images predicted, when) after the first batch
         self.batch_started, self.batches, self.batch_seconds = start, 0, 0.0
 
-    def advance(self, clock: Callable[[], float] = time.perf_counter) -> None:
-        self.done += 1
+    def after_batch(self, predicted: int, now: float) -> None:
+        """Project the run from the model's own pace: images predicted, not results written (the writers lag
+        the model, and in bursts: a short run's pace looked 15 times faster than it was), from the end of the
+        first batch on (it traces the model)."""
         if self.budget is None:
             return
-        now = clock()
-        if self.done == self.warmup:
-            self.after_warmup = now
+        if self.first_batch is None:
+            self.first_batch = (predicted, now)
             return
-        if self.after_warmup is None or self.done <= self.warmup + 2:
+        counted = predicted - self.first_batch[0]
+        if counted < self.counted_before_projecting:
             return
-        per_image = (now - self.after_warmup) / (self.done - self.warmup)
-        projected = (now - self.start) + per_image * (self.total - self.done)
+        per_image = (now - self.first_batch[1]) / counted
+        projected = (now - self.start) + per_image * (self.total - predicted)
         if projected > self.budget:
             raise SubmissionError(
                 f"the model takes {per_image:.2f} s per image, so {self.total} images would take about "

@@ -216,3 +216,91 @@ def test_instances_equal_a_brute_force_labelling_of_the_whole_image(seed: int, s
     for mine, theirs in zip(sorted(ours), sorted(expected), strict=True):
         assert mine[4] == pytest.approx(theirs[4], abs=1e-5)
     assert [i.confidence for i in found] == sorted((i.confidence for i in found), reverse=True)
+
+
+# ---- probabilities or logits: from the model's graph --------------------------------------------------------
+
+
+def _graph_models() -> dict[str, tuple[object, str | None]]:
+    import keras
+
+    layers = keras.layers
+
+    def head(x, **kwargs):
+        return layers.Conv2D(19, 1, **kwargs)(x)
+
+    image = keras.Input((16, 32, 3))
+    nested_input = keras.Input((16, 32, 3))
+    nested = keras.Model(nested_input, head(nested_input, activation="softmax"))
+    upsampled = layers.UpSampling2D(2, interpolation="bilinear")(head(image, activation="softmax"))
+    added = layers.Add()([head(image, activation="softmax"), head(image, activation="softmax")])
+    return {
+        "conv softmax": (keras.Model(image, head(image, activation="softmax")), "probabilities"),
+        "Softmax layer": (keras.Model(image, layers.Softmax()(head(image))), "probabilities"),
+        "Activation softmax": (keras.Model(image, layers.Activation("softmax")(head(image))), "probabilities"),
+        "softmax then upsampled": (keras.Model(image, upsampled), "probabilities"),
+        "keras.ops softmax": (keras.Model(image, keras.ops.softmax(head(image), axis=-1)), "probabilities"),
+        "nested model": (keras.Model(image, nested(image)), "probabilities"),
+        "linear conv": (keras.Model(image, head(image)), "logits"),
+        "linear then resized": (keras.Model(image, layers.Resizing(32, 64)(head(image))), "logits"),
+        "added softmaxes": (keras.Model(image, added), None),  # the graph does not say: the numbers decide
+    }
+
+
+def test_the_output_kind_is_read_from_the_graph() -> None:
+    from cityscapes_competition.output_kind import declared_output_kind
+
+    for name, (model, expected) in _graph_models().items():
+        assert declared_output_kind(model) == expected, name
+
+
+def test_numbers_decide_at_the_outputs_precision() -> None:
+    """A float16 softmax over 19 channels sums to 1 only within about 1e-3 (1.3e-3 measured in the issue)."""
+    from cityscapes_competition.output_kind import looks_like_probabilities
+
+    rng = np.random.default_rng(0)
+    logits = rng.normal(size=(1, 8, 8, 19)).astype(np.float32) * 4
+    probabilities = np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)
+    off = (probabilities * (1 + 1.3e-3)).astype(np.float32)  # sums 1.0013: float16 rounding, not logits
+    assert looks_like_probabilities(off, "float16")
+    assert not looks_like_probabilities(off, "float32")
+    assert not looks_like_probabilities(logits, "float16")
+
+
+def test_a_float16_softmax_is_not_softmaxed_again(tmp_path) -> None:
+    """The issue's model: mixed precision, softmax in float16, scores: auto. Its confidences must be those of
+    'scores: probabilities', not of a second softmax (0.51 became 0.08)."""
+    import keras
+
+    from cityscapes_competition.inference import ModelOutput, ResultWriter, TestImage
+    from cityscapes_competition.naming import parse_frame_id
+    from cityscapes_competition.output_kind import declared_output_kind
+
+    previous = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        image = keras.Input((16, 32, 3))
+        model = keras.Model(image, keras.layers.Conv2D(19, 1, activation="softmax")(image))
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
+    kernel, bias = np.zeros((1, 1, 3, 19), np.float32), np.zeros(19, np.float32)
+    kernel[0, 0, 0, 13], bias[0] = 0.05, 2.0  # bright pixels: car (trainId 13), else road
+    model.layers[-1].set_weights([kernel, bias])
+    assert str(model.outputs[0].dtype) == "float16"
+    pixels = np.zeros((1, 16, 32, 3), np.float32)
+    pixels[0, 4:12, 8:24] = 255.0
+    scores = np.asarray(model.predict_on_batch(pixels), np.float32)
+
+    def confidences(kind: str | None, scores_setting: str) -> list[float]:
+        settings = InferenceSettings(scores=scores_setting)
+        contract = OutputContract(settings, kind, "float16")
+        contract.check(scores, "model.keras")
+        writer = ResultWriter(tmp_path / scores_setting, settings, contract)
+        frame = parse_frame_id("frankfurt_000000_000019_leftImg8bit.png")
+        labels = upsampled_argmax(scores[0], (64, 128), TRAIN_ID_TO_LABEL_ID)
+        found = writer._instances(labels, ModelOutput(TestImage(frame, None, "frankfurt"), (64, 128), scores[0]))
+        return [round(instance.confidence, 6) for instance in found]
+
+    auto = confidences(declared_output_kind(model), "auto")
+    assert auto == confidences("probabilities", "probabilities")
+    assert auto != confidences("logits", "logits")
