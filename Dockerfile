@@ -15,9 +15,11 @@ FROM python:3.11-slim-bookworm
 COPY requirements.lock /tmp/requirements.lock
 
 # The lock is complete, hence --no-deps. Left out: what only the tests and linting use (tf_keras writes legacy
-# test models, pytest with iniconfig and pluggy, ruff). The import line fails the build if a runtime module is
+# test models, keras-hub with regex and tokenizers builds the models the starting kit's export_keras_hub.py is
+# tested on, pytest with iniconfig and pluggy, ruff). The import line fails the build if a runtime module is
 # missing, and pip check if an installed package lacks a dependency.
-RUN grep -vE '^(tf_keras|pytest|iniconfig|pluggy|ruff)==' /tmp/requirements.lock > /tmp/requirements-image.txt \
+RUN grep -vE '^(tf_keras|keras-hub|regex|tokenizers|pytest|iniconfig|pluggy|ruff)==' /tmp/requirements.lock \
+    > /tmp/requirements-image.txt \
     && pip install --no-cache-dir --no-deps -r /tmp/requirements-image.txt \
     && rm /tmp/requirements.lock /tmp/requirements-image.txt \
     && pip check \

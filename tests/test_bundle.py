@@ -197,6 +197,7 @@ def test_starting_kit_holds_checker_package_baseline_and_sample(built: Path) -> 
     assert {
         "starting_kit/README.md",
         "starting_kit/check_submission.py",
+        "starting_kit/export_keras_hub.py",
         "baseline_submission/metadata",
         "baseline_submission/model.h5",
         "cityscapes_competition/submission_check.py",
