@@ -50,8 +50,8 @@ def build_reference_model(baseline: Path, widths: tuple[int, ...] = (32, 64, 128
 
 def write_reference_submission(folder: Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
-    model = build_reference_model(REPO / "baseline_submission" / "model.h5")
-    model.save(folder / "model.h5")
+    model = build_reference_model(REPO / "baseline_submission" / "model.keras")
+    model.save(folder / "model.keras")  # saved as participants save theirs
     (folder / "metadata").write_text(METADATA)
     return folder
 

@@ -11,7 +11,7 @@ platform's rules before anything is written), the logo, the html pages and these
 - ``input_data.zip`` (leftImg8bit/), ``reference_data.zip`` (gtFine/, disparity/, camera/, reference index).
 - ``starting_kit.zip``: starting_kit/, baseline_submission/, the package, tools/train_baseline.py,
   requirements.lock and sample_data/ (the layout of the repository, so the kit's README and checker work as is).
-- Codabench only: ``baseline_submission.zip`` (``metadata`` and ``model.h5`` at its root, as participants zip
+- Codabench only: ``baseline_submission.zip`` (``metadata`` and ``model.keras`` at its root, as participants zip
   theirs), the task's solution, so the organiser can submit it to check the queue before publishing.
 
 Each bundle is for its platform only: Codabench refuses the CodaLab v1.5 bundle on purpose (platform_yaml.py), and

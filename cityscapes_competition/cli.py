@@ -134,7 +134,7 @@ def ingest_main(argv: list[str] | None = None, own_process: bool = False) -> int
     parser.add_argument("input_data", type=Path, help="the test images (leftImg8bit/...)")
     parser.add_argument("output", type=Path, help="where the results go (pixel/, instance/)")
     parser.add_argument("ingestion_program", type=Path, help="this program's folder (unused)")
-    parser.add_argument("submission", type=Path, help="the participant's files: metadata and one .h5 model")
+    parser.add_argument("submission", type=Path, help="the participant's files: metadata and one .keras/.h5 model")
     args = parser.parse_args(argv)
 
     def run() -> None:

@@ -68,14 +68,14 @@ PLATFORM_PLACES = {
         "files_place": "<em>Participate</em>, then <em>Files</em>",
         "submit_place": "the <em>Participate</em> tab, under <em>Submit / View Results</em>",
         "metadata_top_level_reason": "CodaLab's worker downloads every other top-level text value of a "
-        "submission's <code>metadata</code> as a URL. A plain line such as <code>model: model.h5</code> "
+        "submission's <code>metadata</code> as a URL. A plain line such as <code>model: model.keras</code> "
         "therefore makes your submission fail on the platform.",
         "metadata_line_effect": "the platform would try to download it as a URL, and the submission would fail.",
     },
     CODABENCH_PLATFORM: {
         "files_place": "<em>Get Started</em>, then <em>Files</em>",
         "submit_place": "the <em>My Submissions</em> tab",
-        "metadata_top_level_reason": "A plain line such as <code>model: model.h5</code> makes your submission "
+        "metadata_top_level_reason": "A plain line such as <code>model: model.keras</code> makes your submission "
         "fail, and Codabench's worker would run a top-level <code>command</code> as a program of its own.",
         "metadata_line_effect": "the server refuses it, and the submission would fail.",
     },

@@ -74,7 +74,7 @@ _H5_LOAD_FIX = (
 )
 _LEGACY_FIX = (
     "Keras 3 cannot rebuild every tf.keras 2.x layer: build the same model with Keras 3, copy the weights with "
-    'model.load_weights("old.h5"), and save it again with model.save("model.h5").'
+    'model.load_weights("old.h5"), and save it again with model.save("model.keras").'
 )
 _INPUT_FIX = (
     "Give the model exactly one input for a batch of RGB images, channels last: "

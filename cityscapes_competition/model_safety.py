@@ -369,7 +369,7 @@ def _weights_only(path: Path, saved: str) -> SubmissionError:
     return SubmissionError(
         "holds only weights, no model architecture (no 'model_config')" + (f"; saved with {saved}" if saved else ""),
         path,
-        'Save the whole model with model.save("model.h5"), not model.save_weights().',
+        'Save the whole model with model.save("model.keras") (or model.save("model.h5")), not model.save_weights().',
     )
 
 

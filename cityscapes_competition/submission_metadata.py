@@ -2,7 +2,7 @@
 
 CodaLab's compute worker YAML-loads a code submission's ``metadata`` and downloads every top-level
 string value whose key is not one of its own (``description``, ``command``...) as a URL, so a
-plain ``model: model.h5`` line breaks the submission on the platform. The settings therefore live
+plain ``model: model.keras`` line breaks the submission on the platform. The settings therefore live
 under one mapping key, ``inference:``; each is optional and has a default.
 
 Both platforms' workers also run a ``command:`` of the submission's metadata as the participant's own

@@ -15,7 +15,8 @@ The pipeline:
 - ``evaluate``: what the ingestion and scoring programs will do: image resized to the input size,
   scores upsampled bilinearly to the ground truth's full resolution, argmax, trainId -> labelId,
   then the project's own pixel metric (``metrics.pixel``), IoU and iIoU.
-- ``export_model``: ``model.save`` as legacy HDF5, reloaded with ``safe_mode=True`` and checked.
+- ``export_model``: ``model.save`` as a Keras 3 archive (``.keras``) or legacy HDF5 (``.h5``), reloaded with
+  ``safe_mode=True`` and checked.
 """
 
 from __future__ import annotations
@@ -444,16 +445,20 @@ def evaluate(model, frames: Sequence[Frame], input_size: tuple[int, int], batch_
 # ------------------------------------------------------------------------------------------ export
 
 
+EXPORT_SUFFIXES = (".keras", ".h5")  # Keras picks the format by the suffix: Keras 3 archive or legacy HDF5
+
+
 def export_model(model, path: Path | str) -> Path:
-    """Save ``model`` (inference graph only: no optimizer, no training config) as legacy HDF5 at ``path``,
-    atomically; reload it with ``safe_mode=True`` and check it gives the same scores."""
+    """Save ``model`` (inference graph only: no optimizer, no training config) at ``path``, as a Keras 3
+    archive (``.keras``) or legacy HDF5 (``.h5``), atomically; reload it with ``safe_mode=True`` and check it
+    gives the same scores."""
     import keras
 
     path = Path(path)
-    if path.suffix != ".h5":
-        raise ValueError(f"{path}: the model file must end with .h5")
+    if path.suffix not in EXPORT_SUFFIXES:
+        raise ValueError(f"{path}: the model file must end with {' or '.join(EXPORT_SUFFIXES)}")
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.stem}.partial.h5")
+    partial = path.with_name(f".{path.stem}.partial{path.suffix}")  # the same suffix: the same format
     model.save(partial)
     try:
         reloaded = keras.models.load_model(partial, compile=False, safe_mode=True)

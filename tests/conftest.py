@@ -12,6 +12,8 @@ import pytest
 from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
+BASELINE = REPO / "baseline_submission"
+BASELINE_MODEL = BASELINE / "model.keras"  # the trained baseline as participants save theirs
 FRAMES = ("frankfurt_000000_000019", "frankfurt_000001_000019", "lindau_000000_000019")
 WIDTH, HEIGHT = 96, 48
 
@@ -83,6 +85,16 @@ def tiny_case(tiny_case_template: TinyCase, tmp_path: Path) -> TinyCase:
     shutil.copytree(tiny_case_template.ref, ref)
     shutil.copytree(tiny_case_template.res, res)
     return TinyCase(ref, res, tiny_case_template.frames)
+
+
+@pytest.fixture(scope="session")
+def baseline_h5(tmp_path_factory) -> Path:
+    """The trained baseline saved again as legacy HDF5: only the .keras is committed, and .h5 stays accepted."""
+    from cityscapes_competition.model_loading import load_model_safely
+
+    path = tmp_path_factory.mktemp("baseline_h5") / "model.h5"
+    load_model_safely(BASELINE_MODEL).save(path)
+    return path
 
 
 def rle_predictions(res: Path) -> list[dict]:

@@ -4,13 +4,15 @@ Run by ``test_fuzz.py`` in a child process (a crash, a hang or memory growth the
 of taking pytest down)::
 
     python tests/fuzz_driver.py scoring   TEMPLATE_INPUT WORK SECONDS SEED
-    python tests/fuzz_driver.py ingestion TEMPLATE_SUBMISSION INPUT_DATA WORK SECONDS SEED
+    python tests/fuzz_driver.py ingestion INPUT_DATA WORK SECONDS SEED TEMPLATE_SUBMISSION...
 
-Each case copies the template, applies one or a few mutations (bytes flipped, files cut, text fields
-replaced by hostile values, names, links, FIFOs, folders), runs the program's CLI entry in this process
-under an alarm, and records a failure when the exit code is not 0 or 2, when standard error holds a
-traceback or an internal error, or when a refusal is not one line. The last line printed is a JSON
-summary: cases run, failures (with the mutations that caused them), and the peak memory (VmHWM).
+Each case copies the template (for the ingestion, one of the templates, picked at random: the baseline as
+``.keras`` and as ``.h5``, so that damage to an HDF5 file's own header stays covered), applies one or a few
+mutations (bytes flipped, files cut, text fields replaced by hostile values, names, links, FIFOs, folders),
+runs the program's CLI entry in this process under an alarm, and records a failure when the exit code is not
+0 or 2, when standard error holds a traceback or an internal error, or when a refusal is not one line. The
+last line printed is a JSON summary: cases run, failures (with the mutations that caused them), and the peak
+memory (VmHWM).
 """
 
 from __future__ import annotations
@@ -281,12 +283,12 @@ def _as_rle_json(res: Path) -> None:
     (res / "instance" / "predictions.json").write_text(json.dumps(predictions))
 
 
-def ingestion_cases(template: Path, input_data: Path) -> Callable:
+def ingestion_cases(templates: list[Path], input_data: Path) -> Callable:
     from cityscapes_competition.cli import ingest_main
 
     def make_case(rng: random.Random, case_dir: Path):
         submission = case_dir / "submission"
-        shutil.copytree(template, submission, symlinks=True)
+        shutil.copytree(rng.choice(templates), submission, symlinks=True)
         mutations = mutate(rng, submission)
         output = case_dir / "output"
         return mutations, lambda: ingest_main([str(input_data), str(output), str(case_dir), str(submission)])
@@ -300,9 +302,9 @@ def main(argv: list[str]) -> None:
         template, work, seconds, seed = Path(argv[1]), Path(argv[2]), float(argv[3]), int(argv[4])
         summary = fuzz(seconds, seed, scoring_cases(template), work)
     else:
-        template, input_data, work = Path(argv[1]), Path(argv[2]), Path(argv[3])
-        seconds, seed = float(argv[4]), int(argv[5])
-        summary = fuzz(seconds, seed, ingestion_cases(template, input_data), work)
+        input_data, work, seconds, seed = Path(argv[1]), Path(argv[2]), float(argv[3]), int(argv[4])
+        templates = [Path(arg) for arg in argv[5:]]
+        summary = fuzz(seconds, seed, ingestion_cases(templates, input_data), work)
     print(json.dumps(summary))
 
 

@@ -199,7 +199,7 @@ def test_starting_kit_holds_checker_package_baseline_and_sample(built: Path) -> 
         "starting_kit/check_submission.py",
         "starting_kit/export_keras_hub.py",
         "baseline_submission/metadata",
-        "baseline_submission/model.h5",
+        "baseline_submission/model.keras",
         "cityscapes_competition/submission_check.py",
         "requirements.lock",
         "tools/train_baseline.py",
@@ -213,7 +213,7 @@ def test_compressed_files_are_stored_and_text_deflated(built: Path) -> None:
     assert bundle_files["input_data.zip"].compress_type == zipfile.ZIP_STORED
     assert bundle_files["competition.yaml"].compress_type == zipfile.ZIP_DEFLATED
     for name, info in members(read(built / CODALAB_BUNDLE, "starting_kit.zip")).items():
-        expected = zipfile.ZIP_STORED if name.endswith((".png", ".h5")) else zipfile.ZIP_DEFLATED
+        expected = zipfile.ZIP_STORED if name.endswith((".png", ".h5", ".keras")) else zipfile.ZIP_DEFLATED
         assert info.compress_type == expected, name
 
 
@@ -702,8 +702,8 @@ def test_the_baseline_is_the_codabench_tasks_solution(built: Path) -> None:
     (solution,) = codabench_solutions(definition, names)
     assert solution["tasks"] == [0] and solution["name"] == "Baseline"
     with zipfile.ZipFile(io.BytesIO(read(built / CODABENCH_BUNDLE, solution["file_name"]))) as archive:
-        assert sorted(archive.namelist()) == ["metadata", "model.h5"]  # at the root, as participants zip theirs
-        assert archive.read("model.h5") == (REPO / "baseline_submission" / "model.h5").read_bytes()
+        assert sorted(archive.namelist()) == ["metadata", "model.keras"]  # at the root, as participants zip theirs
+        assert archive.read("model.keras") == (REPO / "baseline_submission" / "model.keras").read_bytes()
     assert solution["file_name"] not in zipfile.ZipFile(built / CODALAB_BUNDLE).namelist()
 
 

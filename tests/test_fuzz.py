@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, TinyCase
+from conftest import BASELINE, REPO, TinyCase
 
 FUZZ_SECONDS = float(os.environ.get("FUZZ_SECONDS", "40"))
 SEED = int(os.environ.get("FUZZ_SEED", "20261207"))
@@ -65,8 +65,10 @@ def tiny_input_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root.parents[2]
 
 
-def test_ingestion_survives_mutated_submissions(tiny_input_data: Path, tmp_path: Path) -> None:
-    summary = run_driver(
-        "ingestion", REPO / "baseline_submission", tiny_input_data, tmp_path / "work", FUZZ_SECONDS, SEED
-    )
+def test_ingestion_survives_mutated_submissions(tiny_input_data: Path, baseline_h5: Path, tmp_path: Path) -> None:
+    as_h5 = tmp_path / "baseline_h5"  # HDF5 damage (superblock, object headers) is mostly unreachable in a .keras
+    as_h5.mkdir()
+    shutil.copy(BASELINE / "metadata", as_h5 / "metadata")
+    shutil.copy(baseline_h5, as_h5 / "model.h5")
+    summary = run_driver("ingestion", tiny_input_data, tmp_path / "work", FUZZ_SECONDS, SEED, BASELINE, as_h5)
     assert_clean(summary, minimum_cases=int(FUZZ_SECONDS // 4), peak_mib=3072)  # about 3 cases a second here

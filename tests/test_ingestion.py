@@ -19,7 +19,7 @@ from cityscapes_competition.cli import ingest_main
 from cityscapes_competition.errors import SubmissionError
 from cityscapes_competition.evaluation import evaluate
 from cityscapes_competition.inference import _Budget
-from conftest import REPO
+from conftest import BASELINE, REPO
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 SIZE = (256, 128)  # (width, height) of the generated test images
@@ -351,26 +351,38 @@ def test_unreadable_test_image(test_data, tmp_path, capsys) -> None:
     assert code != 0 and "cannot be read as an image" in err
 
 
-def test_the_baseline_submission_through_ingestion_and_scoring(test_data, tmp_path) -> None:
-    """The shipped baseline, as a participant submits it, end to end through both programs."""
-    output = tmp_path / "results"
+def _through_both_programs(test_data: Path, submission: Path, work: Path) -> str:
+    """scores.txt of ``submission`` run by the ingestion and scoring entry points, as the platform runs them."""
+    output = work / "results"
     ingestion = subprocess.run(
         [sys.executable, str(REPO / "ingestion_program" / "ingestion.py"), str(test_data), str(output),
-         str(REPO / "ingestion_program"), str(REPO / "baseline_submission")],
+         str(REPO / "ingestion_program"), str(submission)],
         capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     assert ingestion.returncode == 0, ingestion.stderr[-2000:]
-    scoring_input = tmp_path / "input"
+    scoring_input = work / "input"
     scoring_input.mkdir()
     (scoring_input / "ref").symlink_to(test_data)
     (scoring_input / "res").symlink_to(output)
     scoring = subprocess.run(
-        [sys.executable, str(REPO / "scoring_program" / "score.py"), str(scoring_input), str(tmp_path / "scores")],
+        [sys.executable, str(REPO / "scoring_program" / "score.py"), str(scoring_input), str(work / "scores")],
         capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     assert scoring.returncode == 0, scoring.stderr[-2000:]
-    scores = dict(line.split(": ") for line in (tmp_path / "scores" / "scores.txt").read_text().splitlines())
+    return (work / "scores" / "scores.txt").read_text()
+
+
+def test_the_baseline_submission_through_ingestion_and_scoring(test_data, baseline_h5, tmp_path) -> None:
+    """The shipped baseline, as a participant submits it, end to end through both programs; saved as .h5, the
+    same model scores the same."""
+    shipped = _through_both_programs(test_data, BASELINE, tmp_path / "keras")
+    scores = dict(line.split(": ") for line in shipped.splitlines())
     assert float(scores["iou_class"]) > 0.2  # far above chance (about 0.02) on the synthetic scenes
+    as_h5 = tmp_path / "h5_submission"
+    as_h5.mkdir()
+    shutil.copy(BASELINE / "metadata", as_h5 / "metadata")
+    shutil.copy(baseline_h5, as_h5 / "model.h5")
+    assert _through_both_programs(test_data, as_h5, tmp_path / "h5") == shipped
 
 
 def test_a_model_failing_inside_predict_is_the_participants_error(test_data, tmp_path, capsys) -> None:

@@ -10,14 +10,14 @@ import pytest
 
 from cityscapes_competition.errors import SubmissionError
 from cityscapes_competition.model_files import find_model_file
-from conftest import REPO
+from conftest import BASELINE_MODEL
 
 
 @pytest.mark.parametrize("target", ["/etc", "/etc/hostname", "/nonexistent"])
 def test_a_second_model_name_linked_out_gives_one_answer_wherever_it_leads(tmp_path: Path, target: str) -> None:
-    shutil.copy(REPO / "baseline_submission" / "model.h5", tmp_path / "model.h5")
-    os.symlink(target, tmp_path / "probe.h5")
-    with pytest.raises(SubmissionError, match=r"holds 2 model files: model\.h5, probe\.h5"):
+    shutil.copy(BASELINE_MODEL, tmp_path / "model.keras")
+    os.symlink(target, tmp_path / "probe.keras")
+    with pytest.raises(SubmissionError, match=r"holds 2 model files: model\.keras, probe\.keras"):
         find_model_file(tmp_path)
 
 
@@ -30,10 +30,10 @@ def test_the_only_model_linked_out_is_refused_wherever_it_leads(tmp_path: Path, 
 
 
 @pytest.mark.parametrize("target", ["/etc", "/etc/hostname", "/nonexistent"])
-def test_a_keras_archive_linked_out_beside_the_model_gives_one_answer(tmp_path: Path, target: str) -> None:
-    shutil.copy(REPO / "baseline_submission" / "model.h5", tmp_path / "model.h5")
-    os.symlink(target, tmp_path / "other.keras")
-    with pytest.raises(SubmissionError, match=r"holds 2 model files: model\.h5, other\.keras"):
+def test_an_hdf5_name_linked_out_beside_the_model_gives_one_answer(tmp_path: Path, target: str) -> None:
+    shutil.copy(BASELINE_MODEL, tmp_path / "model.keras")
+    os.symlink(target, tmp_path / "other.h5")
+    with pytest.raises(SubmissionError, match=r"holds 2 model files: model\.keras, other\.h5"):
         find_model_file(tmp_path)
 
 
@@ -64,6 +64,6 @@ def test_a_link_loop_does_not_lead_the_model_search_out(tmp_path: Path) -> None:
 
 def test_the_model_found_through_a_link_inside_is_its_target(tmp_path: Path) -> None:
     (tmp_path / "weights").mkdir()
-    shutil.copy(REPO / "baseline_submission" / "model.h5", tmp_path / "weights" / "real.h5")
-    os.symlink("weights/real.h5", tmp_path / "model.h5")
-    assert find_model_file(tmp_path) == (tmp_path / "weights" / "real.h5").resolve()
+    shutil.copy(BASELINE_MODEL, tmp_path / "weights" / "real.keras")
+    os.symlink("weights/real.keras", tmp_path / "model.keras")
+    assert find_model_file(tmp_path) == (tmp_path / "weights" / "real.keras").resolve()

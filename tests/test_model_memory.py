@@ -429,7 +429,7 @@ def test_shape_keras_cannot_infer_falls_back_to_the_declared_shapes(keras):
 
 
 def test_baseline_fits_even_at_the_largest_batch():
-    model = load_model_safely(REPO / "baseline_submission" / "model.h5")
+    model = load_model_safely(REPO / "baseline_submission" / "model.keras")
     check_io(model)
     check_activation_sizes(model, None, 64)
     assert MAX_ACTIVATION_BYTES >= 64 * 1024 * 2048 * 3 * 4  # the input batch itself fits

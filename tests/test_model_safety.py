@@ -520,7 +520,7 @@ def test_weights_only_file_says_to_save_the_whole_model(tmp_path, keras):
     submission = _submission(tmp_path / "s", {"model.h5": tmp_path / "w.weights.h5"})
     with pytest.raises(SubmissionError) as refused:
         load_model_safely(find_model_file(submission))
-    assert "only weights" in str(refused.value) and 'model.save("model.h5")' in str(refused.value)
+    assert "only weights" in str(refused.value) and 'model.save("model.keras")' in str(refused.value)
 
 
 def test_symlink_leaving_the_submission_is_refused(tmp_path, functional_h5):

@@ -53,7 +53,7 @@ def bundles(tmp_path_factory: pytest.TempPathFactory) -> BundleReport:
 
 @pytest.fixture(scope="module")
 def submission_zip() -> bytes:
-    """baseline_submission/ zipped as a participant does: metadata and model.h5 at the root."""
+    """baseline_submission/ zipped as a participant does: metadata and model.keras at the root."""
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
         for path in sorted((REPO / "baseline_submission").iterdir()):

@@ -27,10 +27,9 @@ from cityscapes_competition.submission_check import (
     sample_layout,
     time_findings,
 )
-from conftest import REPO
+from conftest import BASELINE, BASELINE_MODEL, REPO
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-BASELINE = REPO / "baseline_submission"
 SIZE = (256, 128)  # (width, height) of the sample images; the baseline resizes to its own input size
 FRAMES = 3
 
@@ -88,21 +87,21 @@ def test_the_baseline_passes_and_gives_the_zip_to_upload(sample_split, tmp_path,
     for column in load_challenge().columns:  # as the leaderboard shows them
         assert re.search(rf"^\s+{re.escape(column.label)}\s+\d\.\d{{4}}\b", stdout, re.MULTILINE), column.label
     assert "within the execution time limit of 3600 s" in stdout
-    assert zip_names(out / ZIP_NAME) == ["metadata", "model.h5"]
+    assert zip_names(out / ZIP_NAME) == ["metadata", "model.keras"]  # the model file under its own name
     with zipfile.ZipFile(out / ZIP_NAME) as archive:
         assert archive.read("metadata") == (BASELINE / "metadata").read_bytes()
-        assert archive.read("model.h5") == (BASELINE / "model.h5").read_bytes()
+        assert archive.read("model.keras") == BASELINE_MODEL.read_bytes()
     assert len(list((out / "overlays").glob("*_overlay.png"))) == FRAMES
     assert {p.name for p in (out / "scores").iterdir()} == {"scores.txt", "scores.json", "detailed_results.html"}
     assert len(list((out / "results" / "pixel").rglob("*_labelIds.png"))) == FRAMES
     assert stdout.strip().splitlines()[-1].startswith("Summary: every check passed")
 
 
-def test_a_wrapper_folder_is_accepted_and_flattened(sample_root, tmp_path, capsys) -> None:
+def test_a_wrapper_folder_with_an_h5_is_accepted_and_flattened(sample_root, baseline_h5, tmp_path, capsys) -> None:
     wrapper = tmp_path / "submission" / "my-model-main"  # a GitHub archive: everything in one folder
     (wrapper / "weights").mkdir(parents=True)
     shutil.copy(BASELINE / "metadata", wrapper / "metadata")
-    shutil.copy(BASELINE / "model.h5", wrapper / "weights" / "model.h5")
+    shutil.copy(baseline_h5, wrapper / "weights" / "model.h5")  # .h5 stays accepted
     (wrapper / "README.md").write_text("my model\n")
     (wrapper / "__pycache__").mkdir()
     (wrapper / "__pycache__" / "train.cpython-311.pyc").write_bytes(b"\0")
@@ -119,8 +118,8 @@ def test_a_wrapper_folder_is_accepted_and_flattened(sample_root, tmp_path, capsy
 def test_the_url_trap_in_metadata_fails_with_one_line_and_no_zip(tmp_path, sample_root, capsys) -> None:
     submission = tmp_path / "submission"
     submission.mkdir()
-    shutil.copy(BASELINE / "model.h5", submission / "model.h5")
-    (submission / "metadata").write_text("model: model.h5\n")
+    shutil.copy(BASELINE_MODEL, submission / "model.keras")
+    (submission / "metadata").write_text("model: model.keras\n")
     out = tmp_path / "out"
     out.mkdir()
     (out / OUTPUT_MARKER).write_text("")
@@ -128,7 +127,7 @@ def test_the_url_trap_in_metadata_fails_with_one_line_and_no_zip(tmp_path, sampl
     code, stdout, _ = run_check(submission, sample_root, out, capsys)
     assert code == 1
     (failure,) = marked(stdout, "FAIL")
-    assert "metadata" in failure and "'model: model.h5' would be downloaded as a URL" in failure
+    assert "metadata" in failure and "'model: model.keras' would be downloaded as a URL" in failure
     assert not (out / ZIP_NAME).exists()
     assert "Summary: 1 problem" in stdout
 
@@ -141,6 +140,17 @@ def test_a_missing_model_fails_with_one_line_and_no_zip(tmp_path, sample_root, c
     assert code == 1
     (failure,) = marked(stdout, "FAIL")
     assert "holds no model file" in failure and "Put exactly one model file" in failure
+    assert not (tmp_path / "out" / ZIP_NAME).exists()
+
+
+def test_the_baseline_beside_its_old_h5_fails_naming_both(tmp_path, sample_root, baseline_h5, capsys) -> None:
+    submission = tmp_path / "submission"
+    shutil.copytree(BASELINE, submission)
+    shutil.copy(baseline_h5, submission / "model.h5")  # the file a participant converted from, left behind
+    code, stdout, _ = run_check(submission, sample_root, tmp_path / "out", capsys)
+    assert code == 1
+    (failure,) = marked(stdout, "FAIL")
+    assert "holds 2 model files: model.h5, model.keras" in failure and "Remove the others" in failure
     assert not (tmp_path / "out" / ZIP_NAME).exists()
 
 
@@ -243,16 +253,16 @@ def test_a_link_loop_beside_the_model_is_just_a_name(tmp_path) -> None:
     from cityscapes_competition.submission_check import left_out
 
     shutil.copy(BASELINE / "metadata", tmp_path / "metadata")
-    shutil.copy(BASELINE / "model.h5", tmp_path / "model.h5")
+    shutil.copy(BASELINE_MODEL, tmp_path / "model.keras")
     os.symlink("loop", tmp_path / "loop")
     os.symlink("/etc", tmp_path / "outside")
-    assert left_out(tmp_path / "metadata", tmp_path / "model.h5") == ["loop", "outside"]
+    assert left_out(tmp_path / "metadata", tmp_path / "model.keras") == ["loop", "outside"]
 
 
 def test_a_command_in_metadata_fails_the_check_with_no_zip(tmp_path, sample_root, capsys) -> None:
     submission = tmp_path / "submission"
     submission.mkdir()
-    shutil.copy(BASELINE / "model.h5", submission / "model.h5")
+    shutil.copy(BASELINE_MODEL, submission / "model.keras")
     (submission / "metadata").write_text("command: python3 train.py\n" + (BASELINE / "metadata").read_text())
     out = tmp_path / "out"
     code, stdout, _ = run_check(submission, sample_root, out, capsys)

@@ -13,6 +13,7 @@ from cityscapesscripts.helpers.labels import id2label, labels, trainId2label
 from cityscapes_competition import synthetic, training
 from cityscapes_competition.baseline_model import build_baseline_model
 from cityscapes_competition.errors import UserFacingError
+from cityscapes_competition.model_loading import load_model_safely
 from cityscapes_competition.training import LABEL_ID_TO_TRAIN_ID, TRAIN_ID_TO_LABEL_ID, TrainingDataError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -76,11 +77,15 @@ def test_training_step_export_and_reload(tiny_root: Path, tmp_path: Path):
     assert any(line.startswith("epoch 1/1: loss") for line in logs)
     assert result.class_weights is not None and result.class_weights[16] == 0  # no train pixels: weight 0
 
-    path = training.export_model(result.model, tmp_path / "model.h5")
-    assert path.is_file() and not list(tmp_path.glob(".*partial*"))
-    reloaded = keras.models.load_model(path, compile=False, safe_mode=True)
     batch = np.random.default_rng(1).uniform(0, 255, (2, *SMALL, 3)).astype(np.float32)
-    np.testing.assert_allclose(reloaded.predict(batch, verbose=0), result.model.predict(batch, verbose=0), atol=1e-4)
+    expected = result.model.predict(batch, verbose=0)
+    for name in ("model.keras", "model.h5"):  # the default format, and legacy HDF5 on request
+        path = training.export_model(result.model, tmp_path / name)
+        assert path.is_file() and not list(tmp_path.glob(".*partial*"))
+        for reloaded in (keras.models.load_model(path, compile=False, safe_mode=True), load_model_safely(path)):
+            np.testing.assert_allclose(reloaded.predict(batch, verbose=0), expected, atol=1e-4)
+    with pytest.raises(ValueError, match=r"must end with \.keras or \.h5"):
+        training.export_model(result.model, tmp_path / "model.hdf5")
 
     # The full-resolution prediction the ingestion program would make, scored like the scoring program.
     predicted = training.predict_label_ids(reloaded, batch[:1], (RENDER[1], RENDER[0]))
@@ -117,8 +122,12 @@ def test_command_line_reports_a_wrong_root_in_one_line(tmp_path: Path, capsys):
     spec = importlib.util.spec_from_file_location("train_baseline", REPO / "tools" / "train_baseline.py")
     tool = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(tool)
-    assert tool.main(["--data-root", str(tmp_path), "--out", str(tmp_path / "model.h5")]) == 2
+    assert tool.DEFAULT_OUT == REPO / "baseline_submission" / "model.keras"
+    assert tool.main(["--data-root", str(tmp_path), "--out", str(tmp_path / "model.keras")]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and "holds no images of split 'train'" in err and "\n" not in err
-    assert not (tmp_path / "model.h5").exists()
+    assert not (tmp_path / "model.keras").exists()
+    with pytest.raises(SystemExit):
+        tool.main(["--out", str(tmp_path / "model.onnx")])
+    assert "--out must name a .keras or .h5 file" in capsys.readouterr().err
     assert issubclass(TrainingDataError, UserFacingError)

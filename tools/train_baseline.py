@@ -1,7 +1,8 @@
-"""Train the baseline model of the competition and export it as the baseline submission's ``model.h5``.
+"""Train the baseline model of the competition and export it as the baseline submission's ``model.keras``.
 
     python tools/train_baseline.py                       # synthetic data, generated once under data/train_synthetic/
     python tools/train_baseline.py --data-root PATH      # a real Cityscapes download (leftImg8bit/, gtFine/)
+    python tools/train_baseline.py --out my/model.h5     # legacy HDF5 instead of the Keras 3 format
 
 Without ``--data-root`` the synthetic ``train`` split (``--generate`` frames, seed 0 as in the
 competition's own data, rendered at 1024x512: training runs at a lower resolution anyway) and a
@@ -24,7 +25,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # the package sits beside tools/ in the repository and in the starting kit
 DEFAULT_CACHE = REPO / "data" / "train_synthetic"
-DEFAULT_OUT = REPO / "baseline_submission" / "model.h5"
+DEFAULT_OUT = REPO / "baseline_submission" / "model.keras"
 TRAIN_SEED = 0  # the seed of the competition's synthetic train split
 VAL_SEED = 1  # validation scenes distinct from the test set (val, seed 0)
 TRAIN_RENDER_SIZE = (1024, 512)  # (width, height)
@@ -41,7 +42,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--learning-rate", type=float, default=3e-3)
     parser.add_argument("--input-size", type=int, nargs=2, default=(256, 512), metavar=("H", "W"))
     parser.add_argument("--no-class-balance", action="store_true", help="plain cross-entropy, no class weights")
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="the .h5 file to write")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="the model file to write, .keras or .h5")
     parser.add_argument("--seed", type=int, default=0, help="seed of initialization, shuffling and augmentation")
     parser.add_argument("--threads", type=int, default=2, help="CPU threads for TensorFlow (default 2)")
     parser.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE, help=argparse.SUPPRESS)
@@ -50,8 +51,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error("--generate, --epochs and --batch-size must be at least 1, --val-frames at least 0")
     if any(v <= 0 or v % 16 for v in args.input_size):
         parser.error("--input-size H W: both must be positive multiples of 16")
-    if args.out.suffix != ".h5":
-        parser.error("--out must name a .h5 file")
+    if args.out.suffix not in (".keras", ".h5"):  # training.EXPORT_SUFFIXES, without importing TensorFlow here
+        parser.error("--out must name a .keras or .h5 file")
     return args
 
 
