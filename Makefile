@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 DATA := data
 
-.PHONY: setup demo test lint benchmark bundle clean
+.PHONY: setup demo test lint benchmark check-settings bundle clean
 
 $(BIN)/.installed: requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,11 @@ lint: setup
 
 benchmark: setup
 	$(BIN)/python benchmarks/bench_scoring.py
+
+# challenge.yaml checked as the build checks it, and what the bundles will say (phases in local time and UTC,
+# limits, time limits, image, leaderboard, warnings); writes nothing
+check-settings: setup
+	$(BIN)/python -m cityscapes_competition.bundle --check
 
 # dist/codalab_bundle.zip and dist/codabench_bundle.zip, from the synthetic default data (data/competition);
 # for the real data: $(BIN)/python -m cityscapes_competition.bundle --data DIR (a competition_data build)

@@ -1,5 +1,10 @@
 """Build the competition bundles: ``dist/codalab_bundle.zip`` (CodaLab v1.5) and ``dist/codabench_bundle.zip``.
 
+``python -m cityscapes_competition.bundle --check`` (``make check-settings``) checks challenge.yaml as the build
+does (both documents against their platform's rules, the pages) and prints what the bundles will say: the phases in
+local time and UTC, the limits, each platform's time limit, the image, the leaderboard, the warnings. It writes
+nothing; ``--yaml-only`` also refreshes the tracked competition.yaml, which every build refreshes too.
+
 ``python -m cityscapes_competition.bundle [--data DIR] [--out dist]`` (``make bundle``). DIR is a build of
 ``cityscapes_competition.competition_data``; without ``--data`` the synthetic default is built (or reused) in
 ``data/competition``. Each bundle holds its competition.yaml (made from challenge.yaml and checked against the
@@ -35,6 +40,7 @@ compute-worker image (``codalab/competitions-v2-compute-worker``, its ``.env`` h
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as dt
 import re
 import shutil
@@ -48,7 +54,7 @@ from pathlib import Path
 import yaml
 
 from .atomic import atomic_stream, write_text_atomic
-from .challenge import ChallengeSettings, load_challenge
+from .challenge import ChallengeSettings, FactSheetQuestion, Phase, load_challenge
 from .competition_pages import render_pages
 from .errors import ReferenceDataError
 from .platform_yaml import (
@@ -74,6 +80,7 @@ from .platform_yaml import (
     is_uuid,
     past_deadline_warnings,
     render_yaml,
+    to_utc,
 )
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -88,6 +95,7 @@ DATA_FOLDERS = ("input_data", "reference_data", "sample_data")
 STARTING_KIT_FILES = ("tools/train_baseline.py", "requirements.lock")  # beside the folders the kit holds whole
 STORED_SUFFIXES = frozenset({".png", ".h5", ".hdf5", ".keras", ".zip", ".jpg", ".jpeg", ".gz"})  # compressed already
 LARGE_BUNDLE_BYTES = 300 * 1000**2
+_TIME_FORMAT = "%Y-%m-%d %H:%M:%S"  # as challenge.yaml writes local times
 _ZIP_TIME = (1980, 1, 1, 0, 0, 0)  # fixed entry timestamps: reproducible zips
 _SKIPPED_NAMES = frozenset({"__pycache__", ".pytest_cache", ".ruff_cache", ".DS_Store"})
 _SKIPPED_SUFFIXES = frozenset({".pyc", ".pyo"})
@@ -302,6 +310,114 @@ def logo_path() -> Path:
     return LOGO_PATH
 
 
+def layout_members(layout: BundleLayout, *, solution: bool) -> list[str]:
+    """The names a bundle of this layout holds, before its zips are written (data named by key are not in it)."""
+    parts = [layout.ingestion_program, layout.scoring_program, layout.input_data, layout.reference_data]
+    return [COMPETITION_YAML, layout.logo, *layout.pages.values(), *parts, layout.starting_kit] + (
+        [layout.solution] if solution else []
+    )
+
+
+# ------------------------------------------------------------------------------------------------ check
+
+
+def check_settings(settings: ChallengeSettings, now: dt.datetime) -> tuple[str, ...]:
+    """What the build checks before it needs any data (the pages, both documents against their platform's rules);
+    returns the build's warnings. Nothing is written."""
+    codalab_layout = layout_for(checked_pages(render_pages(settings, CODALAB_PLATFORM)), DatasetKeys())
+    codalab_text = render_yaml(codalab_document(settings, codalab_layout), CODALAB_PLATFORM)
+    check_codalab(yaml.full_load(codalab_text), layout_members(codalab_layout, solution=False), settings.source)
+    limit, _ = codabench_time_limit(settings)
+    capped = dataclasses.replace(settings, execution_time_limit=limit)  # as codabench_challenge gives its programs
+    codabench_layout = layout_for(checked_pages(render_pages(capped, CODABENCH_PLATFORM)), DatasetKeys())
+    codabench_doc = codabench_document(settings, codabench_layout)
+    codabench_text = render_yaml(codabench_doc.document, CODABENCH_PLATFORM)
+    check_codabench(yaml.safe_load(codabench_text), layout_members(codabench_layout, solution=True), settings.source)
+    return docker_image_warnings(settings) + codabench_doc.warnings + past_deadline_warnings(settings, now)
+
+
+def settings_lines(settings: ChallengeSettings, now: dt.datetime) -> list[str]:
+    """The settings as the bundles will state them, for the organiser to read before uploading."""
+    zone = settings.time_zone.key
+    rules = (
+        "checked by the scoring program too"
+        if settings.enforce_submission_rules
+        else "NOT checked by the scoring program (enforce_submission_rules: false)"
+    )
+    rows = [
+        ("title", settings.title),
+        ("phases", f"local time in {zone} (then UTC); a submission must be made before its deadline's second"),
+        *(("", phase_line(settings, phase, now)) for phase in settings.phases),
+        (
+            "submissions",
+            f"{settings.max_submissions_per_day} a day ({zone} days), {settings.max_submissions} in all, "
+            f"per participant and phase; {rules}",
+        ),
+        ("time limit", time_limit_line(settings)),
+        ("docker image", settings.docker_image),
+        (
+            "leaderboard",
+            f"'{settings.leaderboard_title}', ranked by {settings.columns[0].key}: "
+            + ", ".join(f"{column.key} ({column.label})" for column in settings.columns),
+        ),
+        (
+            "migration",
+            "each participant's last submission of a phase re-runs in the next"
+            if settings.migrate_to_next_phase
+            else "off (migrate_to_next_phase: false)",
+        ),
+        ("contact", settings.contact_email or "none (contact_email)"),
+        ("fact sheet", fact_sheet_line(settings)),
+    ]
+    return [f"Settings: {settings.source}"] + [f"  {label:<14}{text}".rstrip() for label, text in rows]
+
+
+def phase_line(settings: ChallengeSettings, phase: Phase, now: dt.datetime) -> str:
+    local, form = settings.local, _TIME_FORMAT
+    when = f"{local(phase.start):{form}} to {local(phase.deadline):{form}}"
+    when_utc = f"{to_utc(phase.start):{form}} to {to_utc(phase.deadline):{form}} UTC"
+    if phase.deadline <= now:
+        state = "ended"
+    elif phase.start <= now:
+        state = "open now"
+    else:
+        state = (
+            f"opens in {(phase.start - now).days} days" if phase.start - now >= dt.timedelta(days=2) else "opens soon"
+        )
+    return f"{phase.number} {phase.name}: {when} ({when_utc}), {state}"
+
+
+def time_limit_line(settings: ChallengeSettings) -> str:
+    limit, _ = codabench_time_limit(settings)
+    queue = f"queue {settings.codabench_queue}" if settings.codabench_queue else "its default queue"
+    return (
+        f"per step (ingestion, then scoring): CodaLab v1.5 {settings.execution_time_limit} s, "
+        f"Codabench {limit} s ({queue})"
+    )
+
+
+def fact_sheet_line(settings: ChallengeSettings) -> str:
+    if not settings.fact_sheet:
+        return "none"
+    questions = [
+        f"{question.key} ({', '.join(flag for flag, on in _question_flags(question) if on)})"
+        for question in settings.fact_sheet
+    ]
+    return "Codabench asks " + ", ".join(questions)
+
+
+def _question_flags(question: FactSheetQuestion) -> tuple[tuple[str, bool], ...]:
+    return ((question.kind, True), ("required", question.required), ("on the leaderboard", question.on_leaderboard))
+
+
+def committed_yaml_line(settings: ChallengeSettings, path: Path | None = None) -> str:
+    path = path or COMMITTED_YAML
+    current = path.is_file() and path.read_text(encoding="utf-8") == committed_yaml_text(settings)
+    if current:
+        return f"{path}: up to date"
+    return f"{path}: out of date (make bundle, or --yaml-only, refreshes it; the test suite fails until then)"
+
+
 # ------------------------------------------------------------------------------------------------ build
 
 
@@ -477,6 +593,18 @@ def report_lines(report: BundleReport) -> Iterable[str]:
         )
 
 
+_UPLOAD = {
+    CODABENCH_PLATFORM: "Codabench: Benchmarks > Management > Upload",
+    CODALAB_PLATFORM: "CodaLab v1.5 (no submissions since the end of 2025): create a competition from it",
+}
+
+
+def upload_lines(report: BundleReport) -> list[str]:
+    """Where each bundle goes: each is made for its own platform (Codabench refuses the other on purpose)."""
+    lines = ["Upload each bundle to its own platform (README, 'Building and uploading the bundle'):"]
+    return lines + [f"  {bundle.path.name} -> {_UPLOAD[bundle.platform]}" for bundle in report.bundles]
+
+
 def default_competition_data() -> Path:
     """The synthetic default competition data in data/competition, built once and reused."""
     from .competition_data import build_competition_data
@@ -488,7 +616,7 @@ def default_competition_data() -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Build dist/codalab_bundle.zip and dist/codabench_bundle.zip."""
+    """Check challenge.yaml, then build dist/codalab_bundle.zip and dist/codabench_bundle.zip (--check: only check)."""
     from .cli import guarded
 
     parser = argparse.ArgumentParser(prog="python -m cityscapes_competition.bundle", description=main.__doc__)
@@ -503,16 +631,41 @@ def main(argv: list[str] | None = None) -> int:
                 metavar="KEY",
                 help=f"{platform}: key of the {kind}_data.zip uploaded as a dataset; the zip is left out of the bundle",
             )
-    parser.add_argument(
-        "--yaml-only", action="store_true", help=f"only refresh {COMMITTED_YAML.name} at the repository root"
+    only = parser.add_mutually_exclusive_group()
+    only.add_argument(
+        "--check",
+        action="store_true",
+        help="check challenge.yaml (and --data and the keys, if given) and print what the bundles will say; "
+        "writes nothing",
+    )
+    only.add_argument(
+        "--yaml-only", action="store_true", help=f"check, then refresh {COMMITTED_YAML.name} at the repository root"
     )
     args = parser.parse_args(argv)
 
     def run() -> None:
-        settings = load_challenge()
+        # Everything that needs no data is checked first: a mistake must not wait for the data build.
+        settings, now = load_challenge(), dt.datetime.now(dt.UTC)
+        warnings = check_settings(settings, now)
+        codalab_keys = checked_keys(DatasetKeys(args.input_data_key, args.reference_data_key), "")
+        codabench_keys = checked_keys(
+            DatasetKeys(args.codabench_input_data_key, args.codabench_reference_data_key), "codabench-"
+        )
+        if args.check and args.data is not None:
+            competition_data_folders(args.data)
+        for line in settings_lines(settings, now):
+            print(line)
+        if args.check:
+            print(committed_yaml_line(settings))
+            say_warnings(warnings)
+            print(check_verdict(settings, warnings))
+            return
         if write_committed_yaml(settings):
             print(f"Updated {COMMITTED_YAML} from {settings.source}")
+        else:
+            print(f"{COMMITTED_YAML}: up to date")
         if args.yaml_only:
+            say_warnings(warnings)
             return
         data = args.data if args.data is not None else default_competition_data()
         print(f"Building the bundles from {data} into {args.out} ...", flush=True)
@@ -520,16 +673,26 @@ def main(argv: list[str] | None = None) -> int:
             data,
             args.out,
             settings=settings,
-            codalab_keys=DatasetKeys(args.input_data_key, args.reference_data_key),
-            codabench_keys=DatasetKeys(args.codabench_input_data_key, args.codabench_reference_data_key),
+            codalab_keys=codalab_keys,
+            codabench_keys=codabench_keys,
             say=lambda line: print(line, flush=True),
         )
-        for warning in report.warnings:
-            print(f"warning: {warning}", file=sys.stderr)
-        for line in report_lines(report):
+        for line in [*report_lines(report), *upload_lines(report)]:
             print(line)
+        say_warnings(report.warnings)
 
     return guarded(run, "bundle")
+
+
+def check_verdict(settings: ChallengeSettings, warnings: tuple[str, ...]) -> str:
+    noted = f"{len(warnings)} warning{'s' if len(warnings) != 1 else ''} above" if warnings else "no warnings"
+    return f"No mistakes in {settings.source} ({noted}); nothing was written."
+
+
+def say_warnings(warnings: Iterable[str]) -> None:
+    sys.stdout.flush()  # after the lines they are about, in a terminal too
+    for warning in warnings:
+        print(f"warning: {warning}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import datetime as dt
+import difflib
 import itertools
 import re
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 import yaml
 
-from .errors import ReferenceDataError
+from .errors import ReferenceDataError, shown
 from .scores import LEADERBOARD_KEYS
 
 DEFAULT_CHALLENGE_FILE = Path(__file__).with_name("challenge.yaml")
@@ -29,7 +31,10 @@ MAX_EMAIL_CHARS = 256
 # starts with 'task-' (submission_upload.tag, get_fact_sheet_answers), so no '-' at all.
 _FACT_SHEET_KEY = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,49}")
 FACT_SHEET_TYPES = ("text", "checkbox", "select")
-_FIX = "Correct challenge.yaml (the competition's settings) and build the bundle again."
+SETTINGS_FIX = (
+    "Correct challenge.yaml (the competition's settings), check it with "
+    "'python -m cityscapes_competition.bundle --check' and build the bundle again."
+)
 
 
 @dataclass(frozen=True)
@@ -87,7 +92,7 @@ class ChallengeSettings:
             if phase.number == number:
                 return phase
         known = ", ".join(str(phase.number) for phase in self.phases)
-        raise ReferenceDataError(f"no phase {number} (phases: {known})", self.source, _FIX)
+        raise ReferenceDataError(f"no phase {number} (phases: {known})", self.source, SETTINGS_FIX)
 
     def phase_at(self, moment: dt.datetime) -> Phase | None:
         """The phase open at ``moment``: the last one started, if its deadline has not passed."""
@@ -102,21 +107,92 @@ def load_challenge(path: Path | None = None) -> ChallengeSettings:
     """Read and validate challenge.yaml; every mistake is one message naming the key."""
     source = path or DEFAULT_CHALLENGE_FILE
     try:
-        raw = yaml.safe_load(source.read_text(encoding="utf-8"))
+        text = source.read_text(encoding="utf-8")
     except OSError as error:
-        raise ReferenceDataError(f"cannot read the competition settings ({error.strerror})", source, _FIX) from None
+        raise ReferenceDataError(
+            f"cannot read the competition settings ({error.strerror})", source, SETTINGS_FIX
+        ) from None
+    except UnicodeDecodeError:
+        raise ReferenceDataError("is not UTF-8 text", source, "Save challenge.yaml as UTF-8.") from None
+    try:
+        raw = yaml.load(text, Loader=_SettingsLoader)
     except yaml.YAMLError as error:
-        raise ReferenceDataError(f"not valid YAML ({_yaml_problem(error)})", source, _FIX) from None
-    reader = _Reader(raw, source)
-    settings = reader.build()
-    reader.refuse_unknown()
-    return settings
+        raise ReferenceDataError(f"not valid YAML ({_yaml_problem(error)})", source, SETTINGS_FIX) from None
+    except (ValueError, OverflowError, RecursionError) as error:  # a constructor's own failure, or deep nesting
+        raise ReferenceDataError(f"not valid YAML ({type(error).__name__}: {error})", source, SETTINGS_FIX) from None
+    return _Reader(raw, source).build()
 
 
 def _yaml_problem(error: yaml.YAMLError) -> str:
     mark = getattr(error, "problem_mark", None)
     problem = getattr(error, "problem", None) or "syntax error"
     return f"{problem} at line {mark.line + 1}" if mark is not None else str(problem)
+
+
+@dataclass(frozen=True)
+class _UnquotedDate:
+    """A value YAML reads as a timestamp, kept as written: refused with the quoted form to write instead."""
+
+    text: str
+    value: dt.date | None  # None: not a real date (2019-02-30)
+    line: int
+
+
+class _SettingsLoader(yaml.SafeLoader):
+    """YAML's safe loader, but a key given twice is refused (PyYAML keeps the last one silently)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[str] = set()
+        for key_node, _ in node.value:
+            if isinstance(key_node, yaml.ScalarNode):
+                if key_node.value in seen:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"the key '{key_node.value}' is given twice", key_node.start_mark
+                    )
+                seen.add(key_node.value)
+        return super().construct_mapping(node, deep=deep)
+
+
+def _construct_timestamp(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> _UnquotedDate:
+    try:
+        value = loader.construct_yaml_timestamp(node)
+    except (ValueError, OverflowError):
+        value = None
+    return _UnquotedDate(str(node.value), value, node.start_mark.line + 1)
+
+
+_SettingsLoader.add_constructor("tag:yaml.org,2002:timestamp", _construct_timestamp)
+
+
+def unquoted_date_message(key: str, date: _UnquotedDate, where: str, moment: bool) -> str:
+    """What to write instead of an unquoted YAML date: for a start or deadline, the local time as this file wants it."""
+    said = f"'{where}{key}' at line {date.line} ({date.text})"
+    if not moment:
+        return f'{said} is unquoted, so YAML reads it as a date: quote it: {key}: "{date.text}"'
+    if date.value is None:
+        return f'{said} is not a real date: write one, quoted: {key}: "YYYY-MM-DD HH:MM:SS"'
+    if isinstance(date.value, dt.datetime):
+        offset = " (local time in time_zone, without an offset)" if date.value.tzinfo is not None else ""
+        quoted = f"{date.value:%Y-%m-%d %H:%M:%S}"
+        return f'{said} is unquoted, so YAML reads it as a timestamp: quote the date: {key}: "{quoted}"{offset}'
+    time = "23:59:00" if key == "deadline" else "00:00:00"  # the seeds' pattern: open at 00:00, close at 23:59
+    quoted = f"{date.value:%Y-%m-%d} {time}"
+    return f'{said} is unquoted, so YAML reads it as a date: quote the date and give its time: {key}: "{quoted}"'
+
+
+def unknown_key_message(key: Any, known: Collection[str], where: str = "") -> str:
+    """'unknown key' naming the closest known key, so a misspelt key is not reported as a missing one."""
+    name = str(key)
+    lowered = {known_key.lower(): known_key for known_key in known}
+    close = difflib.get_close_matches(name.lower(), sorted(lowered), n=1, cutoff=0.6)
+    hint = f"did you mean '{where}{lowered[close[0]]}'?" if close else f"known: {', '.join(sorted(known))}"
+    return f"unknown key '{where}{name}' ({hint})"
+
+
+def _zone_hint(name: str) -> str:
+    zones = {zone.lower(): zone for zone in available_timezones()}
+    close = difflib.get_close_matches(name.lower(), sorted(zones), n=1, cutoff=0.6)
+    return f"did you mean '{zones[close[0]]}'?" if close else "use an IANA name such as Europe/Moscow"
 
 
 _TOP_KEYS = {
@@ -136,30 +212,36 @@ _TOP_KEYS = {
     "fact_sheet",
 }
 _FACT_SHEET_QUESTION_KEYS = {"key", "title", "type", "options", "required", "on_leaderboard"}
+_PHASE_KEYS = {"number", "name", "description", "start", "deadline"}
+_LEADERBOARD_KEYS = {"title", "columns"}
+_COLUMN_KEYS = {"key", "label", "task"}
+_KIND_NAMES = {str: "text", int: "a whole number", bool: "true or false", list: "a list", dict: "a mapping"}
 
 
 class _Reader:
     def __init__(self, raw: Any, source: Path):
         if not isinstance(raw, dict):
-            raise ReferenceDataError("must be a YAML mapping of settings", source, _FIX)
+            raise ReferenceDataError("must be a YAML mapping of settings", source, SETTINGS_FIX)
         self.raw = raw
         self.source = source
 
     def fail(self, message: str) -> ReferenceDataError:
-        return ReferenceDataError(message, self.source, _FIX)
+        return ReferenceDataError(message, self.source, SETTINGS_FIX)
 
-    def refuse_unknown(self) -> None:
-        unknown = sorted(set(self.raw) - _TOP_KEYS)
-        if unknown:
-            raise self.fail(f"unknown setting '{unknown[0]}' (known: {', '.join(sorted(_TOP_KEYS))})")
+    def refuse_unknown(self, mapping: dict, known: Collection[str], where: str = "") -> None:
+        """Checked before any value is read, so a misspelt key is reported as such, not as a missing one."""
+        for key in mapping:
+            if key not in known:
+                raise self.fail(unknown_key_message(key, known, where))
 
-    def value(self, mapping: dict, key: str, kind: type | tuple[type, ...], where: str = "") -> Any:
+    def value(self, mapping: dict, key: str, kind: type, where: str = "") -> Any:
         if key not in mapping:
-            raise self.fail(f"missing setting '{where}{key}'")
+            raise self.fail(f"missing key '{where}{key}'")
         value = mapping[key]
+        if isinstance(value, _UnquotedDate):
+            raise self.fail(unquoted_date_message(key, value, where, moment=False))
         if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-            names = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
-            raise self.fail(f"'{where}{key}' must be {names}, not {value!r}")
+            raise self.fail(f"'{where}{key}' must be {_KIND_NAMES.get(kind, kind.__name__)}, not {shown(value)}")
         return value
 
     def positive(self, key: str) -> int:
@@ -169,15 +251,13 @@ class _Reader:
         return value
 
     def build(self) -> ChallengeSettings:
-        zone_name = self.value(self.raw, "time_zone", str)
-        try:
-            zone = ZoneInfo(zone_name)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise self.fail(f"unknown time zone '{zone_name}' (use an IANA name such as Europe/Moscow)") from None
+        self.refuse_unknown(self.raw, _TOP_KEYS)
+        zone = self.time_zone()
         queue = self.raw.get("codabench_queue")
         if queue is not None and not isinstance(queue, str):
-            raise self.fail(f"'codabench_queue' must be a queue key (text) or null, not {queue!r}")
+            raise self.fail(f"'codabench_queue' must be a queue key (text) or null, not {shown(queue)}")
         board = self.value(self.raw, "leaderboard", dict)
+        self.refuse_unknown(board, _LEADERBOARD_KEYS, "leaderboard.")
         return ChallengeSettings(
             title=self.value(self.raw, "title", str),
             description=self.value(self.raw, "description", str),
@@ -197,10 +277,17 @@ class _Reader:
             source=self.source,
         )
 
+    def time_zone(self) -> ZoneInfo:
+        name = self.value(self.raw, "time_zone", str)
+        try:
+            return ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise self.fail(f"unknown time zone '{name}' ({_zone_hint(name)})") from None
+
     def optional_flag(self, mapping: dict, key: str, default: bool, where: str = "") -> bool:
         value = mapping.get(key, default)
         if not isinstance(value, bool):
-            raise self.fail(f"'{where}{key}' must be true or false, not {value!r}")
+            raise self.fail(f"'{where}{key}' must be true or false, not {shown(value)}")
         return value
 
     def contact_email(self) -> str | None:
@@ -228,9 +315,7 @@ class _Reader:
         where = f"fact_sheet[{index}]."
         if not isinstance(entry, dict):
             raise self.fail(f"fact_sheet question {index} must be a mapping with key, title and type")
-        unknown = sorted(set(entry) - _FACT_SHEET_QUESTION_KEYS)
-        if unknown:
-            raise self.fail(f"unknown setting '{where}{unknown[0]}'")
+        self.refuse_unknown(entry, _FACT_SHEET_QUESTION_KEYS, where)
         key = self.value(entry, "key", str, where)
         if not _FACT_SHEET_KEY.fullmatch(key):
             raise self.fail(
@@ -287,9 +372,7 @@ class _Reader:
         where = f"phases[{index}]."
         if not isinstance(entry, dict):
             raise self.fail(f"phase {index} must be a mapping with number, name, start and deadline")
-        unknown = sorted(set(entry) - {"number", "name", "description", "start", "deadline"})
-        if unknown:
-            raise self.fail(f"unknown setting '{where}{unknown[0]}'")
+        self.refuse_unknown(entry, _PHASE_KEYS, where)
         start = self.moment(entry, "start", zone, where)
         deadline = self.moment(entry, "deadline", zone, where)
         if deadline <= start:
@@ -300,33 +383,50 @@ class _Reader:
         return Phase(
             number=number,
             name=self.value(entry, "name", str, where),
-            description=str(entry.get("description", "")),
+            description=self.value(entry, "description", str, where) if "description" in entry else "",
             start=start,
             deadline=deadline,
         )
 
     def moment(self, entry: dict, key: str, zone: ZoneInfo, where: str) -> dt.datetime:
+        if isinstance(entry.get(key), _UnquotedDate):
+            raise self.fail(unquoted_date_message(key, entry[key], where, moment=True))
         text = self.value(entry, key, str, where)
         try:
             naive = dt.datetime.strptime(text, _DATE_FORMAT)
         except ValueError:
-            raise self.fail(f"'{where}{key}' must be local time as 'YYYY-MM-DD HH:MM:SS', not {text!r}") from None
-        return naive.replace(tzinfo=zone)
+            raise self.fail(f"'{where}{key}' must be local time as 'YYYY-MM-DD HH:MM:SS', not {shown(text)}") from None
+        moment = naive.replace(tzinfo=zone)
+        # Where the clocks change, a wall-clock time may not exist, or exist twice: neither is a deadline to the second.
+        if moment.astimezone(dt.UTC).astimezone(zone).replace(tzinfo=None) != naive:
+            raise self.fail(
+                f"'{where}{key}' {text} does not exist in {zone.key} (the clocks skip it); choose another time"
+            )
+        if naive.replace(tzinfo=zone, fold=1).utcoffset() != moment.utcoffset():
+            raise self.fail(
+                f"'{where}{key}' {text} happens twice in {zone.key} (the clocks go back over it); choose another time"
+            )
+        return moment
 
     def columns(self, board: dict) -> tuple[LeaderboardColumn, ...]:
         entries = self.value(board, "columns", list, "leaderboard.")
-        columns = []
-        for entry in entries:
-            if not isinstance(entry, dict) or set(entry) != {"key", "label", "task"}:
-                raise self.fail("each leaderboard column must have exactly key, label and task")
-            if entry["key"] not in LEADERBOARD_KEYS:
-                raise self.fail(
-                    f"leaderboard column '{entry['key']}' is not a score (scores: {', '.join(LEADERBOARD_KEYS)})"
-                )
-            if entry["task"] not in ("pixel", "instance"):
-                raise self.fail(f"leaderboard column '{entry['key']}': task must be pixel or instance")
-            columns.append(LeaderboardColumn(str(entry["key"]), str(entry["label"]), entry["task"]))
+        columns = tuple(self.column(entry, index) for index, entry in enumerate(entries, 1))
         keys = [column.key for column in columns]
         if sorted(keys) != sorted(set(keys)) or not keys:
             raise self.fail("leaderboard columns must be listed once each, at least one")
-        return tuple(columns)
+        return columns
+
+    def column(self, entry: Any, index: int) -> LeaderboardColumn:
+        where = f"leaderboard.columns[{index}]."
+        if not isinstance(entry, dict):
+            raise self.fail(f"leaderboard column {index} must be a mapping with key, label and task")
+        self.refuse_unknown(entry, _COLUMN_KEYS, where)
+        key = self.value(entry, "key", str, where)
+        if key not in LEADERBOARD_KEYS:
+            close = difflib.get_close_matches(key, LEADERBOARD_KEYS, n=1)
+            hint = f"did you mean '{close[0]}'? " if close else ""
+            raise self.fail(f"leaderboard column '{key}' is not a score ({hint}scores: {', '.join(LEADERBOARD_KEYS)})")
+        task = self.value(entry, "task", str, where)
+        if task not in ("pixel", "instance"):
+            raise self.fail(f"'{where}task' must be pixel or instance, not {shown(task)}")
+        return LeaderboardColumn(key, self.text(entry, "label", where), task)

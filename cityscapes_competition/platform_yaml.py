@@ -55,7 +55,7 @@ from typing import Any
 
 import yaml
 
-from .challenge import ChallengeSettings, FactSheetQuestion
+from .challenge import SETTINGS_FIX, ChallengeSettings, FactSheetQuestion
 from .errors import ReferenceDataError
 
 # ----------------------------------------------------------------------------------- CodaLab v1.5 rules
@@ -268,7 +268,7 @@ YAML_NOTES = {
         "# (it would end Phase 1 a day early and cut the time limit to 600 s).\n"
     ),
 }
-_FIX = "Correct challenge.yaml (the competition's settings) and build the bundle again."
+_FIX = SETTINGS_FIX
 _THIS_FILE = Path(__file__)
 _STRUCTURE_FIX = (
     "The document is built in this file (codalab_document, codabench_document) from the names bundle.py "

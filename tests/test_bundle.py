@@ -25,8 +25,9 @@ from cityscapes_competition.bundle import (
     build_bundles,
     committed_yaml_text,
     main,
+    settings_lines,
 )
-from cityscapes_competition.challenge import ChallengeSettings, Phase, load_challenge
+from cityscapes_competition.challenge import DEFAULT_CHALLENGE_FILE, ChallengeSettings, Phase, load_challenge
 from cityscapes_competition.competition_data import build_competition_data
 from cityscapes_competition.competition_pages import render_pages
 from cityscapes_competition.errors import ReferenceDataError
@@ -133,7 +134,8 @@ def test_committed_competition_yaml_is_up_to_date(settings: ChallengeSettings) -
     committed = (REPO / "competition.yaml").read_text(encoding="utf-8")
     assert committed == committed_yaml_text(settings), (
         "competition.yaml is out of date with cityscapes_competition/challenge.yaml: run "
-        "'.venv/bin/python -m cityscapes_competition.bundle --yaml-only' (make bundle does it too)"
+        "'.venv/bin/python -m cityscapes_competition.bundle --yaml-only' (make bundle does it too; --check only says "
+        "whether it is current)"
     )
 
 
@@ -409,6 +411,8 @@ def test_cli_reports_the_sizes_and_the_warnings(
     assert "warning:" in captured.err and "600 s" in captured.err
     assert "every deadline is in the past" in captured.err  # the seeds' 2019 dates
     assert (tmp_path / "competition.yaml").read_text() == committed_yaml_text(load_challenge())
+    assert captured.out.startswith(f"Settings: {DEFAULT_CHALLENGE_FILE}\n")  # what is being built, first
+    assert "  codabench_bundle.zip -> Codabench: Benchmarks > Management > Upload" in captured.out
 
 
 def test_cli_turns_an_organiser_mistake_into_one_line(
@@ -418,6 +422,119 @@ def test_cli_turns_an_organiser_mistake_into_one_line(
     assert main(["--data", str(tmp_path / "nothing"), "--out", str(tmp_path / "dist")]) == 2
     error = capsys.readouterr().err.strip()
     assert "\n" not in error and "competition_data.json" in error
+
+
+@pytest.fixture
+def organiser(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """main() with a stale competition.yaml in tmp_path; the list records every data build main asks for."""
+    (tmp_path / "competition.yaml").write_text("stale\n")
+    monkeypatch.setattr(bundle_module, "COMMITTED_YAML", tmp_path / "competition.yaml")
+    monkeypatch.setattr(bundle_module, "DEFAULT_OUT", tmp_path / "dist")
+    data_builds: list[str] = []
+    monkeypatch.setattr(bundle_module, "default_competition_data", lambda: data_builds.append("built") or tmp_path)
+    return data_builds
+
+
+def organiser_edits(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, old: str, new: str) -> None:
+    text = DEFAULT_CHALLENGE_FILE.read_text(encoding="utf-8")
+    assert old in text
+    path = tmp_path / "challenge.yaml"
+    path.write_text(text.replace(old, new, 1), encoding="utf-8")
+    monkeypatch.setattr(bundle_module, "load_challenge", lambda: load_challenge(path))
+
+
+def test_the_check_says_what_it_checked_and_writes_nothing(
+    organiser: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["--check"]) == 0
+    out, err = capsys.readouterr()
+    assert out.startswith(f"Settings: {DEFAULT_CHALLENGE_FILE}\n")
+    assert "local time in Europe/Moscow (then UTC)" in out
+    assert (
+        "1 Phase 1: 2019-02-11 00:00:00 to 2019-03-14 23:59:00 (2019-02-10 21:00:00 to 2019-03-14 20:59:00 UTC), ended"
+    ) in out
+    assert (
+        "2 Phase 2: 2019-03-15 00:00:00 to 2019-04-09 23:59:00 (2019-03-14 21:00:00 to 2019-04-09 20:59:00 UTC)" in out
+    )
+    assert "20 a day (Europe/Moscow days), 200 in all, per participant and phase" in out
+    assert "CodaLab v1.5 3600 s, Codabench 600 s (its default queue)" in out
+    assert "docker image  cityscapes-competition:1.0" in out
+    assert "'Results', ranked by iou_class: iou_class (IoU class), iiou_class" in out and "ap50m (AP 50m)" in out
+    assert "model_description (text, required), external_data (checkbox, on the leaderboard)" in out
+    assert f"{tmp_path / 'competition.yaml'}: out of date (make bundle, or --yaml-only, refreshes it" in out
+    assert out.endswith("(3 warnings above); nothing was written.\n")
+    assert "every deadline is in the past" in err and "600 s" in err and "names no registry account" in err
+    assert (tmp_path / "competition.yaml").read_text() == "stale\n"
+    assert not (tmp_path / "dist").exists() and organiser == []
+
+
+def test_yaml_only_refreshes_the_tracked_yaml_and_says_so(
+    organiser: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    committed = tmp_path / "competition.yaml"
+    assert main(["--yaml-only"]) == 0
+    assert f"Updated {committed} from {DEFAULT_CHALLENGE_FILE}" in capsys.readouterr().out
+    assert committed.read_text() == committed_yaml_text(load_challenge())
+    assert main(["--yaml-only"]) == 0
+    assert f"{committed}: up to date" in capsys.readouterr().out
+    assert main(["--check"]) == 0
+    assert f"{committed}: up to date" in capsys.readouterr().out
+    assert organiser == []
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "message"),
+    [
+        ('deadline: "2019-03-14 23:59:00"', "deadline: 2019-03-14 23:59:00", 'quote the date: deadline: "2019-03-14'),
+        ("  columns:", "  colums:", "unknown key 'leaderboard.colums' (did you mean 'leaderboard.columns'?)"),
+        # the platforms' own rules, checked without any data
+        ("codabench_queue: null", "codabench_queue: my-queue", "Codabench wants the queue's vhost, a UUID"),
+        ('start: "2019-03-15 00:00:00"', 'start: "2019-03-14 23:59:00"', "to end strictly before the next starts"),
+    ],
+)
+def test_a_mistake_is_one_line_with_exit_2_and_nothing_written(
+    organiser: list[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    old: str,
+    new: str,
+    message: str,
+) -> None:
+    organiser_edits(tmp_path, monkeypatch, old, new)
+    for argv in (["--check"], ["--yaml-only"], []):
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("bundle: error: ") and err.count("\n") == 1 and message in err
+        assert "challenge.yaml" in err and "--check" in err
+    assert (tmp_path / "competition.yaml").read_text() == "stale\n"
+    assert organiser == []  # the build stops before the data build, which may take minutes
+
+
+def test_a_bad_dataset_key_or_data_folder_is_refused_before_any_data_is_built(
+    organiser: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["--input-data-key", "nope"]) == 2
+    assert "--input-data-key 'nope' is not a dataset key" in capsys.readouterr().err
+    assert main(["--check", "--data", str(tmp_path / "nothing")]) == 2
+    assert "competition_data.json" in capsys.readouterr().err
+    assert organiser == []
+
+
+def test_the_check_tells_where_each_phase_stands(settings: ChallengeSettings) -> None:
+    planned = with_phases(
+        settings, ("2030-01-01 00:00:00", "2030-02-01 23:59:00"), ("2030-02-02 00:00:00", "2030-03-01 23:59:00")
+    )
+    lines = settings_lines(planned, dt.datetime(2030, 1, 15, tzinfo=dt.UTC))
+    assert "(2029-12-31 21:00:00 to 2030-02-01 20:59:00 UTC), open now" in lines[3]
+    assert "(2030-02-01 21:00:00 to 2030-03-01 20:59:00 UTC), opens in 17 days" in lines[4]
+    changed = dataclasses.replace(
+        planned, codabench_queue=QUEUE, enforce_submission_rules=False, migrate_to_next_phase=False, fact_sheet=()
+    )
+    text = "\n".join(settings_lines(changed, dt.datetime(2030, 1, 15, tzinfo=dt.UTC)))
+    assert f"CodaLab v1.5 3600 s, Codabench 3600 s (queue {QUEUE})" in text
+    assert "NOT checked by the scoring program (enforce_submission_rules: false)" in text
+    assert "migration     off (migrate_to_next_phase: false)" in text and "fact sheet    none" in text
 
 
 def test_dockerfile_installs_the_lock_and_sets_nothing_the_platforms_override() -> None:
