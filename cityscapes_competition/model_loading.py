@@ -664,18 +664,26 @@ def check_activation_sizes(
             _check_activation(layer, shape, tensor.dtype, path, declared)
 
 
-def _run_symbolically(model: Any, inputs: Any, visit: Any) -> Any:
-    """``model`` applied to KerasTensors layer by layer, nested models included; ``visit(layer, output)``."""
+def _run_symbolically(model: Any, inputs: Any, visit: Any, done: dict | None = None) -> Any:
+    """``model`` applied to KerasTensors layer by layer, nested models included; ``visit(layer, output)``.
+
+    A nested model is run once per input shape (``done``): called twice at each of 24 levels, it would
+    otherwise be run 2**24 times (a hang found by an attacker); its activations are the same each call.
+    """
     import keras
 
     graph = _graph_of(model)
     if graph is None:
         raise ValueError("not a graph of layers")
+    done = {} if done is None else done
 
     def operation_fn(operation: Any) -> Any:
         def call(*args: Any, **kwargs: Any) -> Any:
             if _graph_of(operation) is not None:
-                outputs = _run_symbolically(operation, args[0], visit)
+                key = (id(operation), _spec(args[0]))
+                if key not in done:
+                    done[key] = _run_symbolically(operation, args[0], visit, done)
+                outputs = done[key]
             else:
                 outputs = operation.compute_output_spec(*args, **kwargs)
             for tensor in keras.tree.flatten(outputs):
@@ -685,6 +693,12 @@ def _run_symbolically(model: Any, inputs: Any, visit: Any) -> Any:
         return call
 
     return graph._run_through_graph(inputs, operation_fn=operation_fn)
+
+
+def _spec(tensors: Any) -> tuple:
+    import keras
+
+    return tuple((tuple(tensor.shape), str(tensor.dtype)) for tensor in keras.tree.flatten(tensors))
 
 
 def _graph_of(layer: Any) -> Any:

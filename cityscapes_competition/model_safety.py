@@ -38,8 +38,10 @@ import numpy as np
 
 from .errors import SubmissionError, shown
 from .model_files import MAX_CONFIG_BYTES, MAX_MODEL_BYTES, WEIGHTS_MEMBER, is_keras_archive
+from .model_graph import check_graph
 
 MAX_DEPTH = 200
+MAX_CONFIG_VALUES = 5_000_000  # a layer's config holds a few dozen values; 10,000 layers fit many times over
 MAX_HDF5_OBJECTS = 200_000
 _FIRST_READ_BYTES = 1024**2  # most configs fit; bigger ones are read again with the full limit
 # What the weights may take in memory, uncompressed: as much as the model file may hold, since Keras never
@@ -272,6 +274,7 @@ def _checked(config: Json, path: Path) -> dict:
     checker = _Checker(allowlists(), path)
     for value, site in _walk(config, path):
         checker.check(value, site)
+    check_graph(config, path)
     return config
 
 
@@ -492,20 +495,41 @@ class Site:
 
 
 def _walk(config: Json, path: Path) -> Iterator[tuple[Json, Site]]:
-    """Every value of the config with its site, parents before children, in document order."""
+    """Every value of the config with its site, parents before children, in document order.
+
+    Lazy: a container's children are visited through a generator, so memory grows with the depth, not with
+    the length of a list (24 million items once took 6.8 GB as sites made all at once); their count is capped.
+    """
     name = _layer_name(config)
-    stack: list[tuple[Json, Site]] = [(config, Site("model_config", None, (name, str(config["class_name"])), 0))]
+    root = Site("model_config", None, (name, str(config["class_name"])), 0)
+    stack: list[Iterator[tuple[Json, Site]]] = [iter([(config, root)])]
+    visited = 0
     while stack:
-        value, site = stack.pop()
+        entry = next(stack[-1], None)
+        if entry is None:
+            stack.pop()
+            continue
+        value, site = entry
+        visited += 1
+        if visited > MAX_CONFIG_VALUES:
+            raise _malformed(path, f"the model configuration holds more than {MAX_CONFIG_VALUES} values")
         if site.depth > MAX_DEPTH:
             raise _malformed(path, f"the model configuration is nested deeper than {MAX_DEPTH} levels")
         if isinstance(value, dict):
             site = _enter(value, site)
         yield value, site
         if isinstance(value, dict):
-            stack.extend((value[k], site.child(str(k))) for k in reversed(list(value)))
+            stack.append(_dict_children(value, site))
         elif isinstance(value, list):
-            stack.extend((value[i], site.item(i)) for i in reversed(range(len(value))))
+            stack.append(_list_children(value, site))
+
+
+def _dict_children(value: dict, site: Site) -> Iterator[tuple[Json, Site]]:
+    return ((child, site.child(str(key))) for key, child in value.items())
+
+
+def _list_children(value: list, site: Site) -> Iterator[tuple[Json, Site]]:
+    return ((child, site.item(index)) for index, child in enumerate(value))
 
 
 def _enter(value: dict, site: Site) -> Site:
