@@ -16,12 +16,18 @@ COPY requirements.lock /tmp/requirements.lock
 
 # The lock is complete, hence --no-deps. Left out: what only the tests and linting use (tf_keras writes legacy
 # test models, keras-hub with regex and tokenizers builds the models the starting kit's export_keras_hub.py is
-# tested on, pytest with iniconfig and pluggy, ruff). The import line fails the build if a runtime module is
-# missing, and pip check if an installed package lacks a dependency.
-RUN grep -vE '^(tf_keras|keras-hub|regex|tokenizers|pytest|iniconfig|pluggy|ruff)==' /tmp/requirements.lock \
-    > /tmp/requirements-image.txt \
+# tested on, opencv-python-headless writes the PNGs participants' OpenCV code writes, pytest with iniconfig and
+# pluggy, ruff). pywuffs (png_io's PNG decoder) is published as source only: build-essential compiles it and
+# leaves in the same layer (pip fetches setuptools and pybind11 for the build; libstdc++, which the module
+# links, stays: apt itself needs it). The import line fails the build if a runtime module is missing, and pip
+# check if an installed package lacks a dependency.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends build-essential \
+    && grep -vE '^(tf_keras|keras-hub|regex|tokenizers|opencv-python-headless|pytest|iniconfig|pluggy|ruff)==' \
+       /tmp/requirements.lock > /tmp/requirements-image.txt \
     && pip install --no-cache-dir --no-deps -r /tmp/requirements-image.txt \
-    && rm /tmp/requirements.lock /tmp/requirements-image.txt \
+    && apt-get purge -y --auto-remove build-essential \
+    && rm -rf /var/lib/apt/lists/* /tmp/requirements.lock /tmp/requirements-image.txt \
     && pip check \
-    && python -c "import cityscapesscripts, deflate, h5py, ijson, keras, numpy, PIL, pycocotools, scipy, tensorflow, tzdata, yaml, zlib_ng" \
+    && python -c "import cityscapesscripts, deflate, h5py, ijson, keras, numpy, PIL, pycocotools, pywuffs, scipy, tensorflow, tzdata, yaml, zlib_ng" \
     && python -c "import ijson; assert ijson.backend == 'yajl2_c', ijson.backend"

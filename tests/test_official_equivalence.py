@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
+from PIL import Image
 
 from cityscapes_competition.evaluation import evaluate
 from cityscapes_competition.labels import AVERAGE_INSTANCE_SIZE, LABEL_NAMES
@@ -108,6 +111,56 @@ def synthetic_case(tmp_path_factory) -> tuple[Path, dict]:
 
 def test_synthetic_scenes_equal_the_official_evaluation(synthetic_case) -> None:
     root, official = synthetic_case
+    assert_equal_to_official(evaluate(root / "ref", root / "res", workers=2), official)
+
+
+def _pixels(path: Path, mode: str | None = None) -> np.ndarray:
+    with Image.open(path) as image:
+        return np.asarray(image.convert(mode) if mode else image)
+
+
+def _pillow_writes(path: Path, pixels: np.ndarray, **options) -> None:
+    Image.fromarray(pixels).save(path, **options)
+
+
+def _opencv_writes(path: Path, pixels: np.ndarray) -> None:
+    assert cv2.imwrite(str(path), pixels)
+
+
+# Masks as participants write them: Pillow's 1-bit and 8-bit (0/255, 0/1), OpenCV's 8-bit (0/255, 0/1).
+MASK_WRITERS = (
+    lambda path, mask: _pillow_writes(path, mask),
+    lambda path, mask: _pillow_writes(path, mask.astype(np.uint8) * 255),
+    lambda path, mask: _pillow_writes(path, mask.astype(np.uint8)),
+    lambda path, mask: _opencv_writes(path, mask.astype(np.uint8) * 255),
+    lambda path, mask: _opencv_writes(path, mask.astype(np.uint8)),
+)
+
+
+@pytest.fixture(scope="session")
+def world_written_case(synthetic_case, tmp_path_factory) -> tuple[Path, dict]:
+    """The synthetic scenes saved as the world saves them, not by png_write: the ground truth by Pillow
+    (labelIds L, every other one with optimize=True; instanceIds and disparity I;16), the predictions by
+    OpenCV and Pillow in turn, the masks by each of MASK_WRITERS in turn."""
+    source, _ = synthetic_case
+    root = tmp_path_factory.mktemp("world_written")
+    for part in ("ref", "res"):
+        shutil.copytree(source / part, root / part)
+    for index, path in enumerate(sorted((root / "ref" / "gtFine").rglob("*_labelIds.png"))):
+        _pillow_writes(path, _pixels(path), optimize=bool(index % 2))
+    for path in sorted((root / "ref").rglob("*_instanceIds.png")) + sorted((root / "ref").rglob("*_disparity.png")):
+        _pillow_writes(path, _pixels(path).astype(np.uint16))
+    for index, path in enumerate(sorted((root / "res" / "pixel").rglob("*.png"))):
+        (_pillow_writes if index % 2 else _opencv_writes)(path, _pixels(path))
+    masks = sorted((root / "res" / "instance").rglob("*.png"))
+    for index, path in enumerate(masks):
+        MASK_WRITERS[index % len(MASK_WRITERS)](path, _pixels(path, "L") != 0)
+    assert len(masks) >= 2 * len(MASK_WRITERS)
+    return root, run_official(root, root / "official.json")
+
+
+def test_files_written_by_pillow_and_opencv_equal_the_official_evaluation(world_written_case) -> None:
+    root, official = world_written_case
     assert_equal_to_official(evaluate(root / "ref", root / "res", workers=2), official)
 
 
