@@ -1,12 +1,12 @@
 # The two commands of the README:
 #   make demo   set up, generate the default synthetic data and score results on it end to end
-#   make test   set up and run the test suite (what CI runs)
+#   make test   set up and run the test suite (what CI runs; make test-fast: without the slow tests)
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 DATA := data
 
-.PHONY: setup demo test lint benchmark check-settings bundle clean
+.PHONY: setup demo test test-fast lint benchmark check-settings bundle clean
 
 $(BIN)/.installed: requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,10 @@ demo: setup
 test: setup
 	$(BIN)/python -m pytest
 
+# the tests that neither load TensorFlow nor run the official scripts (conftest.SLOW_MODULES): a few minutes less
+test-fast: setup
+	$(BIN)/python -m pytest -m 'not slow'
+
 lint: setup
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
 
@@ -32,12 +36,12 @@ benchmark: setup
 # challenge.yaml checked as the build checks it, and what the bundles will say (phases in local time and UTC,
 # limits, time limits, image, leaderboard, warnings); writes nothing
 check-settings: setup
-	$(BIN)/python -m cityscapes_competition.bundle --check
+	$(BIN)/python -m cityscapes_competition.organiser.bundle --check
 
 # dist/codalab_bundle.zip and dist/codabench_bundle.zip, from the synthetic default data (data/competition);
-# for the real data: $(BIN)/python -m cityscapes_competition.bundle --data DIR (a competition_data build)
+# for the real data: $(BIN)/python -m cityscapes_competition.organiser.bundle --data DIR (a competition_data build)
 bundle: setup
-	$(BIN)/python -m cityscapes_competition.bundle --out dist
+	$(BIN)/python -m cityscapes_competition.organiser.bundle --out dist
 
 clean:
 	rm -rf $(VENV) $(DATA) dist

@@ -35,11 +35,11 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from bench_scoring import prepare, timed  # noqa: E402
 
-from cityscapes_competition.inference import load_test_image  # noqa: E402
-from cityscapes_competition.ingestion import discover_test_images, model_input_size  # noqa: E402
-from cityscapes_competition.model_files import find_model_file  # noqa: E402
-from cityscapes_competition.model_loading import load_model_safely  # noqa: E402
-from cityscapes_competition.submission_metadata import find_metadata, read_settings  # noqa: E402
+from cityscapes_competition.ingestion.inference import load_test_image  # noqa: E402
+from cityscapes_competition.ingestion.model_files import find_model_file  # noqa: E402
+from cityscapes_competition.ingestion.model_loading import load_model_safely  # noqa: E402
+from cityscapes_competition.ingestion.run import discover_test_images, model_input_size  # noqa: E402
+from cityscapes_competition.ingestion.submission_metadata import find_metadata, read_settings  # noqa: E402
 
 
 def subset(images_root: Path, count: int, scratch: Path) -> Path:

@@ -34,11 +34,11 @@ from PIL import Image
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from cityscapes_competition import png_io  # noqa: E402
-from cityscapes_competition.labels import color_of, id2label  # noqa: E402
-from cityscapes_competition.naming import FrameId  # noqa: E402
-from cityscapes_competition.png_write import encode_mask_png, encode_png  # noqa: E402
-from cityscapes_competition.synthetic import FrameData, render_frame  # noqa: E402
+from cityscapes_competition.core.labels import color_of, id2label  # noqa: E402
+from cityscapes_competition.core.naming import FrameId  # noqa: E402
+from cityscapes_competition.png import png_io  # noqa: E402
+from cityscapes_competition.png.png_write import encode_mask_png, encode_png  # noqa: E402
+from cityscapes_competition.synthetic.scenes import FrameData, render_frame  # noqa: E402
 
 Reader = Callable[[Path], np.ndarray]
 

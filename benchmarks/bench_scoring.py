@@ -27,8 +27,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from cityscapes_competition import synthetic, synthetic_results  # noqa: E402
-from cityscapes_competition.reference_index import INDEX_NAME, build_reference_index  # noqa: E402
+from cityscapes_competition.scoring.reference_index import INDEX_NAME, build_reference_index  # noqa: E402
+from cityscapes_competition.synthetic import results as synthetic_results  # noqa: E402
+from cityscapes_competition.synthetic import scenes as synthetic  # noqa: E402
 
 
 def prepare(data_root: Path, images: int, instances: int, seed: int) -> Path:

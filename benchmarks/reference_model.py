@@ -32,7 +32,7 @@ inference:
 def build_reference_model(baseline: Path, widths: tuple[int, ...] = (32, 64, 128, 128, 128, 128, 128, 128)):
     import keras
 
-    from cityscapes_competition.model_loading import load_model_safely
+    from cityscapes_competition.ingestion.model_loading import load_model_safely
 
     base = load_model_safely(baseline)
     base.name = "baseline"

@@ -6,41 +6,9 @@ import argparse
 import contextlib
 import shutil
 import sys
-import traceback
-from collections.abc import Callable
 from pathlib import Path
 
-from .errors import UserFacingError
-
-
-def guarded(run: Callable[[], None], program: str, log_dir: Path | None = None) -> int:
-    """Run ``run``; a user mistake becomes one message, an internal failure one line plus a log file."""
-    try:
-        run()
-    except UserFacingError as error:
-        print(f"{program}: error: {error}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(f"{program}: interrupted", file=sys.stderr)
-        return 130
-    except Exception as error:  # the message must still be one line for the participant
-        log = _write_crash_log(log_dir, program)
-        where = f" (details in {log})" if log else ""
-        print(f"{program}: internal error: {type(error).__name__}: {error}{where}", file=sys.stderr)
-        return 3
-    return 0
-
-
-def _write_crash_log(log_dir: Path | None, program: str) -> Path | None:
-    if log_dir is None:
-        return None
-    try:
-        log_dir.mkdir(parents=True, exist_ok=True)
-        path = log_dir / f"{program}_internal_error.log"
-        path.write_text(traceback.format_exc(), encoding="utf-8", errors="backslashreplace")  # odd file names
-        return path
-    except OSError:
-        return None
+from .core.errors import UserFacingError, guarded
 
 
 def score_main(argv: list[str] | None = None) -> int:
@@ -65,7 +33,7 @@ def score_main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     def run() -> None:
-        from .score_files import await_watcher, prepare_output, watched_by_platform, write_failure_page
+        from .scoring.score_files import await_watcher, prepare_output, watched_by_platform, write_failure_page
 
         watched = watched_by_platform(args.output)  # before prepare_output writes the first page
         prepare_output(args.output)
@@ -83,11 +51,11 @@ def score_main(argv: list[str] | None = None) -> int:
 
 def _score(args: argparse.Namespace) -> None:
     """Refuse a failed ingestion, apply the submission rules, evaluate, write the score files."""
-    from .challenge import load_challenge
-    from .evaluation import evaluate
-    from .ingestion_status import refuse_failed_ingestion
-    from .score_files import write_score_files
-    from .submission_rules import check_submission
+    from .core.challenge import load_challenge
+    from .scoring.evaluation import evaluate
+    from .scoring.ingestion_status import refuse_failed_ingestion
+    from .scoring.score_files import write_score_files
+    from .scoring.submission_rules import check_submission
 
     refuse_failed_ingestion(args.input / "res")
     settings = load_challenge(args.challenge)
@@ -138,8 +106,8 @@ def ingest_main(argv: list[str] | None = None, own_process: bool = False) -> int
     args = parser.parse_args(argv)
 
     def run() -> None:
-        from .ingestion import process_start_counter, run_ingestion
-        from .ingestion_status import write_failure_reason
+        from .ingestion.run import process_start_counter, run_ingestion
+        from .scoring.ingestion_status import write_failure_reason
 
         clock_started = process_start_counter() if own_process else None
         try:
@@ -164,11 +132,11 @@ def demo_main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     def run() -> None:
-        from .bundle import build_bundles, report_lines
-        from .competition_data import build_competition_data
-        from .evaluation import evaluate
-        from .ingestion import run_ingestion
-        from .score_files import DETAILED_RESULTS, write_score_files
+        from .ingestion.run import run_ingestion
+        from .organiser.bundle import build_bundles, report_lines
+        from .organiser.competition_data import build_competition_data
+        from .scoring.evaluation import evaluate
+        from .scoring.score_files import DETAILED_RESULTS, write_score_files
 
         competition = args.data / "competition" if args.images == 500 else args.data / f"competition_{args.images}"
         print(f"1/4 Competition data ({args.images} synthetic test images, 2048x1024) in {competition} ...", flush=True)
@@ -198,7 +166,7 @@ def index_main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     def run() -> None:
-        from .reference_index import build_reference_index
+        from .scoring.reference_index import build_reference_index
 
         print(f"Wrote {build_reference_index(args.reference, args.workers)}")
 
@@ -206,13 +174,13 @@ def index_main(argv: list[str] | None = None) -> int:
 
 
 def _check_main(argv: list[str]) -> int:
-    from .submission_check import main as check_main
+    from .kit.submission_check import main as check_main
 
     return check_main(argv)
 
 
 def _data_main(argv: list[str]) -> int:
-    from .competition_data import main as data_main
+    from .organiser.competition_data import main as data_main
 
     return data_main(argv)
 

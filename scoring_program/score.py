@@ -7,7 +7,7 @@ _HERE = os.path.dirname(os.path.realpath(__file__))
 _ROOT = next(r for r in (_HERE, os.path.dirname(_HERE)) if os.path.isdir(os.path.join(r, "cityscapes_competition")))
 sys.path.insert(0, _ROOT)  # the bundle ships the package beside this file; the repository one level up
 
-from cityscapes_competition.isolation import isolate_imports  # noqa: E402 (uses only os and sys)
+from cityscapes_competition.core.isolation import isolate_imports  # noqa: E402 (uses only os and sys)
 
 isolate_imports(_ROOT, "score.py")  # before anything else is imported: nothing from PYTHONPATH
 

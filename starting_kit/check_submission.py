@@ -14,7 +14,7 @@ for _root in (_HERE, _HERE.parent):  # the package sits beside starting_kit/ (ki
         sys.path.insert(0, str(_root))
         break
 
-from cityscapes_competition.submission_check import main  # noqa: E402
+from cityscapes_competition.kit.submission_check import main  # noqa: E402
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -602,8 +602,8 @@ def check_with_competition_loader(path: Path, images: np.ndarray, expected: np.n
         return False
     if str(root) not in sys.path:
         sys.path.insert(0, str(root))
-    from cityscapes_competition.errors import SubmissionError
-    from cityscapes_competition.model_loading import check_io, load_model_safely
+    from cityscapes_competition.core.errors import SubmissionError
+    from cityscapes_competition.ingestion.model_loading import check_io, load_model_safely
 
     try:
         model = load_model_safely(path)

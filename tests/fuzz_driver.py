@@ -275,7 +275,7 @@ def scoring_cases(template: Path) -> Callable:
 
 def _as_rle_json(res: Path) -> None:
     """The instance results as one RLE JSON (the txt files' masks encoded with pycocotools)."""
-    from conftest import rle_predictions
+    from helpers import rle_predictions
 
     predictions = rle_predictions(res)
     shutil.rmtree(res / "instance")

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import REPO, TinyCase, rle_predictions
 from PIL import Image
 
-from cityscapes_competition import results_format
 from cityscapes_competition.cli import score_main
-from conftest import REPO, TinyCase, rle_predictions
+from cityscapes_competition.scoring import results_format
 
 STEM = "frankfurt_000000_000019"
 
@@ -267,7 +267,7 @@ def test_malformed_rle_predictions(tiny_case, tmp_path, capsys, change, fragment
 
 
 def test_internal_error_is_one_line_with_a_log(tiny_case, tmp_path, capsys, monkeypatch) -> None:
-    import cityscapes_competition.evaluation as evaluation
+    import cityscapes_competition.scoring.evaluation as evaluation
 
     def broken(*_args, **_kwargs):
         raise RuntimeError("simulated bug")

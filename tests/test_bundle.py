@@ -16,9 +16,12 @@ from zoneinfo import ZoneInfo
 import pytest
 import yaml
 from dateutil import parser as dateutil_parser
+from helpers import REPO
 
-from cityscapes_competition import bundle as bundle_module
-from cityscapes_competition.bundle import (
+from cityscapes_competition.core.challenge import DEFAULT_CHALLENGE_FILE, ChallengeSettings, Phase, load_challenge
+from cityscapes_competition.core.errors import ReferenceDataError
+from cityscapes_competition.organiser import bundle as bundle_module
+from cityscapes_competition.organiser.bundle import (
     CODABENCH_BUNDLE,
     CODALAB_BUNDLE,
     DatasetKeys,
@@ -27,11 +30,9 @@ from cityscapes_competition.bundle import (
     main,
     settings_lines,
 )
-from cityscapes_competition.challenge import DEFAULT_CHALLENGE_FILE, ChallengeSettings, Phase, load_challenge
-from cityscapes_competition.competition_data import build_competition_data
-from cityscapes_competition.competition_pages import render_pages
-from cityscapes_competition.errors import ReferenceDataError
-from cityscapes_competition.platform_yaml import (
+from cityscapes_competition.organiser.competition_data import build_competition_data
+from cityscapes_competition.organiser.competition_pages import render_pages
+from cityscapes_competition.organiser.platform_yaml import (
     CODABENCH_DEFAULT_QUEUE_SECONDS,
     CODABENCH_PLATFORM,
     CODALAB_PLATFORM,
@@ -45,7 +46,6 @@ from cityscapes_competition.platform_yaml import (
     past_deadline_warnings,
     render_yaml,
 )
-from conftest import REPO
 
 TINY_SIZE = (256, 128)
 QUEUE = "7f1c4a52-3c0e-4b7e-9a57-2f4b8f0e1d11"  # a vhost, as Codabench shows it
@@ -134,8 +134,8 @@ def test_committed_competition_yaml_is_up_to_date(settings: ChallengeSettings) -
     committed = (REPO / "competition.yaml").read_text(encoding="utf-8")
     assert committed == committed_yaml_text(settings), (
         "competition.yaml is out of date with cityscapes_competition/challenge.yaml: run "
-        "'.venv/bin/python -m cityscapes_competition.bundle --yaml-only' (make bundle does it too; --check only says "
-        "whether it is current)"
+        "'.venv/bin/python -m cityscapes_competition.organiser.bundle --yaml-only' (make bundle does it too; --check "
+        "only says whether it is current)"
     )
 
 
@@ -202,7 +202,7 @@ def test_starting_kit_holds_checker_package_baseline_and_sample(built: Path) -> 
         "starting_kit/export_keras_hub.py",
         "baseline_submission/metadata",
         "baseline_submission/model.keras",
-        "cityscapes_competition/submission_check.py",
+        "cityscapes_competition/kit/submission_check.py",
         "requirements.lock",
         "tools/train_baseline.py",
     } <= set(files)

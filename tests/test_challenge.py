@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from cityscapes_competition.challenge import DEFAULT_CHALLENGE_FILE, load_challenge
-from cityscapes_competition.errors import ReferenceDataError
-from cityscapes_competition.scores import LEADERBOARD_KEYS
+from cityscapes_competition.core.challenge import DEFAULT_CHALLENGE_FILE, load_challenge
+from cityscapes_competition.core.errors import ReferenceDataError
+from cityscapes_competition.scoring.scores import LEADERBOARD_KEYS
 
 UTC = dt.UTC
 

@@ -10,8 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cityscapes_competition import competition_data, synthetic
-from cityscapes_competition.competition_data import (
+from cityscapes_competition.core.errors import ReferenceDataError
+from cityscapes_competition.core.naming import FrameId
+from cityscapes_competition.organiser import competition_data
+from cityscapes_competition.organiser.competition_data import (
     INPUT_DATA,
     MANIFEST_NAME,
     REFERENCE_DATA,
@@ -20,9 +22,8 @@ from cityscapes_competition.competition_data import (
     main,
     pick_samples,
 )
-from cityscapes_competition.errors import ReferenceDataError
-from cityscapes_competition.naming import FrameId
-from cityscapes_competition.reference_index import INDEX_NAME, load_reference_index
+from cityscapes_competition.scoring.reference_index import INDEX_NAME, load_reference_index
+from cityscapes_competition.synthetic import scenes as synthetic
 
 SIZE = (256, 128)
 FRAMES = 6  # two per val city
@@ -104,7 +105,7 @@ def test_builds_the_three_folders_from_a_download(cityscapes: Path, tmp_path: Pa
 def test_paeth_photos_are_reencoded_for_the_fast_decoder_with_the_same_pixels(cityscapes: Path, tmp_path: Path) -> None:
     from PIL import Image
 
-    from cityscapes_competition.fast_png import decode_rgb
+    from cityscapes_competition.png.fast_png import decode_rgb
 
     photos = sorted((cityscapes / "leftImg8bit").rglob("*_leftImg8bit.png"))
     with Image.open(photos[0]) as image:

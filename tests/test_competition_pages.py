@@ -14,18 +14,18 @@ from zoneinfo import ZoneInfo
 import pytest
 from PIL import Image
 
-from cityscapes_competition import competition_pages as pages
-from cityscapes_competition.challenge import (
+from cityscapes_competition.core.challenge import (
     ChallengeSettings,
     FactSheetQuestion,
     LeaderboardColumn,
     Phase,
     load_challenge,
 )
-from cityscapes_competition.platform_yaml import CODABENCH_PLATFORM as CODABENCH
-from cityscapes_competition.platform_yaml import CODALAB_PLATFORM as CODALAB
-from cityscapes_competition.scores import LEADERBOARD_KEYS
-from cityscapes_competition.submission_metadata import read_settings
+from cityscapes_competition.ingestion.submission_metadata import read_settings
+from cityscapes_competition.organiser import competition_pages as pages
+from cityscapes_competition.organiser.platform_yaml import CODABENCH_PLATFORM as CODABENCH
+from cityscapes_competition.organiser.platform_yaml import CODALAB_PLATFORM as CODALAB
+from cityscapes_competition.scoring.scores import LEADERBOARD_KEYS
 
 REPO = Path(__file__).resolve().parents[1]
 MOSCOW = ZoneInfo("Europe/Moscow")

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cityscapes_competition import fast_png
-from cityscapes_competition.png_io import PngReadError, read_mask_pixels, read_rgb, read_single_channel
+from cityscapes_competition.png import fast_png
+from cityscapes_competition.png.png_io import PngReadError, read_mask_pixels, read_rgb, read_single_channel
 
 
 def _chunk(kind: bytes, payload: bytes) -> bytes:

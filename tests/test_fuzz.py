@@ -14,8 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from conftest import BASELINE, REPO, TinyCase
+from helpers import BASELINE, REPO, TinyCase
 
 FUZZ_SECONDS = float(os.environ.get("FUZZ_SECONDS", "40"))
 SEED = int(os.environ.get("FUZZ_SEED", "20261207"))

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from cityscapes_competition.cli import ingest_main
-from cityscapes_competition.errors import SubmissionError
-from cityscapes_competition.model_files import check_model_file
+from cityscapes_competition.core.errors import SubmissionError
+from cityscapes_competition.ingestion.model_files import check_model_file
 
 # Two bytes of a Keras .h5's root object header, found by the fuzz test: HDF5 1.14 (h5py 3.14) then
 # dereferences garbage while opening the file and dies with SIGSEGV.
@@ -70,7 +70,7 @@ def test_a_keras_archive_whose_weights_crash_hdf5_is_one_message(crashing_model:
     """The weights of a .keras archive are copied out and probed like any model file before h5py opens them."""
     import zipfile
 
-    from cityscapes_competition.model_loading import load_model_safely
+    from cityscapes_competition.ingestion.model_loading import load_model_safely
 
     path = tmp_path / "model.keras"
     with zipfile.ZipFile(path, "w") as archive:
@@ -88,8 +88,8 @@ def test_data_kept_in_other_files_is_not_read_by_the_probe(tmp_path: Path, monke
     import h5py
     import keras
 
-    from cityscapes_competition import hdf5_probe
-    from cityscapes_competition.model_loading import load_model_safely
+    from cityscapes_competition.ingestion import hdf5_probe
+    from cityscapes_competition.ingestion.model_loading import load_model_safely
 
     monkeypatch.setattr(hdf5_probe, "PROBE_SECONDS", 20)
     inputs = keras.Input((None, None, 3))
@@ -113,7 +113,7 @@ def _child_run(path: Path) -> tuple[int, str, int]:
     printed and its peak memory in MiB (VmHWM: ru_maxrss would count this test process, carried across exec)."""
     script = (
         "import re, sys\n"
-        "from cityscapes_competition.hdf5_probe import main\n"
+        "from cityscapes_competition.ingestion.hdf5_probe import main\n"
         "code = main(sys.argv[1])\n"
         "print(int(re.search(r'VmHWM:\\s+(\\d+)', open('/proc/self/status').read()).group(1)) // 1024)\n"
         "sys.exit(code)\n"

@@ -7,13 +7,13 @@ import os
 import numpy as np
 import pytest
 
-from cityscapes_competition.errors import SubmissionError
-from cityscapes_competition.inference import (
+from cityscapes_competition.core.errors import SubmissionError
+from cityscapes_competition.ingestion.inference import (
     TRAIN_ID_TO_LABEL_ID,
     OutputContract,
 )
-from cityscapes_competition.submission_metadata import InferenceSettings
-from cityscapes_competition.upsampling import SourcePositions, upsampled_argmax, upsampled_run_sums
+from cityscapes_competition.ingestion.submission_metadata import InferenceSettings
+from cityscapes_competition.ingestion.upsampling import SourcePositions, upsampled_argmax, upsampled_run_sums
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -127,7 +127,7 @@ def scipy_components(labels: np.ndarray, classes, min_area: int) -> list[tuple]:
 
 
 def ours(labels: np.ndarray, classes, min_area: int) -> list[tuple]:
-    from cityscapes_competition.components import instance_components
+    from cityscapes_competition.ingestion.components import instance_components
 
     found = instance_components(labels, classes, min_area)
     for component in found:
@@ -148,7 +148,7 @@ def test_components_equal_scipy_labelling_of_each_class(seed, shape, cell, min_a
 
 
 def test_components_touch_diagonally_but_not_across_classes_or_row_ends() -> None:
-    from cityscapes_competition.components import instance_components
+    from cityscapes_competition.ingestion.components import instance_components
 
     labels = np.full((6, 8), 7, np.uint8)
     labels[0, 0] = labels[1, 1] = labels[2, 0] = 26  # a diagonal zigzag: one component
@@ -162,7 +162,7 @@ def test_components_touch_diagonally_but_not_across_classes_or_row_ends() -> Non
 
 def test_components_are_kept_by_their_pixels_not_their_box() -> None:
     """A frame, a diagonal whose box could hold min_area pixels but whose pixels cannot, a speck, a blob."""
-    from cityscapes_competition.components import instance_components
+    from cityscapes_competition.ingestion.components import instance_components
 
     labels = np.zeros((50, 50), np.uint8)
     frame = np.zeros((40, 40), bool)
@@ -182,9 +182,9 @@ def test_instances_equal_a_brute_force_labelling_of_the_whole_image(seed: int, s
     import tensorflow as tf
     from scipy import ndimage
 
-    from cityscapes_competition.inference import ModelOutput, ResultWriter
-    from cityscapes_competition.labels import INSTANCE_CLASS_IDS
-    from cityscapes_competition.submission_metadata import InstanceSettings
+    from cityscapes_competition.core.labels import INSTANCE_CLASS_IDS
+    from cityscapes_competition.ingestion.inference import ModelOutput, ResultWriter
+    from cityscapes_competition.ingestion.submission_metadata import InstanceSettings
 
     rng = np.random.default_rng(seed)
     low, channels = (24, 48), 19
@@ -248,7 +248,7 @@ def _graph_models() -> dict[str, tuple[object, str | None]]:
 
 
 def test_the_output_kind_is_read_from_the_graph() -> None:
-    from cityscapes_competition.output_kind import declared_output_kind
+    from cityscapes_competition.ingestion.output_kind import declared_output_kind
 
     for name, (model, expected) in _graph_models().items():
         assert declared_output_kind(model) == expected, name
@@ -256,7 +256,7 @@ def test_the_output_kind_is_read_from_the_graph() -> None:
 
 def test_numbers_decide_at_the_outputs_precision() -> None:
     """A float16 softmax over 19 channels sums to 1 only within about 1e-3 (1.3e-3 measured in the issue)."""
-    from cityscapes_competition.output_kind import looks_like_probabilities
+    from cityscapes_competition.ingestion.output_kind import looks_like_probabilities
 
     rng = np.random.default_rng(0)
     logits = rng.normal(size=(1, 8, 8, 19)).astype(np.float32) * 4
@@ -272,9 +272,9 @@ def test_a_float16_softmax_is_not_softmaxed_again(tmp_path) -> None:
     'scores: probabilities', not of a second softmax (0.51 became 0.08)."""
     import keras
 
-    from cityscapes_competition.inference import ModelOutput, ResultWriter, TestImage
-    from cityscapes_competition.naming import parse_frame_id
-    from cityscapes_competition.output_kind import declared_output_kind
+    from cityscapes_competition.core.naming import parse_frame_id
+    from cityscapes_competition.ingestion.inference import ModelOutput, ResultWriter, TestImage
+    from cityscapes_competition.ingestion.output_kind import declared_output_kind
 
     previous = keras.mixed_precision.global_policy()
     keras.mixed_precision.set_global_policy("mixed_float16")

@@ -13,13 +13,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import BASELINE, REPO
 
-from cityscapes_competition import synthetic
 from cityscapes_competition.cli import ingest_main
-from cityscapes_competition.errors import SubmissionError
-from cityscapes_competition.evaluation import evaluate
-from cityscapes_competition.inference import _Budget
-from conftest import BASELINE, REPO
+from cityscapes_competition.core.errors import SubmissionError
+from cityscapes_competition.ingestion.inference import _Budget
+from cityscapes_competition.scoring.evaluation import evaluate
+from cityscapes_competition.synthetic import scenes as synthetic
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 SIZE = (256, 128)  # (width, height) of the generated test images
@@ -155,9 +155,9 @@ class _PacedModel:
 def test_the_budget_reports_the_models_real_pace(test_data, tmp_path, monkeypatch, batch_size) -> None:
     """Results are written behind the model and in bursts: counting them, a short run's pace looked many times
     faster than the model's (0.05 s per image reported against 0.75 s)."""
-    from cityscapes_competition import inference
-    from cityscapes_competition.ingestion import discover_test_images
-    from cityscapes_competition.submission_metadata import InferenceSettings
+    from cityscapes_competition.ingestion import inference
+    from cityscapes_competition.ingestion.run import discover_test_images
+    from cityscapes_competition.ingestion.submission_metadata import InferenceSettings
 
     real_write = inference.ResultWriter.write
 
@@ -196,13 +196,13 @@ def test_the_budget_is_the_phase_limit_less_the_time_spent_and_the_exit_margin()
     # Per step on both platforms, scoring with its own clock: competitions-v1-compute-worker worker.py `run`
     # (startTime, then signal.alarm(ceil(limit - elapsed)) around a 1 s poll); codabench compute_worker.py
     # `Run.start` (signal.alarm(execution_time_limit) around the gathered containers). Nothing is kept for scoring.
-    from cityscapes_competition.ingestion import (
+    from cityscapes_competition.ingestion.run import (
         EXIT_MARGIN_SECONDS,
         PLATFORM_SECONDS,
         STOP_TO_EXIT_SECONDS,
         time_budget,
     )
-    from cityscapes_competition.submission_metadata import InferenceSettings
+    from cityscapes_competition.ingestion.submission_metadata import InferenceSettings
 
     assert (STOP_TO_EXIT_SECONDS, PLATFORM_SECONDS, EXIT_MARGIN_SECONDS) == (2.0, 4.0, 6.0)
     assert time_budget(InferenceSettings(), 3600, spent=30) == 3600 - 30 - 6 == 3564
@@ -215,7 +215,7 @@ def test_the_budget_is_the_phase_limit_less_the_time_spent_and_the_exit_margin()
 def test_the_time_spent_counts_the_process_start_up() -> None:
     # The platform's clock starts before the container does: what Python spent before run_ingestion counts too.
     code = (
-        "import time; time.sleep(1.0); from cityscapes_competition.ingestion import process_start_counter; "
+        "import time; time.sleep(1.0); from cityscapes_competition.ingestion.run import process_start_counter; "
         "print(time.perf_counter() - process_start_counter())"
     )
     started = time.monotonic()
@@ -228,7 +228,7 @@ def test_the_time_spent_counts_the_process_start_up() -> None:
 def test_run_stops_early_when_the_phase_limit_is_too_short(test_data, tmp_path) -> None:
     # A limit the start-up has used up (the alarm counts from before the container: worker.py `run`, `Run.start`):
     # no batch is started at all.
-    from cityscapes_competition.ingestion import EXIT_MARGIN_SECONDS, run_ingestion
+    from cityscapes_competition.ingestion.run import EXIT_MARGIN_SECONDS, run_ingestion
 
     many = tmp_path / "many" / "leftImg8bit" / "val" / "frankfurt"
     many.mkdir(parents=True)
@@ -259,8 +259,8 @@ def test_a_run_too_long_for_the_limit_exits_within_it_start_up_included(test_dat
     the process (competitions-v1-compute-worker worker.py `run`: `startTime` before `docker run`; codabench
     compute_worker.py `Run.start`: the alarm before the container is created), so the wall time from launch
     to exit, plus what the platform adds around the process, must fit."""
-    from cityscapes_competition.ingestion import EXIT_MARGIN_SECONDS, PLATFORM_SECONDS
-    from cityscapes_competition.ingestion_status import FAILURE_REASON
+    from cityscapes_competition.ingestion.run import EXIT_MARGIN_SECONDS, PLATFORM_SECONDS
+    from cityscapes_competition.scoring.ingestion_status import FAILURE_REASON
 
     limit = 30
     program = _program_with_time_limit(tmp_path, limit)
@@ -327,7 +327,7 @@ def test_a_broken_submission_through_the_entry_point_is_one_line(test_data, tmp_
 
 
 def test_progress_line_format() -> None:
-    from cityscapes_competition.inference import Progress
+    from cityscapes_competition.ingestion.inference import Progress
 
     stream = io.StringIO()
     progress = Progress(10, every_seconds=0, stream=stream)
@@ -399,7 +399,7 @@ def test_an_output_that_is_a_file_is_one_message(test_data, tmp_path, capsys) ->
 
 def test_a_refused_submission_leaves_its_reason_for_the_scorer(test_data, tmp_path, capsys) -> None:
     """Codabench scores after a failed ingestion: the reason waits beside the results (ingestion_status)."""
-    from cityscapes_competition.ingestion_status import FAILURE_REASON
+    from cityscapes_competition.scoring.ingestion_status import FAILURE_REASON
 
     submission = make_submission(tmp_path / "sub", segmentation_model(), "command: python3 evil.py\n")
     code, _, err = ingest(test_data, submission, tmp_path / "out", capsys)

@@ -22,9 +22,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from cityscapes_competition.errors import SubmissionError
-from cityscapes_competition.model_loading import import_keras, load_model_safely
-from cityscapes_competition.model_safety import allowlists
+from cityscapes_competition.core.errors import SubmissionError
+from cityscapes_competition.ingestion.model_loading import import_keras, load_model_safely
+from cityscapes_competition.ingestion.model_safety import allowlists
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "starting_kit" / "export_keras_hub.py"
@@ -220,7 +220,7 @@ _FRESH_LOAD = textwrap.dedent(
 
     sys.meta_path.insert(0, NoKerasHub())
     sys.path.insert(0, sys.argv[1])
-    from cityscapes_competition.model_loading import check_io, load_model_safely
+    from cityscapes_competition.ingestion.model_loading import check_io, load_model_safely
 
     images = np.load(sys.argv[2])
     shapes = {}

@@ -7,10 +7,10 @@ import shutil
 from pathlib import Path
 
 import pytest
+from helpers import BASELINE_MODEL
 
-from cityscapes_competition.errors import SubmissionError
-from cityscapes_competition.model_files import find_model_file
-from conftest import BASELINE_MODEL
+from cityscapes_competition.core.errors import SubmissionError
+from cityscapes_competition.ingestion.model_files import find_model_file
 
 
 @pytest.mark.parametrize("target", ["/etc", "/etc/hostname", "/nonexistent"])

@@ -37,10 +37,10 @@ import h5py
 import numpy as np
 import pytest
 
-from cityscapes_competition.errors import SubmissionError
-from cityscapes_competition.model_files import check_model_file, find_model_file
-from cityscapes_competition.model_loading import import_keras, load_model_safely
-from cityscapes_competition.model_safety import REFUSED_OPERATIONS, allowlists
+from cityscapes_competition.core.errors import SubmissionError
+from cityscapes_competition.ingestion.model_files import check_model_file, find_model_file
+from cityscapes_competition.ingestion.model_loading import import_keras, load_model_safely
+from cityscapes_competition.ingestion.model_safety import REFUSED_OPERATIONS, allowlists
 
 REPO = Path(__file__).resolve().parents[1]
 SIZE = (32, 64)  # (height, width) of the small models
@@ -763,8 +763,8 @@ _FRESH_SCRIPT = textwrap.dedent(
     def peak():  # VmHWM, not ru_maxrss: Linux carries ru_maxrss across exec, so it would count pytest's size
         return int(re.search(r"VmHWM:\\s+(\\d+)", open("/proc/self/status").read()).group(1)) * 1024
 
-    from cityscapes_competition.errors import SubmissionError
-    from cityscapes_competition.model_loading import import_keras, load_model_safely
+    from cityscapes_competition.core.errors import SubmissionError
+    from cityscapes_competition.ingestion.model_loading import import_keras, load_model_safely
     keras = import_keras()
     report = {"after_import": peak(), "cases": {}}
     for name, (path, marker) in cases.items():
@@ -933,7 +933,7 @@ def test_application_layers_are_the_ones_keras_applications_defines(keras):
 def test_archives_are_read_without_keras_imported():
     """Checking the archive (find_model_file) must not import TensorFlow: it runs before the heavy import."""
     code = (
-        "import sys; from cityscapes_competition.model_files import read_keras_members; "
+        "import sys; from cityscapes_competition.ingestion.model_files import read_keras_members; "
         "print('tensorflow' in sys.modules, 'keras' in sys.modules)"
     )
     done = subprocess.run(

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from cityscapes_competition.errors import SubmissionError
-from cityscapes_competition.model_graph import MAX_CALLS_PER_IMAGE, MAX_REBUILD_ROUNDS, check_graph
-from cityscapes_competition.model_loading import import_keras, load_model_safely
+from cityscapes_competition.core.errors import SubmissionError
+from cityscapes_competition.ingestion.model_graph import MAX_CALLS_PER_IMAGE, MAX_REBUILD_ROUNDS, check_graph
+from cityscapes_competition.ingestion.model_loading import import_keras, load_model_safely
 
 PATH = Path("model.keras")
 

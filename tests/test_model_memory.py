@@ -24,8 +24,8 @@ from pathlib import Path
 import h5py
 import pytest
 
-from cityscapes_competition.errors import SubmissionError
-from cityscapes_competition.model_loading import (
+from cityscapes_competition.core.errors import SubmissionError
+from cityscapes_competition.ingestion.model_loading import (
     MAX_ACTIVATION_BYTES,
     _build_without_variables,
     check_activation_sizes,
@@ -33,7 +33,7 @@ from cityscapes_competition.model_loading import (
     import_keras,
     load_model_safely,
 )
-from cityscapes_competition.model_safety import check_model_config, read_stored_weights
+from cityscapes_competition.ingestion.model_safety import check_model_config, read_stored_weights
 
 REPO = Path(__file__).resolve().parents[1]
 # Importing TensorFlow takes about 530 MB here; Keras allocating any declared gigabyte would pass this.
@@ -201,8 +201,8 @@ _LOAD_SCRIPT = textwrap.dedent(
     """
     import json, re, sys
     from pathlib import Path
-    from cityscapes_competition.errors import SubmissionError
-    from cityscapes_competition.model_loading import import_keras, load_model_safely
+    from cityscapes_competition.core.errors import SubmissionError
+    from cityscapes_competition.ingestion.model_loading import import_keras, load_model_safely
 
     def peak():  # VmHWM, not ru_maxrss: Linux carries ru_maxrss across exec, so it would count pytest's size
         return int(re.search(r"VmHWM:\\s+(\\d+)", open("/proc/self/status").read()).group(1)) * 1024

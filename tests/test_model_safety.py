@@ -23,11 +23,11 @@ import h5py
 import numpy as np
 import pytest
 
-from cityscapes_competition import model_safety
-from cityscapes_competition.errors import SubmissionError
-from cityscapes_competition.model_files import find_model_file
-from cityscapes_competition.model_loading import check_io, describe_io, import_keras, load_model_safely
-from cityscapes_competition.model_safety import check_model_config
+from cityscapes_competition.core.errors import SubmissionError
+from cityscapes_competition.ingestion import model_safety
+from cityscapes_competition.ingestion.model_files import find_model_file
+from cityscapes_competition.ingestion.model_loading import check_io, describe_io, import_keras, load_model_safely
+from cityscapes_competition.ingestion.model_safety import check_model_config
 
 REPO = Path(__file__).resolve().parents[1]
 INPUT_SHAPE = (32, 64, 3)
@@ -309,12 +309,12 @@ _SUBPROCESS_SCRIPT = textwrap.dedent(
     import json, sys
     from pathlib import Path
     cases, evil_module = json.loads(sys.argv[1]), sys.argv[2]
-    import cityscapes_competition.model_files, cityscapes_competition.model_loading
-    from cityscapes_competition.errors import SubmissionError
+    import cityscapes_competition.ingestion.model_files, cityscapes_competition.ingestion.model_loading
+    from cityscapes_competition.core.errors import SubmissionError
     report = {"tensorflow_at_import": "tensorflow" in sys.modules, "refused": {}, "markers_after_check": []}
     for name, (path, marker) in cases.items():
         try:
-            cityscapes_competition.model_loading.load_model_safely(Path(path))
+            cityscapes_competition.ingestion.model_loading.load_model_safely(Path(path))
             report["refused"][name] = None
         except SubmissionError as exc:
             report["refused"][name] = str(exc)
@@ -578,7 +578,7 @@ def test_fully_convolutional_and_downsampled_outputs_are_accepted(keras):
 def test_tf_keras_depthwise_separable_and_transposed_convolutions_load(tf_keras, store) -> None:
     """tf.keras 2.x writes `groups: 1` and unused `kernel_*` entries into these layers, which Keras 3
     refuses; MobileNet-style models must load anyway, with the same predictions."""
-    from cityscapes_competition.model_loading import load_model_safely
+    from cityscapes_competition.ingestion.model_loading import load_model_safely
 
     layers = tf_keras.layers
     image = tf_keras.Input(INPUT_SHAPE)

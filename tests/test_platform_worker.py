@@ -24,11 +24,11 @@ from pathlib import Path
 
 import pytest
 import yaml
+from helpers import REPO
 
-from cityscapes_competition.bundle import BundleReport, build_bundles
-from cityscapes_competition.competition_data import build_competition_data
-from cityscapes_competition.scores import LEADERBOARD_KEYS
-from conftest import REPO
+from cityscapes_competition.organiser.bundle import BundleReport, build_bundles
+from cityscapes_competition.organiser.competition_data import build_competition_data
+from cityscapes_competition.scoring.scores import LEADERBOARD_KEYS
 
 TINY_SIZE = (256, 128)  # (width, height) of the synthetic test images
 RUN_TIMEOUT = 600  # seconds; only a hung program gets near it
@@ -642,7 +642,7 @@ def test_codalab_v15_shows_the_failure_page(tiny_case, tmp_path: Path) -> None:
 
 def test_without_waiting_for_the_watcher_the_final_page_is_lost(tiny_case, tmp_path: Path, monkeypatch) -> None:
     """Why the scorer waits: the atomic write makes entr -d exit, and its restart comes a second later."""
-    from cityscapes_competition import score_files
+    from cityscapes_competition.scoring import score_files
 
     monkeypatch.setattr(score_files, "WATCHER_SECONDS", 0.0)
     code, final, shown = v15_score_with_watcher(tiny_case.ref.parent, tmp_path / "out")

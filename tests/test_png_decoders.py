@@ -25,11 +25,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cityscapes_competition import png_io
-from cityscapes_competition.labels import color_of, id2label
-from cityscapes_competition.naming import FrameId
-from cityscapes_competition.png_write import encode_mask_png, encode_png
-from cityscapes_competition.synthetic import FrameData, render_frame
+from cityscapes_competition.core.labels import color_of, id2label
+from cityscapes_competition.core.naming import FrameId
+from cityscapes_competition.png import png_io
+from cityscapes_competition.png.png_write import encode_mask_png, encode_png
+from cityscapes_competition.synthetic.scenes import FrameData, render_frame
 
 _SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _ADAM7 = ((0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2), (0, 1, 1, 2))

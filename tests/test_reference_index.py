@@ -6,12 +6,12 @@ import shutil
 
 import numpy as np
 import pytest
+from helpers import assert_equal_to_official
 from PIL import Image
 
-from cityscapes_competition.errors import ReferenceDataError
-from cityscapes_competition.evaluation import evaluate
-from cityscapes_competition.reference_index import INDEX_NAME, build_reference_index, load_reference_index
-from test_official_equivalence import assert_equal_to_official
+from cityscapes_competition.core.errors import ReferenceDataError
+from cityscapes_competition.scoring.evaluation import evaluate
+from cityscapes_competition.scoring.reference_index import INDEX_NAME, build_reference_index, load_reference_index
 
 
 @pytest.fixture

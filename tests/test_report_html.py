@@ -12,14 +12,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cityscapes_competition.labels import EVAL_CLASS_IDS, INSTANCE_CLASS_NAMES, LABEL_NAMES
-from cityscapes_competition.report_html import (
+from cityscapes_competition.core.labels import EVAL_CLASS_IDS, INSTANCE_CLASS_NAMES, LABEL_NAMES
+from cityscapes_competition.scoring.report_html import (
     NOT_SUBMITTED,
     format_percent,
     render_detailed_results,
     row_normalized_confusion,
 )
-from cityscapes_competition.scores import InstanceScores, PixelScores, Scores
+from cityscapes_competition.scoring.scores import InstanceScores, PixelScores, Scores
 
 NAN = float("nan")
 EVAL_NAMES = [LABEL_NAMES[i] for i in EVAL_CLASS_IDS]

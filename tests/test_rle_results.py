@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from pycocotools import mask as rle_codec
 
-from cityscapes_competition.rle_results import compressed_runs
+from cityscapes_competition.scoring.rle_results import compressed_runs
 
 
 def _painted(runs: np.ndarray, height: int, width: int) -> np.ndarray:

@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 import yaml
 
-from cityscapes_competition import atomic
-from cityscapes_competition.evaluation import evaluate
-from cityscapes_competition.score_files import leaderboard_lines, scores_document, write_score_files
-from cityscapes_competition.scores import LEADERBOARD_KEYS, InstanceScores, PixelScores, Scores
+from cityscapes_competition.core import atomic
+from cityscapes_competition.scoring.evaluation import evaluate
+from cityscapes_competition.scoring.score_files import leaderboard_lines, scores_document, write_score_files
+from cityscapes_competition.scoring.scores import LEADERBOARD_KEYS, InstanceScores, PixelScores, Scores
 
 
 def _scores(ap100m: float | None = 0.25, iou_class: float = 0.5) -> Scores:

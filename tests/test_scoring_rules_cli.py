@@ -6,7 +6,7 @@ import shutil
 import sqlite3
 from pathlib import Path
 
-from test_submission_rules import finished_row, platform_input
+from helpers import finished_row, platform_input
 
 from cityscapes_competition.cli import score_main
 
@@ -56,7 +56,7 @@ def test_the_switch_scores_a_late_submission(tiny_case, tmp_path, capsys) -> Non
 def test_the_ledger_records_scores_and_releases_failed_runs(tiny_case, tmp_path, capsys) -> None:
     ledger = tmp_path / "ledger.sqlite"
     settings_file = tmp_path / "challenge.yaml"
-    from cityscapes_competition.challenge import DEFAULT_CHALLENGE_FILE
+    from cityscapes_competition.core.challenge import DEFAULT_CHALLENGE_FILE
 
     # An open phase today, so that a local submission is on time.
     text = DEFAULT_CHALLENGE_FILE.read_text().replace('"2019-04-09 23:59:00"', '"2099-01-01 00:00:00"')

@@ -13,12 +13,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import BASELINE, BASELINE_MODEL, REPO
 
-from cityscapes_competition import submission_check, synthetic
-from cityscapes_competition.challenge import load_challenge
-from cityscapes_competition.errors import ReferenceDataError
-from cityscapes_competition.overlays import outline
-from cityscapes_competition.submission_check import (
+from cityscapes_competition.core.challenge import load_challenge
+from cityscapes_competition.core.errors import ReferenceDataError
+from cityscapes_competition.kit import submission_check
+from cityscapes_competition.kit.overlays import outline
+from cityscapes_competition.kit.submission_check import (
     OUTPUT_MARKER,
     ZIP_NAME,
     TimeProjection,
@@ -27,7 +28,7 @@ from cityscapes_competition.submission_check import (
     sample_layout,
     time_findings,
 )
-from conftest import BASELINE, BASELINE_MODEL, REPO
+from cityscapes_competition.synthetic import scenes as synthetic
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 SIZE = (256, 128)  # (width, height) of the sample images; the baseline resizes to its own input size
@@ -250,7 +251,7 @@ def test_outlines_follow_instance_borders_only() -> None:
 
 def test_a_link_loop_beside_the_model_is_just_a_name(tmp_path) -> None:
     """left_out lists names without following links: a loop (which Path.resolve raises on) is a name like any."""
-    from cityscapes_competition.submission_check import left_out
+    from cityscapes_competition.kit.submission_check import left_out
 
     shutil.copy(BASELINE / "metadata", tmp_path / "metadata")
     shutil.copy(BASELINE_MODEL, tmp_path / "model.keras")

@@ -6,17 +6,15 @@ import datetime as dt
 import math
 import multiprocessing
 import os
-import queue
-import resource
 import sqlite3
-from collections.abc import Callable
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+from helpers import outcome_within
 
-from cityscapes_competition.errors import ReferenceDataError
-from cityscapes_competition.submission_ledger import (
+from cityscapes_competition.core.errors import ReferenceDataError
+from cityscapes_competition.scoring.submission_ledger import (
     MAX_FAILURE_CHARS,
     MAX_LABEL_CHARS,
     LimitReached,
@@ -173,54 +171,6 @@ def test_an_empty_participant_name_is_refused(tmp_path) -> None:
 
 
 # ---- hostile values and files: one message, never a crash, a hang or unbounded memory ----
-
-
-def outcome_within(function: Callable[..., object], *args: object, seconds: float = 30) -> tuple[str, str]:
-    """``function(*args)`` in a forked child with bounded time and memory: ("returned", "") or the exception's
-    (type name, message). A hang fails the test instead of stopping the test run; so does a memory blow-up."""
-    kind, message, _ = _bounded(function, args, seconds)
-    return kind, message
-
-
-def memory_growth_within(function: Callable[..., object], *args: object, seconds: float = 60) -> int:
-    """How many bytes the peak resident memory grew while ``function(*args)`` ran (in a child, as above)."""
-    kind, message, growth = _bounded(function, args, seconds)
-    assert kind == "returned", (kind, message[:300])
-    return growth
-
-
-def _bounded(function: Callable[..., object], args: tuple, seconds: float) -> tuple[str, str, int]:
-    context = multiprocessing.get_context("fork")
-    results = context.Queue()
-    child = context.Process(target=_run_bounded, args=(results, function, args))
-    child.start()
-    try:
-        return results.get(timeout=seconds)
-    except queue.Empty:
-        pytest.fail(f"{function.__name__} was still running after {seconds} s: a hang")
-    finally:
-        child.kill()
-        child.join()
-
-
-def _run_bounded(results: multiprocessing.Queue, function: Callable[..., object], args: tuple) -> None:
-    _, hard = resource.getrlimit(resource.RLIMIT_AS)
-    soft = _address_space() + 2**30  # a gigabyte more than forked
-    resource.setrlimit(resource.RLIMIT_AS, (soft if hard == resource.RLIM_INFINITY else min(soft, hard), hard))
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    try:
-        function(*args)
-        outcome = ("returned", "")
-    except BaseException as error:  # the outcome is the test's to judge
-        outcome = (type(error).__name__, str(error)[:5000])
-    results.put((*outcome, (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - peak) * 1024))
-
-
-def _address_space() -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmSize:"):
-            return int(line.split()[1]) * 1024
-    return 2**34
 
 
 def test_a_failure_quoting_a_non_utf8_file_name_releases_the_try(tmp_path) -> None:

@@ -6,8 +6,8 @@ import os
 
 import pytest
 
-from cityscapes_competition.errors import SubmissionError
-from cityscapes_competition.submission_metadata import (
+from cityscapes_competition.core.errors import SubmissionError
+from cityscapes_competition.ingestion.submission_metadata import (
     InferenceSettings,
     InstanceSettings,
     find_metadata,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import datetime as dt
 import io
@@ -13,12 +12,12 @@ import sys
 from pathlib import Path
 
 import pytest
-from test_submission_ledger import memory_growth_within, outcome_within
+from helpers import finished_row, memory_growth_within, outcome_within, platform_input
 
-from cityscapes_competition.challenge import ChallengeSettings, load_challenge
-from cityscapes_competition.errors import ReferenceDataError, SubmissionError
-from cityscapes_competition.submission_ledger import SubmissionLedger
-from cityscapes_competition.submission_rules import (
+from cityscapes_competition.core.challenge import ChallengeSettings, load_challenge
+from cityscapes_competition.core.errors import ReferenceDataError, SubmissionError
+from cityscapes_competition.scoring.submission_ledger import SubmissionLedger
+from cityscapes_competition.scoring.submission_rules import (
     CSV_COLUMNS,
     check_submission,
     parse_timestamp,
@@ -33,47 +32,6 @@ PHASE_2_DEADLINE = "2019-04-09T20:59:00+00:00"
 @pytest.fixture(scope="module")
 def settings() -> ChallengeSettings:
     return load_challenge()
-
-
-def finished_row(number: int, started_at: str, user: str = "alice") -> dict:
-    """A row as CodaLab's csv.DictWriter writes it (str(datetime) timestamps)."""
-    return {
-        "participant__user__username": user,
-        "pk": 1000 + number,
-        "when_made_public": "",
-        "when_unmade_public": "",
-        "started_at": started_at,
-        "completed_at": started_at,
-        "download_count": 0,
-        "submission_number": number,
-        "like_count": 0,
-        "dislike_count": 0,
-    }
-
-
-def platform_input(
-    tmp_path: Path,
-    submitted_at: str,
-    number: int,
-    rows: list[dict] = (),
-    phase: int = 1,
-    user: str = "alice",
-    automatic: str = "False",
-) -> Path:
-    """INPUT/metadata and INPUT/coopetition/ as CodaLab v1.5 lays them out for the scoring run."""
-    input_dir = tmp_path / "input"
-    (input_dir / "coopetition").mkdir(parents=True)
-    (input_dir / "metadata").write_text(
-        "ref: https://example.org/ref.zip?sig=1\nres: https://example.org/res.zip?sig=2\n"
-        f"submitted-by: {user}\nsubmitted-at: {submitted_at}\ncompetition-submission: {number}\n"
-        f"competition-phase: {phase}\nautomatic-submission: {automatic}\n"
-    )
-    for phase_number in (1, 2):
-        with (input_dir / "coopetition" / f"coopetition_phase_{phase_number}.txt").open("w", newline="") as file:
-            writer = csv.DictWriter(file, CSV_COLUMNS)
-            writer.writeheader()
-            writer.writerows(rows if phase_number == phase else [])
-    return input_dir
 
 
 def check(input_dir: Path, settings: ChallengeSettings, **options):
@@ -656,8 +614,9 @@ def test_an_absurd_time_limit_does_not_overflow(tmp_path, settings) -> None:
 def test_the_scorer_releases_the_try_after_a_failure_quoting_a_non_utf8_name(
     tiny_case, tmp_path, monkeypatch, capsys
 ) -> None:
-    from cityscapes_competition import cli, evaluation
-    from cityscapes_competition.challenge import DEFAULT_CHALLENGE_FILE
+    from cityscapes_competition import cli
+    from cityscapes_competition.core.challenge import DEFAULT_CHALLENGE_FILE
+    from cityscapes_competition.scoring import evaluation
 
     text = DEFAULT_CHALLENGE_FILE.read_text().replace('"2019-04-09 23:59:00"', '"2099-01-01 00:00:00"')
     (tmp_path / "challenge.yaml").write_text(text.replace("max_submissions_per_day: 20", "max_submissions_per_day: 1"))
@@ -689,7 +648,7 @@ def test_the_scorer_releases_the_try_after_a_failure_quoting_a_non_utf8_name(
 def test_a_real_failing_file_named_in_no_utf8_is_one_message_and_releases_the_try(tiny_case, tmp_path, capsys):
     """The issue's case: a prediction PNG that is broken and named with bytes that are not UTF-8, in ledger mode."""
     from cityscapes_competition import cli
-    from cityscapes_competition.challenge import DEFAULT_CHALLENGE_FILE
+    from cityscapes_competition.core.challenge import DEFAULT_CHALLENGE_FILE
 
     text = DEFAULT_CHALLENGE_FILE.read_text().replace('"2019-04-09 23:59:00"', '"2099-01-01 00:00:00"')
     (tmp_path / "challenge.yaml").write_text(text.replace("max_submissions_per_day: 20", "max_submissions_per_day: 1"))

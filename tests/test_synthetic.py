@@ -11,9 +11,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cityscapes_competition import fast_png, synthetic, synthetic_results
-from cityscapes_competition.labels import NUM_LABEL_IDS, color_of, id2label
-from cityscapes_competition.naming import (
+from cityscapes_competition.core.labels import NUM_LABEL_IDS, color_of, id2label
+from cityscapes_competition.core.naming import (
     CAMERA_SUFFIX,
     DISPARITY_SUFFIX,
     GT_COLOR_SUFFIX,
@@ -23,7 +22,10 @@ from cityscapes_competition.naming import (
     frame_id_from_stem,
     parse_frame_id,
 )
-from cityscapes_competition.png_write import encode_mask_png, encode_png
+from cityscapes_competition.png import fast_png
+from cityscapes_competition.png.png_write import encode_mask_png, encode_png
+from cityscapes_competition.synthetic import results as synthetic_results
+from cityscapes_competition.synthetic import scenes as synthetic
 
 SIZE = (256, 128)
 COUNTS = {"val": 4, "train": 2}

@@ -10,11 +10,12 @@ import numpy as np
 import pytest
 from cityscapesscripts.helpers.labels import id2label, labels, trainId2label
 
-from cityscapes_competition import synthetic, training
-from cityscapes_competition.baseline_model import build_baseline_model
-from cityscapes_competition.errors import UserFacingError
-from cityscapes_competition.model_loading import load_model_safely
-from cityscapes_competition.training import LABEL_ID_TO_TRAIN_ID, TRAIN_ID_TO_LABEL_ID, TrainingDataError
+from cityscapes_competition.baseline import training
+from cityscapes_competition.baseline.baseline_model import build_baseline_model
+from cityscapes_competition.baseline.training import LABEL_ID_TO_TRAIN_ID, TRAIN_ID_TO_LABEL_ID, TrainingDataError
+from cityscapes_competition.core.errors import UserFacingError
+from cityscapes_competition.ingestion.model_loading import load_model_safely
+from cityscapes_competition.synthetic import scenes as synthetic
 
 REPO = Path(__file__).resolve().parents[1]
 SMALL = (64, 128)  # (height, width) of the model in these tests

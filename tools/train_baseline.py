@@ -6,7 +6,7 @@
 
 Without ``--data-root`` the synthetic ``train`` split (``--generate`` frames, seed 0 as in the
 competition's own data, rendered at 1024x512: training runs at a lower resolution anyway) and a
-validation set are generated with ``cityscapes_competition.synthetic``. The validation frames are
+validation set are generated with ``cityscapes_competition.synthetic.scenes``. The validation frames are
 the ``val`` split rendered with seed 1 at the full 2048x1024, so they are new scenes, not the
 competition's test frames (``val`` with seed 0), seen at the test set's resolution. With
 ``--data-root`` the same code trains on ``train`` and validates on ``val`` of the download.
@@ -58,7 +58,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def synthetic_split(cache: Path, split: str, count: int, seed: int, size: tuple[int, int], workers: int) -> None:
     """Generate ``count`` frames of ``split`` under ``cache`` unless exactly these are there already."""
-    from cityscapes_competition import synthetic
+    from cityscapes_competition.synthetic import scenes as synthetic
 
     marker = cache / f".generated_{split}.json"
     wanted = {"split": split, "count": count, "seed": seed, "size": list(size), "version": 1}
@@ -77,8 +77,8 @@ def synthetic_split(cache: Path, split: str, count: int, seed: int, size: tuple[
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from cityscapes_competition import training
-    from cityscapes_competition.errors import UserFacingError
+    from cityscapes_competition.baseline import training
+    from cityscapes_competition.core.errors import UserFacingError
 
     training.configure_threads(args.threads)
     try:

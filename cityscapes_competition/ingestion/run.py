@@ -1,0 +1,136 @@
+"""The ingestion run: a participant's metadata and Keras model, over the test images, to result files."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+
+from ..core.errors import ReferenceDataError, SubmissionError
+from ..core.naming import IMAGE_SUFFIX, index_by_frame
+from .inference import Progress, RunSummary, TestImage, run_inference
+from .submission_metadata import InferenceSettings, find_metadata, read_settings
+
+_DATA_FIX = "The input data must hold leftImg8bit/<split>/<city>/<city>_<seq>_<frame>_leftImg8bit.png images."
+
+
+def discover_test_images(input_data: Path) -> list[TestImage]:
+    """Every ``*_leftImg8bit.png`` under ``input_data``, in frame order."""
+    if not input_data.is_dir():
+        raise ReferenceDataError("the input data folder does not exist", input_data, _DATA_FIX)
+    images = index_by_frame(input_data, IMAGE_SUFFIX, _DATA_FIX)
+    if not images:
+        raise ReferenceDataError(f"holds no test image (*{IMAGE_SUFFIX})", input_data, _DATA_FIX)
+    return [TestImage(frame, images[frame], frame.city) for frame in sorted(images)]
+
+
+def model_input_size(settings: InferenceSettings, model) -> tuple[int, int] | None:
+    """The metadata's input_size, else the model's fixed input shape, else None (each image's own size)."""
+    if settings.input_size is not None:
+        return settings.input_size
+    shape = tuple(model.inputs[0].shape)
+    if len(shape) == 4 and isinstance(shape[1], int) and isinstance(shape[2], int):
+        return shape[1], shape[2]
+    return None
+
+
+# The phase's execution_time_limit is per step on both platforms, and its clock starts before this process does:
+# - CodaLab v1.5 (competitions-v1-compute-worker worker.py `run`): `startTime = time.time()` once the image is
+#   pulled and the bundles are fetched, then `docker run` of the ingestion, then
+#   `signal.alarm(ceil(execution_time_limit - (time.time() - startTime)))` around a `time.sleep(1)` poll of its exit:
+#   the container's start, the whole run and its removal (`--rm`) count, and the exit is seen up to 1 s late.
+#   (`--stop-timeout` only applies to `docker stop`; the worker uses `docker kill`.)
+# - Codabench (compute_worker.py `Run.start`): `signal.alarm(execution_time_limit)` around the gathered
+#   `_run_program_directory` tasks (image pulled and bundles fetched in `prepare`): creating and starting the
+#   container, the run, and after the exit the container's removal and the log upload before `signal.alarm(0)`.
+# Scoring is a later step with its own clock: nothing is kept for it.
+#
+# The stop's own tail, measured from the budget check raising to this process's exit as its parent sees it, every
+# result file written and closed (writers drained, failure reason written): 0.12-0.54 s, median 0.27 s, over 32 runs
+# of the entry point with the reference model (benchmarks/reference_model.py, batch 2) and the baseline (batch 4) on
+# 2048x1024 images, a shared 2-core machine at load 4-6; 0.05-0.17 s after a complete run (20 runs). About 4x:
+STOP_TO_EXIT_SECONDS = 2.0
+# Outside this process, not measurable here (no Docker daemon): the container's start before it (about a second
+# for a docker run, an estimate), v1.5's 1 s poll, the container's removal and Codabench's log upload.
+PLATFORM_SECONDS = 4.0
+EXIT_MARGIN_SECONDS = STOP_TO_EXIT_SECONDS + PLATFORM_SECONDS
+
+
+def process_age_seconds() -> float | None:
+    """Seconds since the OS started this process (Linux), so Python's start-up and imports count; else None."""
+    try:
+        fields = Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()  # the name may hold spaces
+        started = int(fields[19]) / os.sysconf("SC_CLK_TCK")  # field 22, starttime: clock ticks after boot
+        return time.clock_gettime(time.CLOCK_BOOTTIME) - started
+    except (OSError, ValueError, IndexError, AttributeError):
+        return None
+
+
+def process_start_counter() -> float:
+    """``time.perf_counter()``'s value when the OS started this process: where the platform's clock is, at the
+    earliest, for a program it started (the entry point's); else now."""
+    return time.perf_counter() - (process_age_seconds() or 0.0)
+
+
+def time_budget(settings: InferenceSettings, execution_time_limit: float, spent: float) -> float:
+    """Seconds inference may take: what the limit leaves after ``spent`` and the stop's margin, or the
+    metadata's budget if that is smaller."""
+    platform_budget = max(execution_time_limit - spent - EXIT_MARGIN_SECONDS, 0.0)
+    if settings.time_budget_seconds is None:
+        return platform_budget
+    return min(settings.time_budget_seconds, platform_budget)
+
+
+def run_ingestion(
+    input_data: Path,
+    output: Path,
+    submission: Path,
+    stream=None,
+    execution_time_limit: float | None = None,
+    clock_started: float | None = None,
+) -> RunSummary:
+    """The whole run; inference stops early if it would not fit in the execution time limit (challenge.yaml's).
+
+    ``clock_started``: ``time.perf_counter()`` when the limit's clock started (the entry point passes its
+    process's start, ``process_start_counter``); by default when this function is called (a library call in a
+    process that may have lived long before it)."""
+    from ..core.challenge import load_challenge
+    from .model_files import find_model_file
+    from .model_loading import check_activation_sizes, check_io, load_model_safely
+
+    clock_started = time.perf_counter() if clock_started is None else clock_started
+    stream = stream or sys.stdout
+    if output.exists() and not output.is_dir():
+        raise ReferenceDataError("is a file, not a folder", output, "Give the folder that receives the results.")
+    if execution_time_limit is None:
+        execution_time_limit = load_challenge().execution_time_limit
+    settings = read_settings(find_metadata(submission), submission)
+    model_path = find_model_file(submission)
+    images = discover_test_images(input_data)
+    print(f"Loading {model_path.name} ...", file=stream, flush=True)
+    model = load_model_safely(model_path)
+    check_io(model)
+    input_size = model_input_size(settings, model)
+    check_activation_sizes(model, input_size, settings.batch_size)  # shapes only: nothing runs yet
+    shown_size = f"{input_size[0]}x{input_size[1]}" if input_size else "each image's own size"
+    print(
+        f"Running {model_path.name} on {len(images)} images at {shown_size}, batch {settings.batch_size}, "
+        f"output {settings.output}",
+        file=stream,
+        flush=True,
+    )
+    output.mkdir(parents=True, exist_ok=True)
+    budget = time_budget(settings, execution_time_limit, time.perf_counter() - clock_started)
+    summary = run_inference(
+        model, images, output, settings, model_path.name, input_size, Progress(len(images), stream=stream), budget
+    )
+    if (output / "metadata").exists():  # Codabench fails a submission whose ingestion output holds one
+        raise SubmissionError("must not be written by ingestion", output / "metadata")
+    print(
+        f"Done: {summary.images} images, {summary.instances} instances, {summary.seconds:.1f} s "
+        f"({summary.model_seconds:.1f} s in the model, {summary.seconds / summary.images:.3f} s per image).",
+        file=stream,
+        flush=True,
+    )
+    return summary

@@ -1,0 +1,169 @@
+"""The organiser's ground truth, in the Cityscapes dataset layout, found by recursive search."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..core.errors import ReferenceDataError
+from ..core.labels import INSTANCE_CLASS_IDS, NUM_LABEL_IDS
+from ..core.naming import (
+    CAMERA_SUFFIX,
+    DISPARITY_SUFFIX,
+    GT_INSTANCE_IDS_SUFFIX,
+    GT_LABEL_IDS_SUFFIX,
+    FrameId,
+    index_by_frame,
+)
+from ..png.png_io import PngReadError, Size, decode_single_channel
+
+_FIX = "Regenerate the reference data or check the Cityscapes download it was built from."
+
+
+@dataclass(frozen=True)
+class Camera:
+    baseline: float  # metres
+    fx: float  # pixels
+
+
+@dataclass(frozen=True)
+class GroundTruthFrame:
+    frame: FrameId
+    label_ids: Path
+    instance_ids: Path
+    disparity: Path | None = None
+    camera: Path | None = None
+
+    @property
+    def has_distances(self) -> bool:
+        return self.disparity is not None and self.camera is not None
+
+
+# instanceIds values from here on are instance classes (24..33), their groups and their instances.
+FIRST_INSTANCE_CLASS_ID = min(INSTANCE_CLASS_IDS)
+
+
+@dataclass
+class InstanceClassPixels:
+    """The pixels of instance classes: all that the iIoU, AP and distance computations look at."""
+
+    index: np.ndarray  # flat pixel indices
+    value: np.ndarray  # instanceIds values there
+    counts: np.ndarray  # pixels per instanceIds value (index = value)
+
+
+@dataclass
+class GroundTruthImage:
+    """The decoded ground truth of one frame."""
+
+    label_ids: np.ndarray  # uint8, label ids 0..33
+    instance_ids: np.ndarray  # uint16, labelId*1000+k for instances, else the label id
+    instance_pixels: InstanceClassPixels = field(repr=False)
+    disparity: np.ndarray | None = None  # uint16 raw disparity
+    camera: Camera | None = None
+
+    @property
+    def size(self) -> Size:
+        height, width = self.label_ids.shape
+        return width, height
+
+
+def discover_ground_truth(ref_root: Path) -> list[GroundTruthFrame]:
+    """Every ``*_gtFine_labelIds.png`` under ``ref_root``, with its companions, in frame order."""
+    if not ref_root.is_dir():
+        raise ReferenceDataError("the reference data folder does not exist", ref_root, _FIX)
+    label_files = index_by_frame(ref_root, GT_LABEL_IDS_SUFFIX, _FIX)
+    if not label_files:
+        raise ReferenceDataError(
+            f"holds no ground truth (no file named *{GT_LABEL_IDS_SUFFIX} in any sub-folder)", ref_root, _FIX
+        )
+    disparities = index_by_frame(ref_root, DISPARITY_SUFFIX, _FIX)
+    cameras = index_by_frame(ref_root, CAMERA_SUFFIX, _FIX)
+    frames = []
+    for frame_id, label_path in sorted(label_files.items()):
+        instance_path = label_path.with_name(frame_id.stem + GT_INSTANCE_IDS_SUFFIX)
+        if not instance_path.is_file():
+            raise ReferenceDataError(f"is missing; it belongs with {label_path.name}", instance_path, _FIX)
+        frames.append(
+            GroundTruthFrame(frame_id, label_path, instance_path, disparities.get(frame_id), cameras.get(frame_id))
+        )
+    return frames
+
+
+def load_ground_truth(frame: GroundTruthFrame, with_distances: bool) -> GroundTruthImage:
+    image = decode_ground_truth(frame, read_file(frame.label_ids), read_file(frame.instance_ids))
+    if with_distances:
+        add_disparity(image, frame)
+    return image
+
+
+def decode_ground_truth(frame: GroundTruthFrame, label_bytes: bytes, instance_bytes: bytes) -> GroundTruthImage:
+    """Decode and check a frame's labelIds and instanceIds, given the files' bytes."""
+    label_ids = _decode(label_bytes, frame.label_ids, None)
+    if label_ids.size and (int(label_ids.max()) >= NUM_LABEL_IDS or int(label_ids.min()) < 0):
+        raise ReferenceDataError(
+            f"holds label ids {int(label_ids.min())}..{int(label_ids.max())}; ids are 0..33", frame.label_ids, _FIX
+        )
+    label_ids = label_ids.astype(np.uint8, copy=False)
+    size = (label_ids.shape[1], label_ids.shape[0])
+    instance_ids = _decode(instance_bytes, frame.instance_ids, size)
+    instance_pixels = _instance_class_pixels(instance_ids, frame.instance_ids)
+    return GroundTruthImage(label_ids, instance_ids.astype(np.uint16, copy=False), instance_pixels)
+
+
+def add_disparity(image: GroundTruthImage, frame: GroundTruthFrame) -> None:
+    """Decode the frame's disparity and camera, if it has them."""
+    if frame.disparity is not None and frame.camera is not None:
+        disparity = _decode(read_file(frame.disparity), frame.disparity, image.size)
+        image.disparity = disparity.astype(np.uint16, copy=False)
+        image.camera = read_camera(frame.camera)
+
+
+def read_file(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise ReferenceDataError(f"cannot be read ({exc.strerror})", path, _FIX) from None
+
+
+def _instance_class_pixels(instance_ids: np.ndarray, path: Path) -> InstanceClassPixels:
+    """Select the instance-class pixels once, checking every value names a label 0..33."""
+    flat = instance_ids.ravel()
+    index = np.flatnonzero(flat >= FIRST_INSTANCE_CLASS_ID)
+    value = flat[index].astype(np.int64)
+    if len(value) and (int(value.max()) >= NUM_LABEL_IDS * 1000 or flat.min() < 0):
+        raise ReferenceDataError(_bad_instance_value(int(value.max())), path, _FIX)
+    counts = np.bincount(value)
+    present = np.flatnonzero(counts)
+    bad = present[(present >= NUM_LABEL_IDS) & (present < 1000)]
+    if len(bad):
+        raise ReferenceDataError(_bad_instance_value(int(bad[0])), path, _FIX)
+    return InstanceClassPixels(index, value, counts)
+
+
+def _bad_instance_value(value: int) -> str:
+    return f"holds value {value}, which is neither a label id 0..33 nor labelId*1000+k"
+
+
+def read_camera(path: Path) -> Camera:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        camera = Camera(float(data["extrinsic"]["baseline"]), float(data["intrinsic"]["fx"]))
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as exc:
+        raise ReferenceDataError(
+            f"is not a Cityscapes camera file with extrinsic.baseline and intrinsic.fx ({exc})", path, _FIX
+        ) from None
+    if not (math.isfinite(camera.baseline) and math.isfinite(camera.fx) and camera.baseline > 0 and camera.fx > 0):
+        raise ReferenceDataError("has a baseline or fx that is not a positive number", path, _FIX)
+    return camera
+
+
+def _decode(data: bytes, path: Path, size: Size | None) -> np.ndarray:
+    try:
+        return decode_single_channel(data, size)
+    except PngReadError as exc:
+        raise ReferenceDataError(str(exc), path, _FIX) from None

@@ -1,0 +1,326 @@
+"""Instance-level semantic labeling: AP, AP50%, AP100m, AP50m.
+
+Computes what cityscapesScripts' evalInstanceLevelSemanticLabeling.py computes. Per image, every
+prediction is compared with every ground-truth region of its class in one pass over the
+prediction's own pixels; the frames are then concatenated and AP is computed per class and overlap.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ...core.labels import INSTANCE_CLASS_IDS, INSTANCE_CLASS_NAMES, NUM_LABEL_IDS, VOID_LABEL_IDS, label_lookup
+from ..scores import InstanceScores
+
+OVERLAPS = np.arange(0.5, 1.0, 0.05)  # the official thresholds, compared with a strict ">"
+MIN_REGION_SIZES = np.array([100, 1000, 1000])
+DISTANCE_THRESHOLDS = np.array([float("inf"), 100, 50])
+MIN_STEREO_DENSITIES = np.array([-float("inf"), 0.5, 0.5])
+ALL_DISTANCES, WITHIN_100M, WITHIN_50M = 0, 1, 2
+FIRST_INSTANCE_ID = 1000  # regions below are group regions: ignored, never matched
+
+_CLASS_INDEX = label_lookup({label: i for i, label in enumerate(INSTANCE_CLASS_IDS)}, -1, np.int64)
+_IS_VOID = np.zeros(FIRST_INSTANCE_ID, bool)
+_IS_VOID[[label for label in VOID_LABEL_IDS if label >= 0]] = True
+
+
+def label_of_region(region_ids: np.ndarray) -> np.ndarray:
+    """The label id of instanceIds values: the value itself below 1000, else value // 1000."""
+    return np.where(region_ids < FIRST_INSTANCE_ID, region_ids, region_ids // 1000)
+
+
+@dataclass
+class Prediction:
+    """One predicted instance: the flat indices of its pixels, its label id and confidence."""
+
+    pixels: np.ndarray
+    label_id: int
+    confidence: float
+
+
+@dataclass
+class InstanceFrameRecord:
+    """One image's regions, predictions and their overlaps; indices are local to the frame."""
+
+    region_id: np.ndarray  # instanceIds value of each ground-truth region of an instance class
+    region_class: np.ndarray  # index into INSTANCE_CLASS_IDS
+    region_size: np.ndarray
+    region_distance: np.ndarray  # median depth in metres (+inf without valid disparity)
+    region_density: np.ndarray  # share of the region's pixels with a valid disparity
+    pred_class: np.ndarray
+    pred_confidence: np.ndarray
+    pred_size: np.ndarray
+    pred_void: np.ndarray  # pixels on void ground truth
+    pair_pred: np.ndarray  # (prediction, region) pairs that intersect, with the intersection
+    pair_region: np.ndarray
+    pair_intersection: np.ndarray
+
+
+@dataclass
+class RegionDistances:
+    """Per-region median depth and stereo density, aligned with the regions passed in."""
+
+    median_depth: np.ndarray
+    density: np.ndarray
+
+
+def is_instance_class(label_id: int) -> bool:
+    return 0 <= label_id < NUM_LABEL_IDS and _CLASS_INDEX[label_id] >= 0
+
+
+def ground_truth_regions(gt_instance_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The regions of instance classes (instances and groups) and their sizes."""
+    return ground_truth_regions_from_counts(np.bincount(gt_instance_ids.ravel()))
+
+
+def ground_truth_regions_from_counts(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The same, from the pixel count of every instanceIds value."""
+    region_ids = np.flatnonzero(counts)
+    labels = label_of_region(region_ids)
+    keep = (labels < NUM_LABEL_IDS) & (_CLASS_INDEX[np.minimum(labels, NUM_LABEL_IDS - 1)] >= 0)
+    return region_ids[keep], counts[region_ids[keep]]
+
+
+def evaluate_frame(
+    gt_instance_ids: np.ndarray,
+    predictions: Iterable[Prediction],
+    distances: RegionDistances | None = None,
+    regions: tuple[np.ndarray, np.ndarray] | None = None,
+) -> InstanceFrameRecord:
+    """Match one image's predictions against its ground-truth regions.
+
+    Predictions of classes outside the task and empty ones are dropped, as the official code does.
+    """
+    region_id, region_size = regions if regions is not None else ground_truth_regions(gt_instance_ids)
+    region_class = _CLASS_INDEX[label_of_region(region_id)]
+    gt_flat = gt_instance_ids.ravel()
+    preds: list[tuple[int, float, int, int]] = []
+    pairs: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+    for prediction in predictions:
+        class_index = _CLASS_INDEX[prediction.label_id] if 0 <= prediction.label_id < NUM_LABEL_IDS else -1
+        if class_index < 0 or len(prediction.pixels) == 0:
+            continue
+        covered = gt_flat[prediction.pixels]
+        void = int(np.count_nonzero(_IS_VOID[np.minimum(covered, FIRST_INSTANCE_ID - 1)]))
+        pairs.append(_pairs_with_regions(covered, region_id, region_class, class_index, len(preds)))
+        preds.append((class_index, float(prediction.confidence), len(prediction.pixels), void))
+    if distances is None:
+        distances = RegionDistances(np.full(len(region_id), -1.0), np.zeros(len(region_id)))
+    pred_columns = np.array(preds, dtype=float).reshape(-1, 4)
+    return InstanceFrameRecord(
+        region_id=region_id.astype(np.int64),
+        region_class=region_class,
+        region_size=region_size.astype(np.int64),
+        region_distance=distances.median_depth,
+        region_density=distances.density,
+        pred_class=pred_columns[:, 0].astype(np.int64),
+        pred_confidence=pred_columns[:, 1],
+        pred_size=pred_columns[:, 2].astype(np.int64),
+        pred_void=pred_columns[:, 3].astype(np.int64),
+        pair_pred=_concat([p[0] for p in pairs]),
+        pair_region=_concat([p[1] for p in pairs]),
+        pair_intersection=_concat([p[2] for p in pairs]),
+    )
+
+
+def _pairs_with_regions(
+    covered: np.ndarray, region_id: np.ndarray, region_class: np.ndarray, class_index: int, pred_index: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The regions of the prediction's class that its pixels cover, and how many pixels each."""
+    values, counts = np.unique(covered, return_counts=True)
+    if len(region_id) == 0:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64)
+    index = np.minimum(np.searchsorted(region_id, values), len(region_id) - 1)
+    same_class = (region_id[index] == values) & (region_class[index] == class_index)
+    return np.full(int(same_class.sum()), pred_index), index[same_class], counts[same_class]
+
+
+def _concat(parts: list[np.ndarray]) -> np.ndarray:
+    return np.concatenate(parts).astype(np.int64) if parts else np.zeros(0, np.int64)
+
+
+@dataclass
+class InstanceTotals:
+    """All frames' records, concatenated with global indices."""
+
+    region_id: np.ndarray
+    region_class: np.ndarray
+    region_size: np.ndarray
+    region_distance: np.ndarray
+    region_density: np.ndarray
+    pred_class: np.ndarray
+    pred_confidence: np.ndarray
+    pred_size: np.ndarray
+    pred_void: np.ndarray
+    pair_pred: np.ndarray
+    pair_region: np.ndarray
+    pair_intersection: np.ndarray
+    with_distances: bool = field(default=False)
+
+
+def combine(records: list[InstanceFrameRecord], with_distances: bool) -> InstanceTotals:
+    region_offsets = np.cumsum([0] + [len(r.region_id) for r in records])
+    pred_offsets = np.cumsum([0] + [len(r.pred_class) for r in records])
+
+    def cat(name: str, offsets: np.ndarray | None = None, dtype=None) -> np.ndarray:
+        parts = [getattr(r, name) + (offsets[i] if offsets is not None else 0) for i, r in enumerate(records)]
+        if not parts:
+            return np.zeros(0, dtype or np.int64)
+        return np.concatenate(parts)
+
+    return InstanceTotals(
+        region_id=cat("region_id"),
+        region_class=cat("region_class"),
+        region_size=cat("region_size"),
+        region_distance=cat("region_distance", dtype=float),
+        region_density=cat("region_density", dtype=float),
+        pred_class=cat("pred_class"),
+        pred_confidence=cat("pred_confidence", dtype=float),
+        pred_size=cat("pred_size"),
+        pred_void=cat("pred_void"),
+        pair_pred=cat("pair_pred", pred_offsets),
+        pair_region=cat("pair_region", region_offsets),
+        pair_intersection=cat("pair_intersection"),
+        with_distances=with_distances,
+    )
+
+
+def average_precision_matrix(totals: InstanceTotals) -> np.ndarray:
+    """The official resultApMatrix: (distance settings, classes, overlaps)."""
+    settings = 3 if totals.with_distances else 1
+    ap = np.zeros((settings, len(INSTANCE_CLASS_IDS), len(OVERLAPS)))
+    pair_class = totals.pred_class[totals.pair_pred]
+    for class_index in range(len(INSTANCE_CLASS_IDS)):
+        in_class = pair_class == class_index
+        view = _ClassView(totals, class_index, in_class)
+        for setting in range(settings):
+            for overlap_index, overlap in enumerate(OVERLAPS):
+                ap[setting, class_index, overlap_index] = view.average_precision(setting, overlap)
+    return ap
+
+
+class _ClassView:
+    """One class's regions, predictions and pairs, re-indexed locally."""
+
+    def __init__(self, totals: InstanceTotals, class_index: int, pair_mask: np.ndarray):
+        regions = np.flatnonzero(totals.region_class == class_index)
+        preds = np.flatnonzero(totals.pred_class == class_index)
+        region_local = np.full(len(totals.region_class), -1)
+        region_local[regions] = np.arange(len(regions))
+        pred_local = np.full(len(totals.pred_class), -1)
+        pred_local[preds] = np.arange(len(preds))
+        self.region_is_instance = totals.region_id[regions] >= FIRST_INSTANCE_ID
+        self.region_size = totals.region_size[regions]
+        self.region_distance = totals.region_distance[regions]
+        self.region_density = totals.region_density[regions]
+        self.confidence = totals.pred_confidence[preds]
+        self.pred_size = totals.pred_size[preds]
+        self.pred_void = totals.pred_void[preds]
+        self.pair_pred = pred_local[totals.pair_pred[pair_mask]]
+        self.pair_region = region_local[totals.pair_region[pair_mask]]
+        self.intersection = totals.pair_intersection[pair_mask]
+        union = self.region_size[self.pair_region] + self.pred_size[self.pair_pred] - self.intersection
+        self.iou = self.intersection.astype(float) / union
+
+    def average_precision(self, setting: int, overlap: float) -> float:
+        eligible = self._eligible(setting)
+        have_gt, have_pred = bool(eligible.any()), len(self.confidence) > 0
+        if not have_gt:
+            return float("nan")
+        if not have_pred:
+            return 0.0
+        scores, is_true, hard_false_negatives = self._examples(setting, overlap, eligible)
+        if len(scores) == 0:
+            # The official code crashes here (cityscapesScripts issue #89); the competition rule is 0.
+            return 0.0
+        return official_average_precision(scores, is_true, hard_false_negatives)
+
+    def _eligible(self, setting: int) -> np.ndarray:
+        """Regions that count as ground truth: instances big, near and dense enough."""
+        return self.region_is_instance & ~self._outside_setting(setting)
+
+    def _outside_setting(self, setting: int) -> np.ndarray:
+        return (
+            (self.region_size < MIN_REGION_SIZES[setting])
+            | (self.region_distance > DISTANCE_THRESHOLDS[setting])
+            | (self.region_density < MIN_STEREO_DENSITIES[setting])
+        )
+
+    def _examples(self, setting: int, overlap: float, eligible: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+        matched = self.iou > overlap
+        # Ground-truth side: the best match of each region is a true positive, other matches false positives.
+        gt_pairs = np.flatnonzero(matched & eligible[self.pair_region])
+        order = np.lexsort((-self.confidence[self.pair_pred[gt_pairs]], self.pair_region[gt_pairs]))
+        gt_pairs = gt_pairs[order]
+        regions_of_pairs = self.pair_region[gt_pairs]
+        first = np.ones(len(gt_pairs), bool)
+        first[1:] = regions_of_pairs[1:] != regions_of_pairs[:-1]
+        hard_false_negatives = int(eligible.sum()) - int(first.sum())
+        # Prediction side: a prediction matching no region is a false positive unless mostly on ignored pixels.
+        found = np.zeros(len(self.confidence), bool)
+        found[self.pair_pred[matched]] = True
+        ignored_share = self._ignored_pixels(setting) / self.pred_size
+        unmatched = ~found & (ignored_share <= overlap)
+        scores = np.concatenate([self.confidence[self.pair_pred[gt_pairs]], self.confidence[unmatched]])
+        is_true = np.concatenate([first.astype(float), np.zeros(int(unmatched.sum()))])
+        return scores, is_true, hard_false_negatives
+
+    def _ignored_pixels(self, setting: int) -> np.ndarray:
+        """Void pixels, plus overlap with group regions and with regions outside the setting.
+
+        As in the official code, overlap with a group region outside the setting counts twice.
+        """
+        weight = (~self.region_is_instance).astype(np.int64) + self._outside_setting(setting)
+        per_pair = self.intersection * weight[self.pair_region]
+        return self.pred_void + np.bincount(self.pair_pred, per_pair, len(self.confidence)).astype(np.int64)
+
+
+def official_average_precision(scores: np.ndarray, is_true: np.ndarray, hard_false_negatives: int) -> float:
+    """The official precision/recall curve and its integration, step for step."""
+    order = np.argsort(scores)
+    sorted_scores = scores[order]
+    true_cumsum = np.cumsum(is_true[order])
+    _, first_of_score = np.unique(sorted_scores, return_index=True)
+    n_examples = len(sorted_scores)
+    n_true = true_cumsum[-1]
+    precision = np.zeros(len(first_of_score) + 1)
+    recall = np.zeros(len(first_of_score) + 1)
+    true_cumsum = np.append(true_cumsum, 0)  # so that index -1 reads 0
+    for i, start in enumerate(first_of_score):
+        below = true_cumsum[start - 1]
+        tp = n_true - below
+        fp = n_examples - start - tp
+        fn = below + hard_false_negatives
+        precision[i] = float(tp) / (tp + fp)
+        recall[i] = float(tp) / (tp + fn)
+    precision[-1] = 1.0
+    recall[-1] = 0.0
+    padded = np.append(np.append(recall[0], recall), 0.0)
+    step_widths = np.convolve(padded, [-0.5, 0, 0.5], "valid")
+    return float(np.dot(precision, step_widths))
+
+
+def summarize(totals: InstanceTotals, distance_note: str | None = None) -> InstanceScores:
+    ap = average_precision_matrix(totals)
+    first_overlap = int(np.flatnonzero(np.isclose(OVERLAPS, 0.5))[0])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # nanmean of all-NaN is NaN, as intended
+        class_scores: dict[str, dict[str, float]] = {}
+        for i, name in enumerate(INSTANCE_CLASS_NAMES):
+            class_scores[name] = {"ap": float(np.average(ap[0, i, :])), "ap50": float(ap[0, i, first_overlap])}
+            if totals.with_distances:
+                class_scores[name]["ap100m"] = float(np.average(ap[WITHIN_100M, i, :]))
+                class_scores[name]["ap50m"] = float(np.average(ap[WITHIN_50M, i, :]))
+        return InstanceScores(
+            ap=float(np.nanmean(ap[ALL_DISTANCES])),
+            ap50=float(np.nanmean(ap[ALL_DISTANCES, :, first_overlap])),
+            ap100m=float(np.nanmean(ap[WITHIN_100M])) if totals.with_distances else None,
+            ap50m=float(np.nanmean(ap[WITHIN_50M])) if totals.with_distances else None,
+            class_scores=class_scores,
+            ap_matrix=ap,
+            distance_note=distance_note,
+        )

@@ -1,0 +1,203 @@
+"""Pixel-level semantic labeling: IoU and iIoU for classes and categories.
+
+Computes what cityscapesScripts' evalPixelLevelSemanticLabeling.py computes, in three steps:
+``evaluate_frame`` per image, ``combine`` the frames, ``summarize`` into scores.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from ...core.labels import (
+    AVERAGE_INSTANCE_SIZE,
+    CATEGORIES,
+    EVAL_CLASS_IDS,
+    INSTANCE_CLASS_IDS,
+    NUM_LABEL_IDS,
+    Category,
+    label_lookup,
+    name_of,
+)
+from ..scores import PixelScores
+
+# Instances of the pixel task: ids above 1000 (the official test is a strict ">") of scored classes.
+_INSTANCE_CLASS_INDEX = label_lookup({label: i for i, label in enumerate(INSTANCE_CLASS_IDS)}, -1, np.int64)
+_AVERAGE_SIZE = np.array([AVERAGE_INSTANCE_SIZE[name_of(label)] for label in INSTANCE_CLASS_IDS])
+_IIOU_CATEGORIES = tuple(category for category in CATEGORIES if category.has_iiou)
+# For each instance class, the iIoU category it belongs to (-1 if none), and per category the
+# label ids a prediction may carry to count as a category hit.
+_CATEGORY_OF_CLASS = np.array(
+    [next((i for i, c in enumerate(_IIOU_CATEGORIES) if label in c.iiou_label_ids), -1) for label in INSTANCE_CLASS_IDS]
+)
+# The iIoU category of each label id (-1 if none): a prediction hits an instance's category when equal.
+_CATEGORY_OF_LABEL = label_lookup(
+    {label: i for i, category in enumerate(_IIOU_CATEGORIES) for label in category.iiou_label_ids}, -1, np.int64
+)
+
+
+@dataclass
+class PixelFrameRecord:
+    """What one image contributes: a confusion matrix and per-instance hit counts."""
+
+    confusion: np.ndarray  # (34, 34) int64, rows ground truth
+    instance_class: np.ndarray  # index into INSTANCE_CLASS_IDS, one entry per instance
+    instance_size: np.ndarray
+    instance_hits: np.ndarray  # pixels predicted as the instance's class
+    category_hits: np.ndarray  # pixels predicted as any label of the instance's category
+
+
+@dataclass
+class PixelTotals:
+    confusion: np.ndarray  # (34, 34) int64
+    class_tp_weighted: np.ndarray  # per instance class
+    class_fn_weighted: np.ndarray
+    category_tp_weighted: np.ndarray  # per iIoU category
+    category_fn_weighted: np.ndarray
+
+
+def evaluate_frame(
+    gt_label_ids: np.ndarray,
+    prediction: np.ndarray,
+    instance_index: np.ndarray,
+    instance_value: np.ndarray,
+    gt_label_counts: np.ndarray | None = None,
+) -> PixelFrameRecord:
+    """Label ids 0..33 in both images (checked by the caller); ``instance_index``/``instance_value``:
+    flat indices and instanceIds values of (at least) every pixel whose instanceIds value is above 1000.
+    ``gt_label_counts`` (pixels per label id, if known) spares counting the correctly predicted pixels."""
+    return PixelFrameRecord(
+        confusion_matrix(gt_label_ids.ravel(), prediction.ravel(), gt_label_counts),
+        *_instance_hits(instance_index, instance_value, prediction),
+    )
+
+
+def confusion_matrix(truth: np.ndarray, predicted: np.ndarray, truth_counts: np.ndarray | None) -> np.ndarray:
+    if truth_counts is None:
+        keys = truth * np.uint16(NUM_LABEL_IDS) + predicted
+        counts = np.bincount(keys, minlength=NUM_LABEL_IDS * NUM_LABEL_IDS)
+        return counts.reshape(NUM_LABEL_IDS, NUM_LABEL_IDS).astype(np.int64)
+    # Most pixels are right: count the wrong ones, and the diagonal is what remains of each row.
+    wrong = np.flatnonzero(truth != predicted)
+    keys = truth[wrong] * np.uint16(NUM_LABEL_IDS) + predicted[wrong]
+    matrix = np.bincount(keys, minlength=NUM_LABEL_IDS * NUM_LABEL_IDS).reshape(NUM_LABEL_IDS, NUM_LABEL_IDS)
+    matrix = matrix.astype(np.int64)
+    matrix[np.diag_indices(NUM_LABEL_IDS)] = truth_counts - matrix.sum(axis=1)
+    return matrix
+
+
+def _instance_hits(index: np.ndarray, value: np.ndarray, prediction: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Per instance (id > 1000, scored class): size, pixels predicted as its class, and as its category."""
+    inside = value > 1000  # the official test is a strict ">"
+    values = value[inside]
+    predicted = prediction.ravel()[index[inside]]
+    length = int(values.max(initial=0)) + 1
+    size = np.bincount(values, minlength=length)
+    label = values // 1000
+    hits = np.bincount(values[predicted == label], minlength=length)
+    same_category = _CATEGORY_OF_LABEL[predicted] == _CATEGORY_OF_LABEL[label]
+    category_hits = np.bincount(values[same_category & (_CATEGORY_OF_LABEL[label] >= 0)], minlength=length)
+    ids = np.flatnonzero(size)
+    instance_class = _INSTANCE_CLASS_INDEX[ids // 1000]
+    scored = instance_class >= 0  # instances of ignored classes (caravan, trailer) do not count
+    ids = ids[scored]
+    return instance_class[scored], size[ids], hits[ids], category_hits[ids]
+
+
+def combine(records: list[PixelFrameRecord]) -> PixelTotals:
+    totals = PixelTotals(
+        confusion=np.zeros((NUM_LABEL_IDS, NUM_LABEL_IDS), np.int64),
+        class_tp_weighted=np.zeros(len(INSTANCE_CLASS_IDS)),
+        class_fn_weighted=np.zeros(len(INSTANCE_CLASS_IDS)),
+        category_tp_weighted=np.zeros(len(_IIOU_CATEGORIES)),
+        category_fn_weighted=np.zeros(len(_IIOU_CATEGORIES)),
+    )
+    for record in records:
+        add_frame(totals, record)
+    return totals
+
+
+def add_frame(totals: PixelTotals, record: PixelFrameRecord) -> None:
+    totals.confusion += record.confusion
+    weight = _AVERAGE_SIZE[record.instance_class] / record.instance_size
+    tp_weighted = record.instance_hits * weight
+    fn_weighted = (record.instance_size - record.instance_hits) * weight
+    n_classes = len(INSTANCE_CLASS_IDS)
+    totals.class_tp_weighted += np.bincount(record.instance_class, tp_weighted, n_classes)
+    totals.class_fn_weighted += np.bincount(record.instance_class, fn_weighted, n_classes)
+    category = _CATEGORY_OF_CLASS[record.instance_class]
+    counted = category >= 0
+    cat_tp = record.category_hits[counted] * weight[counted]
+    cat_fn = (record.instance_size[counted] - record.category_hits[counted]) * weight[counted]
+    totals.category_tp_weighted += np.bincount(category[counted], cat_tp, len(_IIOU_CATEGORIES))
+    totals.category_fn_weighted += np.bincount(category[counted], cat_fn, len(_IIOU_CATEGORIES))
+
+
+def summarize(totals: PixelTotals) -> PixelScores:
+    matrix = totals.confusion
+    class_iou = {name_of(label): _class_iou(matrix, label) for label in EVAL_CLASS_IDS}
+    class_iiou = {
+        name_of(label): _ratio(
+            totals.class_tp_weighted[i], _false_positives(matrix, [label], _others(label)), totals.class_fn_weighted[i]
+        )
+        for i, label in enumerate(INSTANCE_CLASS_IDS)
+    }
+    category_iou = {c.name: _category_iou(matrix, c) for c in CATEGORIES if c.iou_label_ids}
+    category_iiou = {
+        c.name: _ratio(
+            totals.category_tp_weighted[i],
+            _false_positives(matrix, list(c.iiou_label_ids), _outside_category(c)),
+            totals.category_fn_weighted[i],
+        )
+        for i, c in enumerate(_IIOU_CATEGORIES)
+    }
+    return PixelScores(
+        iou_class=nan_mean(class_iou.values()),
+        iiou_class=nan_mean(class_iiou.values()),
+        iou_category=nan_mean(category_iou.values()),
+        iiou_category=nan_mean(category_iiou.values()),
+        class_iou=class_iou,
+        class_iiou=class_iiou,
+        category_iou=category_iou,
+        category_iiou=category_iiou,
+        confusion_matrix=matrix.astype(np.uint64),
+    )
+
+
+def _class_iou(matrix: np.ndarray, label: int) -> float:
+    tp = int(matrix[label, label])
+    fn = int(matrix[label, :].sum()) - tp
+    return _ratio(tp, _false_positives(matrix, [label], _others(label)), fn)
+
+
+def _category_iou(matrix: np.ndarray, category: Category) -> float:
+    ids = list(category.iou_label_ids)
+    tp = int(matrix[np.ix_(ids, ids)].sum())
+    fn = int(matrix[ids, :].sum()) - tp
+    return _ratio(tp, _false_positives(matrix, ids, _outside_category(category)), fn)
+
+
+def _false_positives(matrix: np.ndarray, predicted: list[int], true_rows: list[int]) -> int:
+    """Pixels predicted as ``predicted`` whose ground truth is a scored label in ``true_rows``."""
+    return int(matrix[np.ix_(true_rows, predicted)].sum())
+
+
+def _others(label: int) -> list[int]:
+    return [other for other in EVAL_CLASS_IDS if other != label]
+
+
+def _outside_category(category: Category) -> list[int]:
+    return [label for label in EVAL_CLASS_IDS if label not in category.iou_label_ids]
+
+
+def _ratio(tp: float, fp: float, fn: float) -> float:
+    denominator = tp + fp + fn
+    return float("nan") if denominator == 0 else float(float(tp) / denominator)
+
+
+def nan_mean(values) -> float:
+    """The official getScoreAverage: the mean of the defined scores, NaN if there is none."""
+    defined = [value for value in values if not math.isnan(value)]
+    return float(sum(defined) / len(defined)) if defined else float("nan")

@@ -1,0 +1,358 @@
+"""Instance results as one COCO-style RLE JSON file: streamed with bounded memory, and checked exactly.
+
+The file is a JSON list of predictions::
+
+    {"image_id": "<city>_<seq>_<frame>", "category_id": <labelId>,
+     "segmentation": {"size": [height, width], "counts": <RLE>}, "score": <confidence>}
+
+``counts`` is pycocotools' compressed string or a list of run lengths (an uncompressed RLE). Other keys
+(``bbox``, ``area``, ``id``...) are allowed and skipped unread.
+
+Memory. ``json.loads`` builds every object of the file at once: ``[{},{},...]`` takes about 25 times
+the file's size. Here ijson (yajl, in C) streams the parse events; only the expected fields are kept,
+list counts as 4-byte integers, and per image only the ``MAX_INSTANCES_PER_IMAGE`` highest-scoring
+predictions (the others are dropped as they come, as the cap would drop them). Memory is then bounded
+by the file size cap whatever the file holds, and nesting depth costs nothing.
+
+Exactness. pycocotools decodes a compressed string in C (``rleFrString``) without checks: it stops at
+a NUL character, reads past the end of a string whose last group is unterminated, shifts a 32-bit int
+past its width in groups of more than six characters, and writes past its buffer (or leaves it
+uninitialised) when the runs do not add up to the image. ``compressed_runs`` reproduces the decoder
+and accepts exactly the strings it decodes as written; everything else is refused before it is called.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from array import array
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import ijson
+import numpy as np
+from pycocotools import mask as rle_codec
+
+from ..core.errors import SubmissionError, printable, shown
+from ..core.naming import FrameId, frame_id_from_stem
+from ..core.untrusted_files import SentFolder, UntrustedFileError, open_untrusted
+from ..png.png_io import MAX_PIXELS
+from .results_format import MAX_INSTANCES_PER_IMAGE, InstanceLine, RleMask, cap_note, refuse_utf16_or_32
+
+# A prediction takes ~15 bytes of JSON beside its counts (a few hundred bytes for a car's mask):
+# 500 images x 255 predictions fit many times over.
+MAX_JSON_BYTES = 256 * 1024 * 1024
+# yajl copies a token that spans its buffer once per buffer read, and ijson holds the events of one buffer at
+# once. Measured: with ijson's 64 KB a 250 MB string took 80 s; with 16 MB, 1 s, but 60 MB of dense JSON peaked
+# at 436 MiB; with 2 MB, 5 s for the string, 69 s to refuse a 250 MB number, 115 MiB. Real tokens are short.
+_PARSE_BUFFER_BYTES = 2 * 1024 * 1024
+_EXPECTED_KEYS = ("image_id", "category_id", "segmentation", "score")
+_SCALAR_EVENTS = frozenset({"string", "number", "boolean", "null"})
+_UTF8_BOM = b"\xef\xbb\xbf"
+_UINT32_LIMIT = 2**32
+
+JSON_FIX = (
+    "The file must be a JSON list of {'image_id': '<city>_<seq>_<frame>', 'category_id': <labelId>, "
+    "'segmentation': {'size': [height, width], 'counts': <RLE>}, 'score': <confidence>}."
+)
+RLE_FIX = "Encode masks with pycocotools.mask.encode(np.asfortranarray(mask)) and store counts.decode('ascii')."
+
+
+@dataclass
+class RleResults:
+    per_frame: dict[FrameId, list[InstanceLine]]
+    warnings: list[str] = field(default_factory=list)
+
+
+class _Invalid:
+    """A field whose JSON type is wrong (an object or array where a value was expected)."""
+
+    def __init__(self, kind: str):
+        self.kind = kind
+
+    def __repr__(self) -> str:
+        return f"<a JSON {self.kind}>"
+
+
+# ---- reading the file ----------------------------------------------------------------------------------
+
+
+def parse_rle_json(path: Path, frames: set[FrameId], folder: SentFolder) -> RleResults:
+    """The predictions for the test images, at most MAX_INSTANCES_PER_IMAGE each; one message per problem."""
+    _refuse_other_encodings(path, folder)
+    try:
+        with open_untrusted(path, MAX_JSON_BYTES, folder) as stream:
+            if stream.read(len(_UTF8_BOM)) != _UTF8_BOM:  # a BOM, as Windows editors write, is dropped
+                stream.seek(0)
+            events = ijson.basic_parse(stream, use_float=True, buf_size=_PARSE_BUFFER_BYTES)
+            return _collect(events, path, frames)
+    except SubmissionError:
+        raise
+    except UntrustedFileError as exc:
+        raise SubmissionError(str(exc), path, "Results must be plain files inside the results folder.") from None
+    except Exception as exc:  # yajl's errors; ijson's yajl2_c raises SystemError on a number of megabytes
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if not isinstance(exc, ijson.JSONError):
+            reason = "a value too long to be one"
+        raise SubmissionError(f"is not valid JSON ({printable(reason, 120)})", path, JSON_FIX) from None
+
+
+def _refuse_other_encodings(path: Path, folder: SentFolder) -> None:
+    """UTF-16 and UTF-32 JSON get the right message (ijson reads UTF-8 only)."""
+    try:
+        with open_untrusted(path, MAX_JSON_BYTES, folder) as stream:
+            refuse_utf16_or_32(stream.read(4), path, JSON_FIX)
+    except UntrustedFileError:
+        return  # parse_rle_json says why
+
+
+def _collect(events: Iterator[tuple[str, object]], path: Path, frames: set[FrameId]) -> RleResults:
+    first = next(events, (None, None))[0]
+    if first != "start_array":
+        what = "a JSON object" if first == "start_map" else "a single JSON value"
+        raise SubmissionError(f"holds {what}, not a list of predictions", path, JSON_FIX)
+    kept: dict[FrameId, _TopPredictions] = {}
+    unknown: set[str] = set()
+    for index, (event, _) in enumerate(events):
+        if event == "end_array":
+            break
+        if event != "start_map":
+            _skip(event, events)
+            raise SubmissionError(f"prediction {index} is not an object", path, JSON_FIX)
+        frame, line = _prediction(_read_object(events), index, path)
+        if frame in frames:
+            kept.setdefault(frame, _TopPredictions()).add(line)
+        elif len(unknown) < 1000:
+            unknown.add(frame.stem)
+    for _ in events:  # ijson raises on anything after the list
+        pass
+    return _results(kept, unknown, path)
+
+
+def _results(kept: dict[FrameId, _TopPredictions], unknown: set[str], path: Path) -> RleResults:
+    warnings = [cap_note(frame, top.count) for frame, top in sorted(kept.items()) if top.dropped]
+    if unknown:
+        warnings.append(
+            f"{path.name}: predictions for image ids that are not test images were ignored (e.g. {sorted(unknown)[0]})"
+        )
+    return RleResults({frame: top.lines() for frame, top in kept.items()}, warnings)
+
+
+class _TopPredictions:
+    """The MAX_INSTANCES_PER_IMAGE highest-scoring predictions of one image, ties kept in file order."""
+
+    def __init__(self) -> None:
+        self.heap: list[tuple[float, int, InstanceLine]] = []  # the weakest on top: lowest score, then latest
+        self.count = 0
+
+    @property
+    def dropped(self) -> bool:
+        return self.count > MAX_INSTANCES_PER_IMAGE
+
+    def add(self, line: InstanceLine) -> None:
+        entry = (line.confidence, -self.count, line)
+        self.count += 1
+        if len(self.heap) < MAX_INSTANCES_PER_IMAGE:
+            heapq.heappush(self.heap, entry)
+        elif entry[:2] > self.heap[0][:2]:
+            heapq.heapreplace(self.heap, entry)
+
+    def lines(self) -> list[InstanceLine]:
+        return [line for _, _, line in sorted(self.heap, key=lambda entry: -entry[1])]
+
+
+def _read_object(events: Iterator[tuple[str, object]]) -> dict[str, object]:
+    """The expected fields of one prediction object (the start_map was read); other keys are skipped."""
+    fields: dict[str, object] = {}
+    for event, value in events:
+        if event == "end_map":
+            return fields
+        key = value  # a map_key
+        event, value = next(events)
+        if key == "segmentation" and event == "start_map":
+            fields[key] = _read_segmentation(events)
+        elif key in _EXPECTED_KEYS:
+            fields[key] = value if event in _SCALAR_EVENTS else _skipped(event, events)
+        else:
+            _skip(event, events)
+    return fields  # unreachable: ijson raises on a premature end
+
+
+def _read_segmentation(events: Iterator[tuple[str, object]]) -> dict[str, object]:
+    fields: dict[str, object] = {}
+    for event, value in events:
+        if event == "end_map":
+            return fields
+        key = value
+        event, value = next(events)
+        if key == "counts" and event == "start_array":
+            fields[key] = _read_runs(events)
+        elif key == "size" and event == "start_array":
+            fields[key] = _read_size(events)
+        elif key in ("counts", "size"):
+            fields[key] = value if event in _SCALAR_EVENTS else _skipped(event, events)
+        else:
+            _skip(event, events)
+    return fields
+
+
+def _read_runs(events: Iterator[tuple[str, object]]) -> array | _Invalid:
+    """An uncompressed RLE's run lengths as uint32; anything but whole numbers 0..2**32-1 is invalid."""
+    runs = array("I")
+    for event, value in events:
+        if event == "end_array":
+            return runs
+        if (
+            event != "number"
+            or isinstance(value, float)
+            or not 0 <= value < _UINT32_LIMIT  # type: ignore[operator]
+            or len(runs) > MAX_PIXELS  # more runs than any image has pixels
+        ):
+            _skip(event, events)
+            _skip("start_array", events)
+            return _Invalid("list of numbers that are not run lengths")
+        runs.append(value)  # type: ignore[arg-type]
+    return runs
+
+
+def _read_size(events: Iterator[tuple[str, object]]) -> list[object] | _Invalid:
+    size: list[object] = []
+    for event, value in events:
+        if event == "end_array":
+            return size
+        if event not in _SCALAR_EVENTS or len(size) >= 2:
+            _skip(event, events)
+            _skip("start_array", events)
+            return _Invalid("array")
+        size.append(value)
+    return size
+
+
+def _skipped(event: str, events: Iterator[tuple[str, object]]) -> _Invalid:
+    _skip(event, events)
+    return _Invalid("object" if event == "start_map" else "array")
+
+
+def _skip(event: str, events: Iterator[tuple[str, object]]) -> None:
+    """Consume the rest of a value that started with ``event``, however deep, without building it."""
+    depth = 1 if event in ("start_map", "start_array") else 0
+    while depth:
+        event, _ = next(events)
+        if event in ("start_map", "start_array"):
+            depth += 1
+        elif event in ("end_map", "end_array"):
+            depth -= 1
+
+
+def _prediction(item: dict[str, object], index: int, path: Path) -> tuple[FrameId, InstanceLine]:
+    where = f"prediction {index}"
+    missing = [key for key in _EXPECTED_KEYS if key not in item]
+    if missing:
+        raise SubmissionError(f"{where} lacks {', '.join(missing)}", path, JSON_FIX)
+    image_id = item["image_id"]
+    frame = frame_id_from_stem(image_id) if isinstance(image_id, str) else None
+    if frame is None:
+        raise SubmissionError(f"{where}: image_id {shown(image_id)} is not a Cityscapes stem", path, JSON_FIX)
+    label = item["category_id"]
+    if not _is_number(label) or not float(label).is_integer() or not 0 <= label <= 33:  # type: ignore[operator]
+        raise SubmissionError(f"{where}: category_id {shown(label)} is not a label id 0..33", path, JSON_FIX)
+    score = item["score"]
+    if not _is_number(score) or not math.isfinite(score):  # type: ignore[arg-type]
+        raise SubmissionError(f"{where}: score {shown(score)} is not a finite number", path, JSON_FIX)
+    mask = _rle_mask(item["segmentation"], where, path)
+    return frame, InstanceLine(mask, int(label), float(score), f"{path.name} {where}")  # type: ignore[arg-type]
+
+
+def _rle_mask(segmentation: object, where: str, path: Path) -> RleMask:
+    size = segmentation.get("size") if isinstance(segmentation, dict) else None
+    counts = segmentation.get("counts") if isinstance(segmentation, dict) else None
+    if (
+        not isinstance(size, list)
+        or len(size) != 2
+        or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in size)
+        or not isinstance(counts, str | array)
+    ):
+        raise SubmissionError(f"{where}: segmentation is not an RLE {{'size', 'counts'}}", path, JSON_FIX)
+    stored = counts if isinstance(counts, str) else np.frombuffer(counts, np.uint32)
+    return RleMask(size[0], size[1], stored)
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+# ---- decoding one mask exactly as pycocotools does ---------------------------------------------------
+
+
+def rle_pixels(mask: RleMask, height: int, width: int, source: str) -> np.ndarray:
+    """Flat indices (row-major) of the mask's pixels, decoded by pycocotools once its runs are proven exact."""
+    where, _, prediction = source.partition(" ")  # "predictions.json prediction 3"
+    if (mask.height, mask.width) != (height, width):
+        raise SubmissionError(
+            f"{prediction}: segmentation size [{mask.height}, {mask.width}] is not [{height}, {width}]",
+            where,
+            "RLE sizes are [height, width] of the test image.",
+        )
+    if isinstance(mask.counts, str):
+        runs = compressed_runs(mask.counts, height * width)
+    else:
+        runs = mask.counts.astype(np.int64) if mask.counts.size <= height * width + 1 else None
+    if runs is None or not _cover_exactly(runs, height * width):
+        raise SubmissionError(
+            f"{prediction}: the RLE counts are not runs covering the {height * width} pixels of the image "
+            "as pycocotools encodes them",
+            where,
+            RLE_FIX,
+        )
+    if isinstance(mask.counts, str):
+        rle = {"size": [height, width], "counts": mask.counts.encode("ascii")}
+    else:
+        rle = rle_codec.frPyObjects({"size": [height, width], "counts": mask.counts.tolist()}, height, width)
+    return np.flatnonzero(rle_codec.decode(rle))
+
+
+def _cover_exactly(runs: np.ndarray, pixel_count: int) -> bool:
+    return bool((runs >= 0).all()) and int(runs.sum()) == pixel_count
+
+
+def compressed_runs(text: str, pixel_count: int | None = None) -> np.ndarray | None:
+    """The run lengths pycocotools' ``rleFrString`` reads from ``text``, or None where it cannot read them as
+    written (or where there are more runs than ``pixel_count`` pixels allow).
+
+    Each run is a group of characters c - 48: five payload bits, bit 0x20 "more follows", and on the last
+    character bit 0x10 the sign; from the fourth run on, each is added to the one two before it. Refused:
+    characters outside the encoder's alphabet '0'..'o' (a NUL would end the C loop early), an unterminated
+    last group (C would read past the string), and groups whose 32-bit int shift is undefined or overflows
+    (the seventh character may only be '0' or '1'; no group has more than seven). Memory: a byte per
+    character and a few integers per run, so that a hostile 100 MB string costs little before it is refused.
+    """
+    try:
+        data = np.frombuffer(text.encode("ascii"), np.uint8)
+    except UnicodeEncodeError:
+        return None
+    if data.size == 0:
+        return np.zeros(0, np.int64)
+    if np.any((data < 48) | (data > 111)):
+        return None
+    chars = data - np.uint8(48)
+    last = (chars & 0x20) == 0  # the last character of each group
+    run_count = int(np.count_nonzero(last))
+    if not last[-1] or (pixel_count is not None and run_count > pixel_count + 1):
+        return None
+    ends = np.flatnonzero(last)
+    starts = np.concatenate(([0], ends[:-1] + 1))
+    lengths = ends - starts + 1
+    if int(lengths.max()) > 7 or np.any(chars[starts[lengths == 7] + 6] > 1):
+        return None
+    values = np.zeros(run_count, np.int64)
+    for position in range(7):
+        present = lengths > position
+        payload = (chars[starts[present] + position] & 0x1F).astype(np.int64)
+        values[present] |= payload << (5 * position)
+    negative = (chars[ends] & 0x10) != 0
+    values[negative] -= np.int64(1) << (5 * lengths[negative])
+    runs = values
+    runs[1::2] = np.cumsum(values[1::2])  # run m adds run m - 2, from m = 3 on
+    runs[2::2] = np.cumsum(values[2::2])
+    return runs
