@@ -374,7 +374,10 @@ def _check_not_inside(source: Path, out: Path) -> None:
 
 
 def _synthetic_key(count: int, seed: int, size: tuple[int, int], sample_count: int) -> dict[str, object]:
-    generator = hashlib.blake2b(Path(synthetic.__file__).read_bytes(), digest_size=8).hexdigest()
+    digest = hashlib.blake2b(digest_size=8)
+    for module in sorted(Path(synthetic.__file__).parent.glob("*.py")):  # every module of the scene generator
+        digest.update(module.read_bytes())
+    generator = digest.hexdigest()
     return {
         "source": "synthetic",
         "count": count,

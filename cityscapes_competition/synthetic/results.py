@@ -35,7 +35,7 @@ from ..core.errors import ReferenceDataError
 from ..core.labels import INSTANCE_CLASS_IDS, NUM_LABEL_IDS
 from ..core.naming import GT_INSTANCE_IDS_SUFFIX, GT_LABEL_IDS_SUFFIX
 from ..png.png_write import encode_png
-from .scenes import smooth_noise
+from .render import smooth_noise
 
 TASKS = ("pixel", "instance")
 MASK_MODES = ("1", "L", "mixed")
