@@ -30,17 +30,17 @@ from cityscapes_competition.organiser.bundle import (
     main,
     settings_lines,
 )
+from cityscapes_competition.organiser.codabench import (
+    CODABENCH_DEFAULT_QUEUE_SECONDS,
+    check_codabench,
+    codabench_document,
+)
+from cityscapes_competition.organiser.codalab import CODALAB_REQUIRED_PAGES, check_codalab, codalab_document
 from cityscapes_competition.organiser.competition_data import build_competition_data
 from cityscapes_competition.organiser.competition_pages import render_pages
-from cityscapes_competition.organiser.platform_yaml import (
-    CODABENCH_DEFAULT_QUEUE_SECONDS,
+from cityscapes_competition.organiser.platforms import (
     CODABENCH_PLATFORM,
     CODALAB_PLATFORM,
-    CODALAB_REQUIRED_PAGES,
-    check_codabench,
-    check_codalab,
-    codabench_document,
-    codalab_document,
     codalab_worker_image,
     default_layout,
     past_deadline_warnings,
@@ -254,7 +254,7 @@ def test_codalab_refuses_a_key_its_models_do_not_know(settings: ChallengeSetting
         check_codalab(document, layout_members(settings), settings.source)
     message = str(refused.value)
     assert "submission_deadline" in message and "CodaLab v1.5" in message and "breaks the upload" in message
-    assert "platform_yaml.py" in message  # the code that builds the document, not an organiser setting
+    assert "organiser/codalab.py" in message  # the code that builds the document, not an organiser setting
 
 
 def test_codabench_refuses_a_key_it_would_ignore(settings: ChallengeSettings) -> None:

@@ -23,8 +23,8 @@ from cityscapes_competition.core.challenge import (
 )
 from cityscapes_competition.ingestion.submission_metadata import read_settings
 from cityscapes_competition.organiser import competition_pages as pages
-from cityscapes_competition.organiser.platform_yaml import CODABENCH_PLATFORM as CODABENCH
-from cityscapes_competition.organiser.platform_yaml import CODALAB_PLATFORM as CODALAB
+from cityscapes_competition.organiser.platforms import CODABENCH_PLATFORM as CODABENCH
+from cityscapes_competition.organiser.platforms import CODALAB_PLATFORM as CODALAB
 from cityscapes_competition.scoring.scores import LEADERBOARD_KEYS
 
 REPO = Path(__file__).resolve().parents[1]

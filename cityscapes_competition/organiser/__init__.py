@@ -1,2 +1,3 @@
-"""The organiser's tools: competition data (from a Cityscapes download or synthetic scenes) -> the
-platforms' competition.yaml (platform_yaml: one rule set per platform) and pages -> the two bundles."""
+"""The organiser's tools: competition data (from a Cityscapes download or synthetic scenes) -> each
+platform's competition.yaml (codalab, codabench: the platform's rules, document and check; platforms: what
+they share) and pages -> the two bundles (bundle)."""

@@ -20,7 +20,7 @@ platform's rules before anything is written), the logo, the html pages and these
 - Codabench only: ``baseline_submission.zip`` (``metadata`` and ``model.keras`` at its root, as participants zip
   theirs), the task's solution, so the organiser can submit it to check the queue before publishing.
 
-Each bundle is for its platform only: Codabench refuses the CodaLab v1.5 bundle on purpose (platform_yaml.py), and
+Each bundle is for its platform only: Codabench refuses the CodaLab v1.5 bundle on purpose (platforms.py), and
 the pages differ (where files and the submit form are, phase migration, Codabench's fact sheet). The build warns
 while every deadline of challenge.yaml is in the past.
 
@@ -57,11 +57,12 @@ import yaml
 from ..core.atomic import atomic_stream, write_text_atomic
 from ..core.challenge import ChallengeSettings, FactSheetQuestion, Phase, load_challenge
 from ..core.errors import ReferenceDataError
+from .codabench import check_codabench, codabench_document, codabench_time_limit
+from .codalab import CODALAB_REQUIRED_PAGES, check_codalab, codalab_document
 from .competition_pages import render_pages
-from .platform_yaml import (
+from .platforms import (
     CODABENCH_PLATFORM,
     CODALAB_PLATFORM,
-    CODALAB_REQUIRED_PAGES,
     COMPETITION_YAML,
     INGESTION_PROGRAM,
     INPUT_DATA,
@@ -71,11 +72,6 @@ from .platform_yaml import (
     SOLUTION,
     STARTING_KIT,
     BundleLayout,
-    check_codabench,
-    check_codalab,
-    codabench_document,
-    codabench_time_limit,
-    codalab_document,
     default_layout,
     docker_image_warnings,
     is_uuid,

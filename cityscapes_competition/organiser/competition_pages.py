@@ -23,7 +23,7 @@ from cityscapesscripts.helpers.labels import id2label
 
 from ..core.challenge import ChallengeSettings, FactSheetQuestion, LeaderboardColumn, Phase
 from ..core.labels import EVAL_CLASS_IDS
-from .platform_yaml import CODABENCH_PLATFORM, CODALAB_PLATFORM, STARTING_KIT_TITLE
+from .platforms import CODABENCH_PLATFORM, CODALAB_PLATFORM, STARTING_KIT_TITLE
 
 PAGE_NAMES = ("overview", "evaluation", "terms", "data", "get_starting_kit")
 TEMPLATE_DIR = Path(__file__).with_name("page_templates")
