@@ -1,8 +1,31 @@
 """Instance-level semantic labeling: AP, AP50%, AP100m, AP50m.
 
-Computes what cityscapesScripts' evalInstanceLevelSemanticLabeling.py computes. Per image, every
-prediction is compared with every ground-truth region of its class in one pass over the
-prediction's own pixels; the frames are then concatenated and AP is computed per class and overlap.
+Reproduces cityscapesScripts 2.3.0, evaluation/evalInstanceLevelSemanticLabeling.py: ``assignGt2Preds``
+(one image's predictions against its ground-truth regions), ``evaluateMatches`` (the AP matrix) and
+``computeAverages``. Three steps: ``evaluate_frame`` per image, ``combine``, ``summarize``. Unlike the
+pixel totals, the records are concatenated, not summed: AP ranks every prediction of a class across all
+images by confidence, so nothing can be reduced before the last frame.
+
+Rules (the official arguments in brackets):
+- **Classes**: the 8 instance classes; a prediction of another label id, or with no pixel, is dropped.
+- **Ground truth**: the instanceIds regions of those classes. Values of 1000 and above are instances
+  (label * 1000 + k); a bare label id is a group region (a crowd of cars...), never matched, and a
+  prediction's overlap with it is ignored.
+- **Settings** [minRegionSizes, distanceThs, distanceConfs]: all distances: instances of at least 100
+  pixels; 100 m and 50 m: at least 1000 pixels, a median distance (from disparity and the camera file) at
+  most 100 or 50 m, and at least half of the instance's pixels with a valid disparity. Instances outside
+  a setting are ignored like group regions.
+- **Overlaps** [overlaps]: 0.50, 0.55, ..., 0.95. A prediction matches a region of its class when their
+  IoU is strictly above the overlap.
+- **Counting**, per class, setting and overlap: of the predictions matching one instance, the most
+  confident is a true positive and the others false positives; an instance nobody matches is a false
+  negative; a prediction matching nothing is a false positive, unless more than the overlap's share of its
+  pixels lie on void ground truth, group regions or instances outside the setting (then it is ignored).
+- **AP**: the official precision-recall curve over the distinct confidences, closed with precision 1 at
+  recall 0, integrated with steps halfway between neighbouring recalls (``official_average_precision``).
+  NaN when the class has no instance in the setting; 0 when it has instances but no prediction.
+- **Averages** [computeAverages]: AP is the mean over classes and the ten overlaps (NaN entries left out),
+  AP50% the mean over classes at 0.50, AP100m and AP50m as AP within 100 m and 50 m.
 """
 
 from __future__ import annotations

@@ -1,7 +1,28 @@
-"""Pixel-level semantic labeling: IoU and iIoU for classes and categories.
+"""Pixel-level semantic labeling: IoU and iIoU, for classes and for categories.
 
-Computes what cityscapesScripts' evalPixelLevelSemanticLabeling.py computes, in three steps:
-``evaluate_frame`` per image, ``combine`` the frames, ``summarize`` into scores.
+Reproduces cityscapesScripts 2.3.0, evaluation/evalPixelLevelSemanticLabeling.py: ``evaluatePair``
+(one image's confusion matrix and instance hits), ``getIouScoreForLabel``,
+``getInstanceIouScoreForLabel``, ``getIouScoreForCategory``, ``getInstanceIouScoreForCategory`` and
+``getScoreAverage``. Three steps: ``evaluate_frame`` per image, ``combine`` (or ``add_frame``, so the
+totals stream: a frame adds into fixed-size sums and is forgotten), ``summarize`` into scores.
+
+Rules (the official arguments in brackets):
+- **Confusion matrix** over label ids 0..33, rows ground truth, columns prediction.
+- **Scored classes** [evalLabels]: the 19 labels with ``ignoreInEval`` false (labels.py). Ground-truth
+  pixels of other labels (void) never count; a scored pixel predicted as a void label is a miss.
+- **IoU** of class c: TP / (TP + FP + FN), with TP = M[c, c], FN = the rest of row c (whatever it was
+  predicted as, void included), FP = pixels predicted c whose ground truth is another scored class.
+  Undefined (NaN) when TP + FP + FN = 0, and then left out of every mean.
+- **iIoU** of an instance class c (person, rider, car, truck, bus, train, motorcycle, bicycle): each
+  ground-truth instance i of c (instanceIds value > 1000, strictly) weighs w_i = avg_c / size_i, avg_c
+  the class's average instance size in the training set [avgClassSize, labels.AVERAGE_INSTANCE_SIZE];
+  iIoU = sum_i w_i * hits_i / (sum_i w_i * hits_i + FP + sum_i w_i * (size_i - hits_i)), hits_i the
+  instance's pixels predicted c, and FP unweighted, as for IoU. Caravan and trailer instances have
+  instances but no score.
+- **Categories** (flat, construction, object, nature, sky, human, vehicle): the same with sets of labels:
+  a pixel of the category predicted as any scored label of the category is a hit. Category iIoU exists for
+  human and vehicle only.
+- **Means** [getScoreAverage]: the mean of the defined (non-NaN) class or category scores; NaN if none is.
 """
 
 from __future__ import annotations
