@@ -11,7 +11,7 @@ from cityscapes_competition.core.isolation import isolate_imports  # noqa: E402 
 
 isolate_imports(_ROOT, "ingestion.py")  # before anything else is imported: nothing from the submission
 
-from cityscapes_competition.cli import ingest_main  # noqa: E402
+from cityscapes_competition.ingestion.program import ingest_main  # noqa: E402
 
 if __name__ == "__main__":
     code = ingest_main(own_process=True)

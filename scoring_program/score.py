@@ -11,7 +11,7 @@ from cityscapes_competition.core.isolation import isolate_imports  # noqa: E402 
 
 isolate_imports(_ROOT, "score.py")  # before anything else is imported: nothing from PYTHONPATH
 
-from cityscapes_competition.cli import score_main  # noqa: E402
+from cityscapes_competition.scoring.program import score_main  # noqa: E402
 
 if __name__ == "__main__":
     sys.exit(score_main())

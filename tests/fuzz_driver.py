@@ -260,7 +260,7 @@ def fuzz(seconds: float, seed: int, make_case: Callable[[random.Random, Path], t
 
 
 def scoring_cases(template: Path) -> Callable:
-    from cityscapes_competition.cli import score_main
+    from cityscapes_competition.scoring.program import score_main
 
     def make_case(rng: random.Random, case_dir: Path):
         shutil.copytree(template, case_dir / "input", symlinks=True)
@@ -284,7 +284,7 @@ def _as_rle_json(res: Path) -> None:
 
 
 def ingestion_cases(templates: list[Path], input_data: Path) -> Callable:
-    from cityscapes_competition.cli import ingest_main
+    from cityscapes_competition.ingestion.program import ingest_main
 
     def make_case(rng: random.Random, case_dir: Path):
         submission = case_dir / "submission"

@@ -13,8 +13,8 @@ import pytest
 from helpers import REPO, TinyCase, rle_predictions
 from PIL import Image
 
-from cityscapes_competition.cli import score_main
 from cityscapes_competition.scoring import results_format
+from cityscapes_competition.scoring.program import score_main
 
 STEM = "frankfurt_000000_000019"
 
@@ -520,7 +520,7 @@ def test_a_json_of_empty_objects_is_parsed_in_bounded_memory(tiny_case, tmp_path
     assert (tiny_case.res / "instance" / "predictions.json").stat().st_size > 60e6
     # VmHWM, not ru_maxrss: Linux carries ru_maxrss across exec, so it would count pytest's own size.
     script = (
-        "import re, sys; from cityscapes_competition.cli import score_main; "
+        "import re, sys; from cityscapes_competition.scoring.program import score_main; "
         f"code = score_main([{str(tiny_case.ref.parent)!r}, {str(tmp_path / 'out')!r}, '--workers', '1']); "
         "print(int(re.search(r'VmHWM:\\s+(\\d+)', open('/proc/self/status').read()).group(1)) // 1024); sys.exit(code)"
     )
@@ -604,7 +604,7 @@ def test_a_huge_rle_string_is_refused_in_bounded_memory(tiny_case, tmp_path) -> 
     document[0]["segmentation"]["counts"] = "0" * 50_000_000
     _json_results(tiny_case, json.dumps(document))
     script = (
-        "import re, sys; from cityscapes_competition.cli import score_main; "
+        "import re, sys; from cityscapes_competition.scoring.program import score_main; "
         f"code = score_main([{str(tiny_case.ref.parent)!r}, {str(tmp_path / 'out')!r}, '--workers', '1']); "
         "print(int(re.search(r'VmHWM:\\s+(\\d+)', open('/proc/self/status').read()).group(1)) // 1024); sys.exit(code)"
     )

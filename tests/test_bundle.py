@@ -176,6 +176,11 @@ def test_program_zips_carry_the_package_beside_the_entry_point(built: Path, prog
         files
     )
     assert not [name for name in files if "__pycache__" in name or name.endswith(".pyc")]
+    shipped = {
+        name.split("/")[1] for name in files if name.startswith("cityscapes_competition/") and name.count("/") > 1
+    }
+    assert shipped == {"core", "png", program.split("_")[0]}  # not the kit, the organiser's tools or the generator
+    assert "cityscapes_competition/cli.py" not in files
     with zipfile.ZipFile(io.BytesIO(read(built / CODALAB_BUNDLE, program))) as archive:
         assert (
             archive.read("cityscapes_competition/challenge.yaml")

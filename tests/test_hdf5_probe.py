@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from cityscapes_competition.cli import ingest_main
 from cityscapes_competition.core.errors import SubmissionError
 from cityscapes_competition.ingestion.model_files import check_model_file
+from cityscapes_competition.ingestion.program import ingest_main
 
 # Two bytes of a Keras .h5's root object header, found by the fuzz test: HDF5 1.14 (h5py 3.14) then
 # dereferences garbage while opening the file and dies with SIGSEGV.

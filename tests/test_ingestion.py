@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 from helpers import BASELINE, REPO
 
-from cityscapes_competition.cli import ingest_main
 from cityscapes_competition.core.errors import SubmissionError
 from cityscapes_competition.ingestion.inference import _Budget
+from cityscapes_competition.ingestion.program import ingest_main
 from cityscapes_competition.scoring.evaluation import evaluate
 from cityscapes_competition.synthetic import scenes as synthetic
 
@@ -259,8 +259,8 @@ def test_a_run_too_long_for_the_limit_exits_within_it_start_up_included(test_dat
     the process (competitions-v1-compute-worker worker.py `run`: `startTime` before `docker run`; codabench
     compute_worker.py `Run.start`: the alarm before the container is created), so the wall time from launch
     to exit, plus what the platform adds around the process, must fit."""
+    from cityscapes_competition.core.ingestion_status import FAILURE_REASON
     from cityscapes_competition.ingestion.run import EXIT_MARGIN_SECONDS, PLATFORM_SECONDS
-    from cityscapes_competition.scoring.ingestion_status import FAILURE_REASON
 
     limit = 30
     program = _program_with_time_limit(tmp_path, limit)
@@ -399,7 +399,7 @@ def test_an_output_that_is_a_file_is_one_message(test_data, tmp_path, capsys) ->
 
 def test_a_refused_submission_leaves_its_reason_for_the_scorer(test_data, tmp_path, capsys) -> None:
     """Codabench scores after a failed ingestion: the reason waits beside the results (ingestion_status)."""
-    from cityscapes_competition.scoring.ingestion_status import FAILURE_REASON
+    from cityscapes_competition.core.ingestion_status import FAILURE_REASON
 
     submission = make_submission(tmp_path / "sub", segmentation_model(), "command: python3 evil.py\n")
     code, _, err = ingest(test_data, submission, tmp_path / "out", capsys)

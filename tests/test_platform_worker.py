@@ -614,7 +614,7 @@ class V15DetailedResultsWatcher:
 def v15_score_with_watcher(case_input: Path, output: Path) -> tuple[int, str, str]:
     """worker.py run: the empty detailed_results.html, the watcher, the scorer, the kill at the first poll
     that finds it gone (taken at once: the worst case), then the final upload only if the file is empty."""
-    from cityscapes_competition.cli import score_main
+    from cityscapes_competition.scoring.program import score_main
 
     output.mkdir()
     page = output / "detailed_results.html"

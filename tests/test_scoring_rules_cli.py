@@ -8,7 +8,7 @@ from pathlib import Path
 
 from helpers import finished_row, platform_input
 
-from cityscapes_competition.cli import score_main
+from cityscapes_competition.scoring.program import score_main
 
 
 def scoring_input(

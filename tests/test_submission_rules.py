@@ -614,9 +614,8 @@ def test_an_absurd_time_limit_does_not_overflow(tmp_path, settings) -> None:
 def test_the_scorer_releases_the_try_after_a_failure_quoting_a_non_utf8_name(
     tiny_case, tmp_path, monkeypatch, capsys
 ) -> None:
-    from cityscapes_competition import cli
     from cityscapes_competition.core.challenge import DEFAULT_CHALLENGE_FILE
-    from cityscapes_competition.scoring import evaluation
+    from cityscapes_competition.scoring import evaluation, program
 
     text = DEFAULT_CHALLENGE_FILE.read_text().replace('"2019-04-09 23:59:00"', '"2099-01-01 00:00:00"')
     (tmp_path / "challenge.yaml").write_text(text.replace("max_submissions_per_day: 20", "max_submissions_per_day: 1"))
@@ -633,10 +632,10 @@ def test_the_scorer_releases_the_try_after_a_failure_quoting_a_non_utf8_name(
 
     monkeypatch.setattr(evaluation, "evaluate", unreadable)
     monkeypatch.setattr(sys, "stderr", io.StringIO())  # takes surrogates, as the real stderr (backslashreplace)
-    assert cli.score_main([str(input_dir), str(tmp_path / "out"), *options]) == 3  # an internal error
+    assert program.score_main([str(input_dir), str(tmp_path / "out"), *options]) == 3  # an internal error
     assert "truncated PNG file" in sys.stderr.getvalue()
     monkeypatch.undo()
-    assert cli.score_main([str(input_dir), str(tmp_path / "out"), *options]) == 0  # the failed try did not count
+    assert program.score_main([str(input_dir), str(tmp_path / "out"), *options]) == 0  # the failed try did not count
     assert "submission 1 of 1" in capsys.readouterr().out
     with sqlite3.connect(ledger) as connection:
         rows = connection.execute("SELECT status, failure FROM submissions ORDER BY id").fetchall()
@@ -647,8 +646,8 @@ def test_the_scorer_releases_the_try_after_a_failure_quoting_a_non_utf8_name(
 
 def test_a_real_failing_file_named_in_no_utf8_is_one_message_and_releases_the_try(tiny_case, tmp_path, capsys):
     """The issue's case: a prediction PNG that is broken and named with bytes that are not UTF-8, in ledger mode."""
-    from cityscapes_competition import cli
     from cityscapes_competition.core.challenge import DEFAULT_CHALLENGE_FILE
+    from cityscapes_competition.scoring import program
 
     text = DEFAULT_CHALLENGE_FILE.read_text().replace('"2019-04-09 23:59:00"', '"2099-01-01 00:00:00"')
     (tmp_path / "challenge.yaml").write_text(text.replace("max_submissions_per_day: 20", "max_submissions_per_day: 1"))
@@ -662,12 +661,12 @@ def test_a_real_failing_file_named_in_no_utf8_is_one_message_and_releases_the_tr
     os.rename(prediction, broken)
     with open(broken, "wb") as file:
         file.write(b"not a png")
-    assert cli.score_main([str(input_dir), str(tmp_path / "out"), *options]) == 2
+    assert program.score_main([str(input_dir), str(tmp_path / "out"), *options]) == 2
     err = capsys.readouterr().err
     assert "frankfurt_000000_000019_\\xff.png: is not a PNG image" in err and "Traceback" not in err
     os.rename(broken, prediction)
     prediction.write_bytes((tiny_case.res / prediction.relative_to(input_dir / "res")).read_bytes())
-    assert cli.score_main([str(input_dir), str(tmp_path / "out"), *options]) == 0  # the failed try did not count
+    assert program.score_main([str(input_dir), str(tmp_path / "out"), *options]) == 0  # the failed try did not count
     assert "submission 1 of 1" in capsys.readouterr().out
 
 

@@ -98,6 +98,13 @@ _SKIPPED_NAMES = frozenset({"__pycache__", ".pytest_cache", ".ruff_cache", ".DS_
 _SKIPPED_SUFFIXES = frozenset({".pyc", ".pyo"})
 _PAGE_NAME = re.compile(r"[a-z][a-z0-9_]*")
 _PAGES_SOURCE = Path(__file__).with_name("competition_pages.py")
+# What each program's entry point imports (test_package_layout proves it: scoring and ingestion import only
+# core and png): the program zips carry these subpackages and the package's top files, nothing else.
+PROGRAM_SUBPACKAGES = {
+    INGESTION_PROGRAM: ("core", "png", "ingestion"),
+    SCORING_PROGRAM: ("core", "png", "scoring"),
+}
+_PACKAGE_TOP_FILES = ("__init__.py", "challenge.yaml")  # for a program: not cli.py, which reaches everything
 _DATA_FIX = (
     "Build it with 'python -m cityscapes_competition.organiser.competition_data --out DIR' (add --cityscapes ROOT "
     "for the real Cityscapes data), or leave --data out to build the synthetic default."
@@ -217,9 +224,16 @@ def tree_files(root: Path, prefix: str = "") -> tuple[FileEntry, ...]:
     return tuple(entries)
 
 
-def package_files(repo: Path, settings: ChallengeSettings) -> tuple[FileEntry, ...]:
-    """The package, carrying the challenge.yaml the bundle's documents were made from."""
+def package_files(
+    repo: Path, settings: ChallengeSettings, subpackages: tuple[str, ...] | None = None
+) -> tuple[FileEntry, ...]:
+    """The package, carrying the challenge.yaml the bundle's documents were made from; with ``subpackages``,
+    only those and the package's top files (a program's share)."""
     files = tree_files(repo / PACKAGE_NAME, f"{PACKAGE_NAME}/")
+    if subpackages is not None:
+        kept = {f"{PACKAGE_NAME}/{name}" for name in _PACKAGE_TOP_FILES}
+        prefixes = tuple(f"{PACKAGE_NAME}/{name}/" for name in subpackages)
+        files = tuple(entry for entry in files if entry.arcname in kept or entry.arcname.startswith(prefixes))
     challenge = f"{PACKAGE_NAME}/challenge.yaml"
     return tuple(FileEntry(challenge, settings.source) if entry.arcname == challenge else entry for entry in files)
 
@@ -246,8 +260,10 @@ def bundle_parts(repo: Path, data: DataFolders, settings: ChallengeSettings) -> 
         + tree_files(data.sample_data, "sample_data/")
     )
     return {
-        INGESTION_PROGRAM: program_part(INGESTION_PROGRAM, repo / "ingestion_program", package),
-        SCORING_PROGRAM: program_part(SCORING_PROGRAM, repo / "scoring_program", package),
+        **{
+            program: program_part(program, repo / program.removesuffix(".zip"), package_files(repo, settings, parts))
+            for program, parts in PROGRAM_SUBPACKAGES.items()
+        },
         INPUT_DATA: Part(INPUT_DATA, tree_files(data.input_data)),
         REFERENCE_DATA: Part(REFERENCE_DATA, tree_files(data.reference_data)),
         STARTING_KIT: Part(STARTING_KIT, kit),

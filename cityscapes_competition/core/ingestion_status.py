@@ -16,10 +16,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..core.atomic import write_text_atomic
-from ..core.errors import SubmissionError, printable
-from ..core.safe_yaml import YamlError, load_yaml
-from ..core.untrusted_files import UntrustedFileError, read_untrusted, sent_folder
+from .atomic import write_text_atomic
+from .errors import SubmissionError, printable
+from .safe_yaml import YamlError, load_yaml
+from .untrusted_files import UntrustedFileError, read_untrusted, sent_folder
 
 WORKER_STATUS = "metadata"  # written by both workers into the prediction output
 FAILURE_REASON = "ingestion_failure.txt"  # written by the ingestion program when it fails
