@@ -13,6 +13,7 @@ import pytest
 from cityscapes_competition.core.errors import ReferenceDataError
 from cityscapes_competition.core.naming import FrameId
 from cityscapes_competition.organiser import competition_data
+from cityscapes_competition.organiser.cityscapes_source import pick_samples
 from cityscapes_competition.organiser.competition_data import (
     INPUT_DATA,
     MANIFEST_NAME,
@@ -20,7 +21,6 @@ from cityscapes_competition.organiser.competition_data import (
     SAMPLE_DATA,
     build_competition_data,
     main,
-    pick_samples,
 )
 from cityscapes_competition.scoring.reference_index import INDEX_NAME, load_reference_index
 from cityscapes_competition.synthetic import scenes as synthetic
