@@ -55,6 +55,7 @@ MANIFEST_NAME = "competition_data.json"
 MANIFEST_FORMAT = 1
 
 
+@dataclass(frozen=True)
 class CompetitionData:
     """The three data folders of a build, and what they hold."""
 
@@ -70,7 +71,6 @@ class CompetitionData:
     warnings: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True)
 def build_competition_data(
     out: Path,
     *,
