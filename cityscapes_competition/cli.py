@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import gc
 import shutil
 import sys
 import traceback
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import UserFacingError
@@ -43,9 +45,34 @@ def _write_crash_log(log_dir: Path | None, program: str) -> Path | None:
         return None
 
 
-def score_main(argv: list[str] | None = None) -> int:
-    """``score.py INPUT OUTPUT``: INPUT holds ref/ (ground truth) and res/ (results)."""
-    parser = argparse.ArgumentParser(prog="score.py", description="Score Cityscapes results (CodaLab convention).")
+SCORE_DESCRIPTION = "Score Cityscapes results (CodaLab convention): INPUT holds ref/ (ground truth) and res/ (results)."
+INGEST_DESCRIPTION = (
+    "Run a participant's Keras model on the test images. The platforms' command line (ingestion_program/metadata) "
+    "also passes the ingestion program's own folder before SUBMISSION; it is accepted and not needed."
+)
+DEMO_DESCRIPTION = (
+    "The main job on the default data: build the competition data and both bundles, then run the baseline "
+    "submission through the ingestion program and score it, as the platform would."
+)
+INDEX_DESCRIPTION = "Build the reference index of a ground-truth folder (once per reference data set)."
+
+
+class DefaultsFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Every option's default in its help: appended, unless the help already says what it is."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.help and "default" in action.help:
+            return action.help
+        return super()._get_help_string(action)
+
+
+def _parser(prog: str, description: str, configure: Callable[[argparse.ArgumentParser], None]):
+    parser = argparse.ArgumentParser(prog=prog, description=description, formatter_class=DefaultsFormatter)
+    configure(parser)
+    return parser
+
+
+def _score_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("input", type=Path, help="folder holding ref/ and res/ (and the platform's metadata)")
     parser.add_argument("output", type=Path, help="folder that receives scores.txt, scores.json, detailed_results.html")
     parser.add_argument("--workers", type=int, default=None, help="worker processes (default: all cores)")
@@ -53,7 +80,8 @@ def score_main(argv: list[str] | None = None) -> int:
         "--ledger",
         type=Path,
         default=None,
-        help="self-hosted: the SQLite submission ledger that counts submissions where the platform gives no data",
+        help="self-hosted: the SQLite submission ledger that counts submissions where the platform gives no data "
+        "(default: none, the platform's data)",
     )
     parser.add_argument("--participant", default=None, help="with --ledger: who submitted (default: the OS user)")
     parser.add_argument(
@@ -61,9 +89,23 @@ def score_main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="score without checking deadlines and submission limits (organiser re-scoring)",
     )
-    parser.add_argument("--challenge", type=Path, default=None, help="the competition settings (default: built in)")
-    args = parser.parse_args(argv)
+    parser.add_argument(
+        "--challenge", type=Path, default=None, help="the competition settings (default: the built-in challenge.yaml)"
+    )
 
+
+def score_main(argv: list[str] | None = None) -> int:
+    """``score.py INPUT OUTPUT``: INPUT holds ref/ (ground truth) and res/ (results).
+
+    Without ``argv`` (score.py) this is the process's program, and the process ends when it returns."""
+    args = _parser("score.py", SCORE_DESCRIPTION, _score_arguments).parse_args(argv)
+    status = _run_score(args)
+    if argv is None:
+        gc.freeze()  # exit's last collections would walk every object matplotlib made: ~80 ms, for nothing
+    return status
+
+
+def _run_score(args: argparse.Namespace) -> int:
     def run() -> None:
         from .score_files import await_watcher, prepare_output, watched_by_platform, write_failure_page
 
@@ -86,6 +128,7 @@ def _score(args: argparse.Namespace) -> None:
     from .challenge import load_challenge
     from .evaluation import evaluate
     from .ingestion_status import refuse_failed_ingestion
+    from .report_html import prefetch_chart_library
     from .score_files import write_score_files
     from .submission_rules import check_submission
 
@@ -100,7 +143,8 @@ def _score(args: argparse.Namespace) -> None:
     )
     print(decision.summary)
     try:
-        scores = evaluate(args.input / "ref", args.input / "res", args.workers)
+        # the report's matplotlib is imported in the background while worker processes evaluate the frames
+        scores = evaluate(args.input / "ref", args.input / "res", args.workers, prefetch_chart_library)
         write_score_files(args.output, scores)
     except BaseException as error:
         _release_try(decision, error)  # a failed submission never counts
@@ -123,20 +167,25 @@ def _summary(scores) -> str:
     return "\n".join(f"{key}: {value:.4f}" for key, value in scores.leaderboard().items())
 
 
+def _ingest_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("input_data", type=Path, help="the test images (leftImg8bit/...)")
+    parser.add_argument("output", type=Path, help="where the results go (pixel/, instance/)")
+    # The platforms' command line passes $ingestion_program here (ingestion_program/metadata): taken, not shown.
+    parser.add_argument("platform_program", type=Path, nargs="?", help=argparse.SUPPRESS)
+    parser.add_argument("submission", type=Path, help="the participant's files: metadata and one .keras/.h5 model")
+
+
 def ingest_main(argv: list[str] | None = None, own_process: bool = False) -> int:
-    """``ingestion.py INPUT_DATA OUTPUT INGESTION_PROGRAM SUBMISSION`` (CodaLab v1.5 convention).
+    """``ingestion.py INPUT_DATA OUTPUT [INGESTION_PROGRAM] SUBMISSION``: the platforms pass all four
+    (CodaLab v1.5 convention, competition.yaml), a person the three that matter.
 
     ``own_process``: started by the platform as this program (the entry point): the time limit's clock started
     with the process, so its start-up counts."""
-    parser = argparse.ArgumentParser(
-        prog="ingestion.py", description="Run a participant's Keras model on the test images."
-    )
-    parser.add_argument("input_data", type=Path, help="the test images (leftImg8bit/...)")
-    parser.add_argument("output", type=Path, help="where the results go (pixel/, instance/)")
-    parser.add_argument("ingestion_program", type=Path, help="this program's folder (unused)")
-    parser.add_argument("submission", type=Path, help="the participant's files: metadata and one .keras/.h5 model")
-    args = parser.parse_args(argv)
+    args = _parser("ingestion.py", INGEST_DESCRIPTION, _ingest_arguments).parse_args(argv)
+    return _run_ingest(args, own_process)
 
+
+def _run_ingest(args: argparse.Namespace, own_process: bool = False) -> int:
     def run() -> None:
         from .ingestion import process_start_counter, run_ingestion
         from .ingestion_status import write_failure_reason
@@ -152,17 +201,20 @@ def ingest_main(argv: list[str] | None = None, own_process: bool = False) -> int
     return guarded(run, "ingestion.py", args.output.parent if args.output.parent.exists() else None)
 
 
-def demo_main(argv: list[str] | None = None) -> int:
-    """The main job on the default data: build the competition data and both bundles, then run the
-    baseline submission through the ingestion program and score it, as the platform would."""
-    parser = argparse.ArgumentParser(prog="demo", description=demo_main.__doc__)
+def _demo_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", type=Path, default=Path("data"), help="where the generated data goes")
     parser.add_argument("--images", type=int, default=500, help="test images to generate (the competition has 500)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="seed of the synthetic data")
     parser.add_argument("--dist", type=Path, default=Path("dist"), help="where the bundles go")
     parser.add_argument("--submission", type=Path, default=Path("baseline_submission"), help="the submission to run")
-    args = parser.parse_args(argv)
 
+
+def demo_main(argv: list[str] | None = None) -> int:
+    """The main job on the default data (``DEMO_DESCRIPTION``)."""
+    return _run_demo(_parser("demo", DEMO_DESCRIPTION, _demo_arguments).parse_args(argv))
+
+
+def _run_demo(args: argparse.Namespace) -> int:
     def run() -> None:
         from .bundle import build_bundles, report_lines
         from .competition_data import build_competition_data
@@ -190,13 +242,17 @@ def demo_main(argv: list[str] | None = None) -> int:
     return guarded(run, "demo")
 
 
-def index_main(argv: list[str] | None = None) -> int:
-    """Build the reference index of a ground-truth folder (once per reference data set)."""
-    parser = argparse.ArgumentParser(prog="index", description=index_main.__doc__)
+def _index_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("reference", type=Path, help="the folder holding gtFine/ (and disparity/, camera/)")
-    parser.add_argument("--workers", type=int, default=None)
-    args = parser.parse_args(argv)
+    parser.add_argument("--workers", type=int, default=None, help="worker processes (default: all cores)")
 
+
+def index_main(argv: list[str] | None = None) -> int:
+    """Build the reference index of a ground-truth folder (``INDEX_DESCRIPTION``)."""
+    return _run_index(_parser("index", INDEX_DESCRIPTION, _index_arguments).parse_args(argv))
+
+
+def _run_index(args: argparse.Namespace) -> int:
     def run() -> None:
         from .reference_index import build_reference_index
 
@@ -205,33 +261,107 @@ def index_main(argv: list[str] | None = None) -> int:
     return guarded(run, "index")
 
 
-def _check_main(argv: list[str]) -> int:
-    from .submission_check import main as check_main
+def _check_arguments(parser: argparse.ArgumentParser) -> None:
+    from .submission_check import add_arguments
 
-    return check_main(argv)
+    add_arguments(parser)
 
 
-def _data_main(argv: list[str]) -> int:
+def _run_check(args: argparse.Namespace) -> int:
+    from .submission_check import run_parsed
+
+    return run_parsed(args)
+
+
+@dataclass(frozen=True)
+class Command:
+    summary: str
+    description: str
+    configure: Callable[[argparse.ArgumentParser], None] | None  # None: own_main parses the arguments
+    run: Callable[[argparse.Namespace], int] | None
+    own_main: Callable[[list[str]], int] | None = None  # a command whose parser lives in its own module
+
+
+def _data_command(argv: list[str]) -> int:
     from .competition_data import main as data_main
 
     return data_main(argv)
 
 
+COMMANDS = {
+    "check": Command(
+        "check a submission as the platform would, on sample data (the starting kit's checker)",
+        "Check a submission folder or zip as the platform would, on sample data, and write submission.zip.",
+        _check_arguments,
+        _run_check,
+    ),
+    "ingest": Command(
+        "run a model over test images (the ingestion program)", INGEST_DESCRIPTION, _ingest_arguments, _run_ingest
+    ),
+    "score": Command(
+        "score results against ground truth (the scoring program)", SCORE_DESCRIPTION, _score_arguments, _run_score
+    ),
+    "data": Command(
+        "build the competition data (reference, input and sample data)",
+        "Build the competition's data folders; 'data --help' lists the options.",
+        None,
+        None,
+        _data_command,
+    ),
+    "demo": Command("build everything and run the baseline end to end", DEMO_DESCRIPTION, _demo_arguments, _run_demo),
+    "index": Command(
+        "build the reference index of a ground-truth folder", INDEX_DESCRIPTION, _index_arguments, _run_index
+    ),
+}
+
+
+def program_name() -> str:
+    """How the user started this: ``python -m cityscapes_competition``, ``... .cli`` or the console script."""
+    started = Path(sys.argv[0]).name if sys.argv and sys.argv[0] else ""
+    if started == "__main__.py":
+        return "python -m cityscapes_competition"
+    if started == "cli.py":
+        return "python -m cityscapes_competition.cli"
+    return started or "cityscapes-competition"
+
+
+def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
+    """The commands as argparse subcommands, each with its options and their defaults."""
+    parser = argparse.ArgumentParser(
+        prog=prog or program_name(),
+        description="The Cityscapes competition's programs and tools.",
+        epilog="Each command's options and defaults: COMMAND --help.",
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands", required=True)
+    for name, command in COMMANDS.items():
+        if command.configure is None:  # listed here; its own parser reads its arguments
+            commands.add_parser(name, help=command.summary, description=command.description, add_help=False)
+            continue
+        sub = commands.add_parser(
+            name,
+            help=command.summary,
+            description=command.description,
+            formatter_class=DefaultsFormatter,
+        )
+        command.configure(sub)
+    return parser
+
+
 def main(argv: list[str] | None = None) -> int:
-    """``python -m cityscapes_competition.cli {score,demo,index,ingest,check,data} ...``"""
+    """``python -m cityscapes_competition COMMAND ...`` (also ``... .cli`` and the ``cityscapes-competition``
+    script): ``--help`` lists the commands, ``COMMAND --help`` each one's options with their defaults."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    commands = {
-        "score": score_main,
-        "demo": demo_main,
-        "index": index_main,
-        "ingest": ingest_main,
-        "check": _check_main,
-        "data": _data_main,
-    }
-    if not argv or argv[0] not in commands:
-        print(f"usage: python -m cityscapes_competition.cli {{{','.join(commands)}}} ...", file=sys.stderr)
+    parser = build_parser()
+    if not argv:
+        parser.print_help(sys.stderr)
         return 2
-    return commands[argv[0]](argv[1:])
+    own_main = COMMANDS[argv[0]].own_main if argv[0] in COMMANDS else None
+    if own_main is not None:
+        return own_main(argv[1:])
+    args = parser.parse_args(argv)
+    run = COMMANDS[args.command].run
+    assert run is not None  # every command without own_main has one
+    return run(args)
 
 
 if __name__ == "__main__":
