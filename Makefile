@@ -18,7 +18,7 @@ $(BIN)/.installed: requirements.lock pyproject.toml
 setup: $(BIN)/.installed
 
 demo: setup
-	$(BIN)/python -m cityscapes_competition.cli demo --data $(DATA)
+	$(BIN)/python -m cityscapes_competition demo --data $(DATA)
 
 test: setup
 	$(BIN)/python -m pytest
@@ -36,12 +36,12 @@ benchmark: setup
 # challenge.yaml checked as the build checks it, and what the bundles will say (phases in local time and UTC,
 # limits, time limits, image, leaderboard, warnings); writes nothing
 check-settings: setup
-	$(BIN)/python -m cityscapes_competition.organiser.bundle --check
+	$(BIN)/python -m cityscapes_competition bundle --check
 
 # dist/codalab_bundle.zip and dist/codabench_bundle.zip, from the synthetic default data (data/competition);
-# for the real data: $(BIN)/python -m cityscapes_competition.organiser.bundle --data DIR (a competition_data build)
+# for the real data: $(BIN)/python -m cityscapes_competition bundle --data DIR (a competition_data build)
 bundle: setup
-	$(BIN)/python -m cityscapes_competition.organiser.bundle --out dist
+	$(BIN)/python -m cityscapes_competition bundle --out dist
 
 clean:
 	rm -rf $(VENV) $(DATA) dist

@@ -134,7 +134,7 @@ def test_committed_competition_yaml_is_up_to_date(settings: ChallengeSettings) -
     committed = (REPO / "competition.yaml").read_text(encoding="utf-8")
     assert committed == committed_yaml_text(settings), (
         "competition.yaml is out of date with cityscapes_competition/challenge.yaml: run "
-        "'.venv/bin/python -m cityscapes_competition.organiser.bundle --yaml-only' (make bundle does it too; --check "
+        "'.venv/bin/python -m cityscapes_competition bundle --yaml-only' (make bundle does it too; --check "
         "only says whether it is current)"
     )
 

@@ -90,6 +90,31 @@ def test_metadata_and_model_in_a_wrapper_folder(test_data, tmp_path, capsys) -> 
     assert code == 0, err
 
 
+def test_metadata_beside_the_model_in_a_sub_folder(test_data, tmp_path, capsys) -> None:
+    """repo-main/my_submission/{metadata,model.h5}: the metadata the checker finds, beside the model."""
+    submission = make_submission(
+        tmp_path / "sub", segmentation_model(), "inference:\n  batch_size: 3\n", wrapper="repo-main/my_submission"
+    )
+    (submission / "repo-main" / "README.md").write_text("my model\n")
+    code, out, err = ingest(test_data, submission, tmp_path / "out", capsys)
+    assert code == 0, err
+    assert "batch 3" in out  # its settings were read
+
+
+def test_an_input_size_the_model_cannot_take_is_refused_before_predicting(test_data, tmp_path, capsys) -> None:
+    _refused(
+        test_data,
+        tmp_path,
+        capsys,
+        segmentation_model(fixed_input=(64, 128)),
+        "inference:\n  input_size: [128, 256]\n",
+        "'inference.input_size' is [128, 256] but the model's input is fixed at 64x128",
+        "(None, 64, 128, 3)",
+        "metadata",
+    )
+    assert not (tmp_path / "out" / "pixel").exists()  # nothing was predicted
+
+
 def test_label_id_models(test_data, tmp_path, capsys) -> None:
     submission = make_submission(tmp_path / "sub", segmentation_model(channels=34), "inference:\n  output: labelIds\n")
     code, _, err = ingest(test_data, submission, tmp_path / "out", capsys)

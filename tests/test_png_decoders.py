@@ -125,9 +125,9 @@ KINDS: dict[str, tuple[str, Callable[[FrameData], bytes], str]] = {
     "labels, 4-bit": ("single", lambda f: handmade_png(f.label_ids % 16, 4), PILLOW),
     "labels, 2-bit": ("single", lambda f: handmade_png(f.label_ids % 4, 2), PILLOW),
     "road, Pillow 1-bit": ("single", lambda f: pillow_png(Image.fromarray(f.label_ids == 7)), FAST_PNG),
-    "instanceIds, Pillow I;16": ("single", lambda f: pillow_png(Image.fromarray(f.instance_ids)), PYWUFFS),
-    "instanceIds, OpenCV uint16": ("single", lambda f: opencv_png(f.instance_ids), PYWUFFS),
-    "instanceIds, png_write": ("single", lambda f: encode_png(f.instance_ids), PYWUFFS),
+    "instanceIds, Pillow I;16": ("ground truth", lambda f: pillow_png(Image.fromarray(f.instance_ids)), PYWUFFS),
+    "instanceIds, OpenCV uint16": ("ground truth", lambda f: opencv_png(f.instance_ids), PYWUFFS),
+    "instanceIds, png_write": ("ground truth", lambda f: encode_png(f.instance_ids), PYWUFFS),
     "instanceIds with tRNS": (
         "single",
         lambda f: pillow_png(Image.fromarray(f.instance_ids), transparency=int(f.instance_ids.max())),
@@ -135,9 +135,9 @@ KINDS: dict[str, tuple[str, Callable[[FrameData], bytes], str]] = {
     ),
     # Wuffs reads interlaced 16-bit gray into no pixel format ("unsupported pixel format"): Pillow does.
     "instanceIds, interlaced": ("single", lambda f: handmade_png(f.instance_ids, 16, interlaced=True), PILLOW),
-    "disparity, Pillow I;16": ("single", lambda f: pillow_png(Image.fromarray(f.disparity)), PYWUFFS),
-    "disparity, OpenCV uint16": ("single", lambda f: opencv_png(f.disparity), PYWUFFS),
-    "disparity, png_write": ("single", lambda f: encode_png(f.disparity), PYWUFFS),
+    "disparity, Pillow I;16": ("ground truth", lambda f: pillow_png(Image.fromarray(f.disparity)), PYWUFFS),
+    "disparity, OpenCV uint16": ("ground truth", lambda f: opencv_png(f.disparity), PYWUFFS),
+    "disparity, png_write": ("ground truth", lambda f: encode_png(f.disparity), PYWUFFS),
     "mask, Pillow 1": ("mask", lambda f: pillow_png(Image.fromarray(_car(f))), FAST_PNG),
     "mask, Pillow L 0/255": ("mask", lambda f: pillow_png(Image.fromarray(_car(f).astype(np.uint8) * 255)), PYWUFFS),
     "mask, Pillow L 0/1": ("mask", lambda f: pillow_png(Image.fromarray(_car(f).astype(np.uint8))), PYWUFFS),
@@ -182,6 +182,8 @@ def png_io_reading(path: Path, reader: str) -> np.ndarray | None:
     try:
         if reader == "mask":
             return png_io.read_mask_pixels(path)
+        if reader == "ground truth":  # the organiser's files, read as the scorer reads them
+            return png_io.decode_single_channel(path.read_bytes(), trusted=True)
         return png_io.read_rgb(path) if reader == "photo" else png_io.read_single_channel(path)
     except png_io.PngReadError:
         return None

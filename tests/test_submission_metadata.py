@@ -199,3 +199,79 @@ def test_a_link_loop_does_not_lead_the_metadata_out(tmp_path) -> None:
         read_settings(find_metadata(submission), submission)
     assert "hunter2" not in str(error.value)
     assert "link loop" in str(error.value) or "points outside" in str(error.value)
+
+
+# ---- where the metadata is found: the root, the one top-level folder, or beside the model --------------------
+
+
+def test_metadata_beside_the_model_in_a_sub_folder(tmp_path) -> None:
+    """repo-main/my_submission/{metadata,model.keras}: the ingestion and the checker find both."""
+    folder = tmp_path / "repo-main" / "my_submission"
+    folder.mkdir(parents=True)
+    (folder / "metadata").write_text("inference:\n  batch_size: 2\n")
+    (folder / "model.keras").write_bytes(b"")
+    (tmp_path / "repo-main" / "README.md").write_text("")
+    assert find_metadata(tmp_path, folder / "model.keras") == folder / "metadata"
+    with pytest.raises(SubmissionError) as error:
+        find_metadata(tmp_path)  # without the model, the message says where the one it saw is
+    assert "holds no 'metadata' file" in str(error.value) and "it holds repo-main/my_submission/metadata" in str(
+        error.value
+    )
+    (folder / "metadata.yaml").write_text("command: run.sh\n")
+    with pytest.raises(SubmissionError, match="is a second metadata file"):
+        find_metadata(tmp_path, folder / "model.keras")
+
+
+def test_the_root_metadata_comes_first_and_a_misnamed_one_is_named(tmp_path) -> None:
+    folder = tmp_path / "models"
+    folder.mkdir()
+    (folder / "model.keras").write_bytes(b"")
+    (tmp_path / "metadata").write_text("")
+    (folder / "metadata").write_text("")
+    assert find_metadata(tmp_path, folder / "model.keras") == tmp_path / "metadata"
+    (tmp_path / "metadata").unlink()
+    (folder / "metadata").rename(folder / "metadata.txt")
+    with pytest.raises(SubmissionError) as error:
+        find_metadata(tmp_path, folder / "model.keras")
+    message = str(error.value)
+    assert "nor beside the model" in message and "models/metadata.txt" in message
+    assert "named exactly 'metadata' (no extension)" in message and "beside the model" in message
+
+
+def test_a_model_outside_the_submission_does_not_lead_the_metadata_out(tmp_path) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "metadata").write_text("inference:\n  batch_size: 3\n")
+    submission = tmp_path / "submission"
+    submission.mkdir()
+    with pytest.raises(SubmissionError, match="holds no 'metadata' file"):
+        find_metadata(submission, outside / "model.keras")
+
+
+# ---- messages that say what was meant ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text, fragment",
+    [
+        ("inference:\n  batchsize: 4\n", "unknown setting 'batchsize' (did you mean 'batch_size'?)"),
+        ("inference:\n  input_sise: [256, 512]\n", "(did you mean 'input_size'?)"),
+        ("inference:\n  instance:\n    mode: none\n", "(did you mean 'instances'?)"),
+        ("inference:\n  instances:\n    minarea: 5\n", "'inference.instances' has unknown setting 'minarea' (did"),
+        ("inference:\n  output: trainids\n", "one of trainIds, labelIds (did you mean 'trainIds'?)"),
+        ("inference:\n  scores: logit\n", "(did you mean 'logits'?)"),
+        ("inferense:\n  batch_size: 4\n", "unknown top-level key 'inferense' (did you mean 'inference'?)"),
+        ("inference:\n  colour: red\n", "unknown setting 'colour' (the settings here: batch_size, input_size"),
+        ("batch_size: 4\n", "'batch_size' is a setting: indent it under 'inference:'"),
+        ("output: trainIds\n", "'output' is a setting: indent it under 'inference:'"),
+        ("inference:\n  batch_size:4\n", "Put a space after each ':'"),
+        ("inference:\n\tbatch_size: 4\n", "Indent with spaces, not tabs"),
+        ("inference:\n  batch_size: 4\n output: trainIds\n", "line 3, column 2"),
+        ("inference:\n  batch_size: 4\n output: trainIds\n", "by the same number of spaces"),
+        ("inference:\n  input_size: [256, 512\n", "expected ',' or ']'"),
+    ],
+)
+def test_a_misspelt_or_misplaced_setting_gets_a_suggestion(tmp_path, text, fragment) -> None:
+    with pytest.raises(SubmissionError) as error:
+        settings_of(tmp_path, text)
+    assert fragment in str(error.value), str(error.value)

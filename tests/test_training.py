@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import importlib.util
 from pathlib import Path
 
@@ -12,9 +13,15 @@ from cityscapesscripts.helpers.labels import id2label, labels, trainId2label
 
 from cityscapes_competition.baseline import training
 from cityscapes_competition.baseline.baseline_model import build_baseline_model
-from cityscapes_competition.baseline.training import LABEL_ID_TO_TRAIN_ID, TRAIN_ID_TO_LABEL_ID, TrainingDataError
+from cityscapes_competition.baseline.training import (
+    LABEL_ID_TO_TRAIN_ID,
+    TRAIN_ID_TO_LABEL_ID,
+    Frame,
+    TrainingDataError,
+)
 from cityscapes_competition.core.errors import UserFacingError
 from cityscapes_competition.ingestion.model_loading import load_model_safely
+from cityscapes_competition.ingestion.submission_metadata import InferenceSettings, read_settings
 from cityscapes_competition.synthetic import scenes as synthetic
 
 REPO = Path(__file__).resolve().parents[1]
@@ -119,16 +126,68 @@ def test_wrong_data_root_is_one_clear_error(tmp_path: Path, tiny_root: Path):
         training.find_frames(broken, "train")
 
 
-def test_command_line_reports_a_wrong_root_in_one_line(tmp_path: Path, capsys):
+def load_tool():
     spec = importlib.util.spec_from_file_location("train_baseline", REPO / "tools" / "train_baseline.py")
     tool = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(tool)
-    assert tool.DEFAULT_OUT == REPO / "baseline_submission" / "model.keras"
+    return tool
+
+
+def test_command_line_reports_a_wrong_root_in_one_line(tmp_path: Path, capsys):
+    tool = load_tool()
     assert tool.main(["--data-root", str(tmp_path), "--out", str(tmp_path / "model.keras")]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and "holds no images of split 'train'" in err and "\n" not in err
     assert not (tmp_path / "model.keras").exists()
     with pytest.raises(SystemExit):
         tool.main(["--out", str(tmp_path / "model.onnx")])
-    assert "--out must name a .keras or .h5 file" in capsys.readouterr().err
+    assert "--out must be a folder (e.g. my_submission) or name a .keras or .h5 file" in capsys.readouterr().err
     assert issubclass(TrainingDataError, UserFacingError)
+
+
+def test_the_validation_frames_are_a_fixed_fraction_of_train_picked_by_name() -> None:
+    frames = [
+        Frame(Path(f"/d/{c}_{i:06d}_000019_leftImg8bit.png"), Path(f"/g/{c}{i}")) for c in "ab" for i in range(50)
+    ]
+    kept, held = training.hold_out(frames, 0.1)
+    assert len(held) == 10 and len(kept) == 90 and not {f.image for f in kept} & {f.image for f in held}
+    assert training.hold_out(frames[::-1], 0.1)[1] == held[::-1]  # the same frames whatever the order
+    assert training.hold_out(frames, 0.0) == (frames, [])
+    assert len(training.hold_out(frames[:2], 0.9)[0]) == 1  # one frame is always left to train on
+
+
+def test_the_tool_never_overwrites_and_shows_every_default(tmp_path: Path, capsys) -> None:
+    tool = load_tool()
+    assert tool.DEFAULT_OUT == Path("my_submission")  # a new folder, never baseline_submission/
+    for action in tool.build_parser()._actions:
+        if action.help not in (None, argparse.SUPPRESS) and action.dest != "help":
+            assert "default" in action.help, action.option_strings
+    with pytest.raises(SystemExit):
+        tool.main(["--out", str(REPO / "baseline_submission")])  # refused before any training
+    assert "already holds model.keras and metadata" in capsys.readouterr().err
+    (tmp_path / "old.h5").write_bytes(b"")
+    with pytest.raises(SystemExit):
+        tool.main(["--out", str(tmp_path), "--force"])
+    assert "also holds old.h5: the submission would hold two model files" in capsys.readouterr().err
+
+
+def test_the_tool_writes_a_complete_submission_validated_on_held_out_train_frames(
+    tiny_root: Path, tmp_path: Path, capsys, monkeypatch
+) -> None:
+    tool = load_tool()
+    splits: list[str] = []
+    real_find = training.find_frames
+    monkeypatch.setattr(training, "find_frames", lambda root, split: splits.append(split) or real_find(root, split))
+    out = tmp_path / "my_submission"
+    argv = ["--data-root", str(tiny_root), "--out", str(out), "--epochs", "1", "--batch-size", "1"]
+    assert tool.main([*argv, "--input-size", "64", "128", "--val-fraction", "0.5", "--threads", "1"]) == 0
+    captured = capsys.readouterr()
+    assert splits == ["train"]  # val, the competition's test set, is never read
+    assert "validating on 1 of the 1 train frames held out (50% of train" in captured.out
+    assert read_settings(out / "metadata") == InferenceSettings(
+        input_size=(64, 128), output="trainIds", scores="logits", batch_size=4
+    )
+    assert sorted(p.name for p in out.iterdir()) == ["metadata", "model.keras"]
+    assert captured.out.strip().splitlines()[-1].endswith(f"check_submission.py {out}")
+    for bar in ("loading frames", "epoch 1/1", "validation"):  # tqdm's bars, with their ETA
+        assert bar in captured.err and "<" in captured.err, captured.err

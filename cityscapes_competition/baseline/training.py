@@ -5,13 +5,16 @@ The pipeline:
 - ``find_frames``: the (image, labelIds) pairs of a split, ``leftImg8bit/<split>/**/*_leftImg8bit.png``
   with ``gtFine/<split>/<same folder>/<stem>_gtFine_labelIds.png``; a wrong root or a missing label
   file is one clear ``TrainingDataError``.
+- ``hold_out``: the validation frames, a fixed fraction of ``train`` picked by a hash of each frame's name
+  (Cityscapes' ``val`` is this competition's test set: it is never used here).
 - ``load_frames``: a ``tf.data`` pipeline that decodes each pair once, maps labelIds to trainIds
   (``LABEL_ID_TO_TRAIN_ID``, from cityscapesscripts' label table, ignored labels 255), resizes the
   image (bilinear without antialiasing, as the ingestion program does) and the labels (nearest) to
   the model's input size, and caches the small arrays in memory.
 - ``train``: augmentation (horizontal flip, scale and crop jitter, brightness, contrast, colour, noise),
   cross-entropy that ignores 255 (optionally class-balanced), Adam with warm-up and cosine decay,
-  one progress line per epoch and, after each epoch, validation.
+  one line per epoch and, after each epoch, validation; with ``progress``, a bar with its ETA for loading
+  the frames, each epoch and each validation.
 - ``evaluate``: what the ingestion and scoring programs will do: image resized to the input size,
   scores upsampled bilinearly to the ground truth's full resolution, argmax, trainId -> labelId,
   then the project's own pixel metric (``metrics.pixel``), IoU and iIoU.
@@ -21,6 +24,8 @@ The pipeline:
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 import os
 import time
@@ -31,6 +36,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 from cityscapesscripts.helpers.labels import labels as cityscapes_labels
+from tqdm import tqdm
 
 from ..core.errors import UserFacingError
 from ..core.naming import GT_INSTANCE_IDS_SUFFIX, GT_LABEL_IDS_SUFFIX, IMAGE_SUFFIX
@@ -160,6 +166,18 @@ def find_frames(root: Path | str, split: str) -> list[Frame]:
     return frames
 
 
+def hold_out(frames: Sequence[Frame], fraction: float) -> tuple[list[Frame], list[Frame]]:
+    """(training, validation) frames: ``round(fraction * len(frames))`` frames held out, the ones whose
+    names hash lowest, so the split depends neither on the order nor on the machine; at least one frame
+    is left for training."""
+    if not 0.0 <= fraction < 1.0:
+        raise ValueError(f"the validation fraction must be in [0, 1), not {fraction}")
+    count = min(round(fraction * len(frames)), max(len(frames) - 1, 0))
+    ranked = sorted(frames, key=lambda frame: hashlib.blake2b(frame.stem.encode(), digest_size=8).digest())
+    held = {frame.image for frame in ranked[:count]}
+    return [f for f in frames if f.image not in held], [f for f in frames if f.image in held]
+
+
 # ------------------------------------------------------------------------------------- tf.data input
 
 
@@ -203,11 +221,15 @@ def _readable(frame: Frame) -> bool:
     return True
 
 
-def class_frequencies(dataset: tf.data.Dataset, frames: Sequence[Frame]) -> np.ndarray:
-    """Pixels per trainId (ignored pixels excluded) over the dataset; iterating also fills its cache."""
+def class_frequencies(dataset: tf.data.Dataset, frames: Sequence[Frame], progress: bool = False) -> np.ndarray:
+    """Pixels per trainId (ignored pixels excluded) over the dataset; iterating also fills its cache (the
+    slow part: every frame is decoded here, hence the bar)."""
     counts = np.zeros(NUM_CLASSES, np.int64)
-    for _, train_ids in _checked(dataset, frames):
-        counts += np.bincount(train_ids.numpy().ravel(), minlength=256)[:NUM_CLASSES]
+    bar = tqdm(total=len(frames), desc="loading frames", unit="frame", disable=not progress, leave=False)
+    with bar:
+        for _, train_ids in _checked(dataset, frames):
+            counts += np.bincount(train_ids.numpy().ravel(), minlength=256)[:NUM_CLASSES]
+            bar.update(1)
     return counts
 
 
@@ -301,8 +323,10 @@ def train(
     val_frames: Sequence[Frame] = (),
     log: Callable[[str], None] = print,
     model=None,
+    progress: bool = False,
 ) -> TrainResult:
-    """Train (a new baseline model, or ``model``) on ``train_frames``; validate after each epoch."""
+    """Train (a new baseline model, or ``model``) on ``train_frames``; validate after each epoch.
+    ``progress``: bars with ETAs on stderr (loading, each epoch, each validation)."""
     import keras
 
     if not train_frames:
@@ -310,7 +334,7 @@ def train(
     keras.utils.set_random_seed(config.seed)
     started = time.perf_counter()
     cached = load_frames(train_frames, config.input_size)
-    counts = class_frequencies(cached, train_frames)  # fills the cache
+    counts = class_frequencies(cached, train_frames, progress)  # fills the cache
     weights = balanced_class_weights(counts, config.balance_c) if config.class_balance else np.ones(NUM_CLASSES)
     present = ", ".join(f"{TRAIN_ID_NAMES[i]} {counts[i] / max(counts.sum(), 1):.1%}" for i in np.argsort(-counts))
     log(f"loaded {len(train_frames)} training frames at {config.input_size} in {time.perf_counter() - started:.1f} s")
@@ -350,10 +374,19 @@ def train(
     for epoch in range(1, config.epochs + 1):
         epoch_start = time.perf_counter()
         losses, correct, valid = [], 0, 0
-        for images, labels in batches:
+        bar = tqdm(
+            batches,
+            total=steps_per_epoch,
+            desc=f"epoch {epoch}/{config.epochs}",
+            unit="batch",
+            leave=False,
+            disable=not progress,
+        )
+        for images, labels in bar:
             loss, hits, count = step(images, labels)
             losses.append(float(loss))
             correct, valid = correct + int(hits), valid + int(count)
+            bar.set_postfix(loss=f"{losses[-1]:.3f}", refresh=False)
         entry = EpochLog(
             epoch=epoch,
             loss=float(np.mean(losses)) if losses else math.nan,
@@ -367,7 +400,7 @@ def train(
         )
         if val_frames:
             val_start = time.perf_counter()
-            scores = evaluate(model, val_frames, config.input_size, config.val_batch_size)
+            scores = evaluate(model, val_frames, config.input_size, config.val_batch_size, progress)
             entry.val_miou, entry.val_seconds = scores.iou_class, time.perf_counter() - val_start
             result.final_scores = scores
             line += f"; val mIoU {scores.iou_class:.4f} (category {scores.iou_category:.4f}, {entry.val_seconds:.0f} s)"
@@ -417,12 +450,18 @@ def _compiled_predict(model, full_size: tuple[int, int]) -> Callable:
     return _PREDICT_CACHE[key]
 
 
-def evaluate(model, frames: Sequence[Frame], input_size: tuple[int, int], batch_size: int = 4) -> PixelScores:
+def evaluate(
+    model, frames: Sequence[Frame], input_size: tuple[int, int], batch_size: int = 4, progress: bool = False
+) -> PixelScores:
     """Pixel-level scores of ``model`` on ``frames`` at the ground truth's full resolution."""
     records = []
     images = load_frames(frames, input_size).map(lambda image, _: image).batch(batch_size)
     position = 0
-    for batch in _checked(images, frames):
+    batches = math.ceil(len(frames) / batch_size)
+    bar = tqdm(
+        _checked(images, frames), total=batches, desc="validation", unit="batch", leave=False, disable=not progress
+    )
+    for batch in bar:
         chunk = frames[position : position + batch.shape[0]]
         position += len(chunk)
         truths = []
@@ -446,6 +485,18 @@ def evaluate(model, frames: Sequence[Frame], input_size: tuple[int, int], batch_
 
 
 EXPORT_SUFFIXES = (".keras", ".h5")  # Keras picks the format by the suffix: Keras 3 archive or legacy HDF5
+
+
+def metadata_text(input_size: tuple[int, int], description: str, batch_size: int = 4) -> str:
+    """The submission's ``metadata`` for a baseline-architecture model: trainId logits at ``input_size``."""
+    return (
+        f"description: {json.dumps(description)}\n"  # a JSON string is a YAML double-quoted scalar
+        "inference:\n"
+        f"  input_size: [{input_size[0]}, {input_size[1]}]\n"
+        "  output: trainIds\n"
+        "  scores: logits\n"
+        f"  batch_size: {batch_size}\n"
+    )
 
 
 def export_model(model, path: Path | str) -> Path:

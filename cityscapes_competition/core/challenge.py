@@ -33,7 +33,7 @@ _FACT_SHEET_KEY = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,49}")
 FACT_SHEET_TYPES = ("text", "checkbox", "select")
 SETTINGS_FIX = (
     "Correct challenge.yaml (the competition's settings), check it with "
-    "'python -m cityscapes_competition.organiser.bundle --check' and build the bundle again."
+    "'python -m cityscapes_competition bundle --check' and build the bundle again."
 )
 
 

@@ -25,14 +25,30 @@ def discover_test_images(input_data: Path) -> list[TestImage]:
     return [TestImage(frame, images[frame], frame.city) for frame in sorted(images)]
 
 
-def model_input_size(settings: InferenceSettings, model) -> tuple[int, int] | None:
-    """The metadata's input_size, else the model's fixed input shape, else None (each image's own size)."""
-    if settings.input_size is not None:
-        return settings.input_size
+def model_input_size(settings: InferenceSettings, model, metadata: Path | str = "metadata") -> tuple[int, int] | None:
+    """The metadata's input_size, else the model's fixed input shape, else None (each image's own size).
+
+    An input_size the model's fixed input cannot take is refused here, before anything runs: predicting
+    would fail on the first batch with TensorFlow's long shape message."""
     shape = tuple(model.inputs[0].shape)
-    if len(shape) == 4 and isinstance(shape[1], int) and isinstance(shape[2], int):
-        return shape[1], shape[2]
-    return None
+    fixed = (shape[1], shape[2]) if len(shape) == 4 else (None, None)
+    if settings.input_size is None:
+        return fixed if all(isinstance(side, int) for side in fixed) else None
+    if any(isinstance(side, int) and side != wanted for side, wanted in zip(fixed, settings.input_size, strict=True)):
+        height, width = settings.input_size
+        raise SubmissionError(
+            f"'inference.input_size' is [{height}, {width}] but the model's input is fixed at "
+            f"{_side(fixed[0])}x{_side(fixed[1])} (height x width; its input shape is "
+            f"({', '.join(_side(d) for d in shape)}))",
+            metadata,
+            f"Remove input_size from the metadata (the model's own size is then used), or export the model for "
+            f"[{height}, {width}].",
+        )
+    return settings.input_size
+
+
+def _side(dimension: object) -> str:
+    return "None" if dimension is None else str(dimension)
 
 
 # The phase's execution_time_limit is per step on both platforms, and its clock starts before this process does:
@@ -105,13 +121,14 @@ def run_ingestion(
         raise ReferenceDataError("is a file, not a folder", output, "Give the folder that receives the results.")
     if execution_time_limit is None:
         execution_time_limit = load_challenge().execution_time_limit
-    settings = read_settings(find_metadata(submission), submission)
     model_path = find_model_file(submission)
+    metadata = find_metadata(submission, model_path)  # also beside the model, as the checker looks
+    settings = read_settings(metadata, submission)
     images = discover_test_images(input_data)
     print(f"Loading {model_path.name} ...", file=stream, flush=True)
     model = load_model_safely(model_path)
     check_io(model)
-    input_size = model_input_size(settings, model)
+    input_size = model_input_size(settings, model, metadata)
     check_activation_sizes(model, input_size, settings.batch_size)  # shapes only: nothing runs yet
     shown_size = f"{input_size[0]}x{input_size[1]}" if input_size else "each image's own size"
     print(

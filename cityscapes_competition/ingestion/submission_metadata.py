@@ -14,6 +14,7 @@ second metadata file are refused, so that such a submission never scores.
 
 from __future__ import annotations
 
+import difflib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +22,7 @@ from typing import Any
 
 from ..core.errors import SubmissionError, printable, shown
 from ..core.safe_yaml import YamlError, load_yaml
-from ..core.untrusted_files import UntrustedFileError, read_untrusted, sent_folder
+from ..core.untrusted_files import UntrustedFileError, is_inside, read_untrusted, sent_folder
 
 METADATA_NAME = "metadata"
 SETTINGS_KEY = "inference"
@@ -30,12 +31,14 @@ PLATFORM_KEYS = frozenset(
     {"description", "command", "exitCode", "elapsedTime", "stdout", "stderr", "submitted-by", "submitted-at"}
 )
 MAX_METADATA_BYTES = 64 * 1024
+MAX_SEARCHED_ENTRIES = 100_000  # files and folders looked at for a misplaced metadata file (model_files.MAX_ENTRIES)
 # Codabench runs the command of metadata.yaml, if present, instead of metadata's.
 OTHER_METADATA_NAMES = ("metadata.yaml", "metadata.yml")
 _COMMAND_FIX = (
     "This competition runs only your model: remove the 'command' line (the ingestion program runs the model)."
 )
 
+SETTING_NAMES = ("input_size", "output", "scores", "batch_size", "time_budget_seconds", "instances")
 OUTPUT_KINDS = ("trainIds", "labelIds")
 SCORE_KINDS = ("auto", "probabilities", "logits")
 INSTANCE_MODES = ("components", "none")
@@ -61,8 +64,10 @@ class InferenceSettings:
 _FIX = f"See the metadata schema in the starting kit's README: settings go under '{SETTINGS_KEY}:'."
 
 
-def find_metadata(submission: Path) -> Path:
-    """``metadata`` at the submission's root or inside its one wrapping folder (a GitHub archive)."""
+def find_metadata(submission: Path, model: Path | None = None) -> Path:
+    """``metadata`` at the submission's root, inside its one wrapping folder (a GitHub archive), or beside
+    ``model`` (the model file found in the submission): the platform's ingestion and the checker both look
+    in these places, in this order."""
     direct = submission / METADATA_NAME
     if _is_file(direct):
         _refuse_other_metadata(submission)
@@ -75,12 +80,58 @@ def find_metadata(submission: Path) -> Path:
     if len(folders) == 1 and _is_file(folders[0] / METADATA_NAME):
         _refuse_other_metadata(folders[0])
         return folders[0] / METADATA_NAME
+    beside = _beside_model(submission, model)
+    if beside is not None:
+        _refuse_other_metadata(beside.parent)
+        return beside
     _refuse_other_metadata(submission)
     raise SubmissionError(
-        "holds no 'metadata' file (neither at its root nor in its one top-level folder)",
+        f"holds no 'metadata' file (neither at its root, nor in its one top-level folder"
+        f"{', nor beside the model' if model is not None else ''}){_seen_elsewhere(submission)}",
         submission,
         "Add the 'metadata' file from the starting kit next to your model.",
     )
+
+
+def _beside_model(submission: Path, model: Path | None) -> Path | None:
+    """``metadata`` in the folder of ``model`` (the checked, resolved model file), if inside the submission."""
+    if model is None:
+        return None
+    folder, root = os.path.dirname(os.path.realpath(model)), os.path.realpath(submission)
+    if not is_inside(folder, root):
+        return None
+    candidate = submission / os.path.relpath(folder, root) / METADATA_NAME  # named as the participant names it
+    return candidate if _is_file(candidate) else None
+
+
+def _seen_elsewhere(submission: Path) -> str:
+    """``; it holds one at sub/dir/metadata ...``: files named like a metadata file that are in no place read."""
+    seen = [path.relative_to(submission) for path in _walk_files(submission) if _looks_like_metadata(path.name)]
+    if not seen:
+        return ""
+    listed = ", ".join(printable(str(path), 120) for path in seen[:3]) + (" ..." if len(seen) > 3 else "")
+    return (
+        f"; it holds {listed}, but the metadata is read only at the root, in the one top-level folder or beside "
+        f"the model, from a file named exactly '{METADATA_NAME}' (no extension)"
+    )
+
+
+def _looks_like_metadata(name: str) -> bool:
+    stem = name.lower().split(".", 1)[0]
+    return stem == METADATA_NAME and name.lower() not in OTHER_METADATA_NAMES
+
+
+def _walk_files(submission: Path, limit: int = MAX_SEARCHED_ENTRIES) -> list[Path]:
+    """Files under ``submission``, links never followed, hidden files and __MACOSX skipped, at most ``limit``
+    entries looked at."""
+    found, seen = [], 0
+    for folder, dirnames, filenames in os.walk(submission):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith((".", "__MACOSX")))
+        seen += len(dirnames) + len(filenames)
+        if seen > limit:
+            break
+        found += [Path(folder) / name for name in sorted(filenames) if not name.startswith(".")]
+    return found
 
 
 def _refuse_other_metadata(folder: Path) -> None:
@@ -123,7 +174,7 @@ def read_settings(path: Path, submission: Path | None = None) -> InferenceSettin
     except UnicodeDecodeError:
         raise SubmissionError("is not UTF-8 text", path, _FIX) from None
     except YamlError as exc:
-        raise SubmissionError(str(exc), path, _FIX) from None
+        raise SubmissionError(str(exc), path, _yaml_hint(str(exc)) + _FIX) from None
     if document is None:
         document = {}
     if not isinstance(document, dict):
@@ -131,6 +182,15 @@ def read_settings(path: Path, submission: Path | None = None) -> InferenceSettin
     _refuse_platform_traps(document, path)
     settings = document.get(SETTINGS_KEY)
     return settings_from_mapping({} if settings is None else settings, path)  # an empty 'inference:' is fine
+
+
+def _yaml_hint(reason: str) -> str:
+    """What the parser's words usually mean in a metadata file, as the start of the fix."""
+    if "'\\t'" in reason:
+        return "Indent with spaces, not tabs. "
+    if "<block end>" in reason or "<block mapping start>" in reason:
+        return "Indent every setting under 'inference:' by the same number of spaces. "
+    return ""
 
 
 def _refuse_platform_traps(document: dict[Any, Any], path: Path) -> None:
@@ -149,12 +209,39 @@ def _refuse_platform_traps(document: dict[Any, Any], path: Path) -> None:
                 f"top-level key '{printable(str(key), 60)}: {printable(value, 60)}' would be downloaded as a URL by "
                 "CodaLab's worker and fail the submission on the platform",
                 path,
-                f"Move it under '{SETTINGS_KEY}:' if it is a setting, or delete it (the model is found by itself).",
+                _misplaced(key)
+                or f"Move it under '{SETTINGS_KEY}:' if it is a setting, or delete it (the model is found by itself).",
             )
-        raise SubmissionError(f"has an unknown top-level key {shown(key, 60)}", path, _FIX)
+        raise SubmissionError(
+            f"has an unknown top-level key {shown(key, 60)}{did_you_mean(key, (SETTINGS_KEY, 'description'))}",
+            path,
+            _misplaced(key) or _FIX,
+        )
+
+
+def _misplaced(key: object) -> str | None:
+    """The fix for a setting written at the top level: it belongs under ``inference:``."""
+    if key in SETTING_NAMES:
+        return f"'{key}' is a setting: indent it under '{SETTINGS_KEY}:', as in the starting kit's README."
+    return None
+
+
+def did_you_mean(word: object, options: tuple[str, ...] | list[str]) -> str:
+    """`` (did you mean 'batch_size'?)`` for a misspelt name or value, else ``""`` (case ignored in the match)."""
+    if not isinstance(word, str) or not options:
+        return ""
+    lowered = {option.lower(): option for option in options}
+    close = difflib.get_close_matches(word.lower()[:100], list(lowered), n=1, cutoff=0.6)
+    return f" (did you mean '{lowered[close[0]]}'?)" if close else ""
 
 
 def settings_from_mapping(raw: object, path: Path) -> InferenceSettings:
+    if isinstance(raw, str) and ":" in raw:  # "batch_size:4": YAML reads a key only when a space follows ':'
+        raise SubmissionError(
+            f"'{SETTINGS_KEY}' is the text {shown(raw, 60)}, not a mapping of settings",
+            path,
+            "Put a space after each ':' (batch_size: 4), one setting per line, indented under 'inference:'.",
+        )
     if not isinstance(raw, dict):
         raise SubmissionError(f"'{SETTINGS_KEY}' must be a mapping of settings", path, _FIX)
     reader = _Reader(raw, SETTINGS_KEY, path)
@@ -199,7 +286,9 @@ class _Reader:
         if value is None:
             return default
         if value not in options:
-            raise self._fail(key, f"is {shown(value)}; it must be one of {', '.join(options)}")
+            raise self._fail(
+                key, f"is {shown(value)}; it must be one of {', '.join(options)}{did_you_mean(value, options)}"
+            )
         return value
 
     def integer(self, key: str, default: int, low: int, high: int) -> int:
@@ -244,6 +333,8 @@ class _Reader:
         return value
 
     def refuse_unknown(self) -> None:
-        unknown = sorted(shown(k) for k in self.raw if k not in self.read)
+        unknown = sorted((k for k in self.raw if k not in self.read), key=lambda k: shown(k))
         if unknown:
-            raise SubmissionError(f"'{self.where}' has unknown setting {unknown[0]}", self.path, _FIX)
+            known = sorted(self.read)
+            hint = did_you_mean(unknown[0], known) or f" (the settings here: {', '.join(known)})"
+            raise SubmissionError(f"'{self.where}' has unknown setting {shown(unknown[0])}{hint}", self.path, _FIX)

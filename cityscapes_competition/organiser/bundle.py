@@ -1,12 +1,12 @@
 """Build the competition bundles: ``dist/codalab_bundle.zip`` (CodaLab v1.5) and ``dist/codabench_bundle.zip``.
 
-``python -m cityscapes_competition.organiser.bundle --check`` (``make check-settings``) checks challenge.yaml
+``python -m cityscapes_competition bundle --check`` (``make check-settings``) checks challenge.yaml
 as the build does (both documents against their platform's rules, the pages) and prints what the bundles will
 say: the phases in local time and UTC, the limits, each platform's time limit, the image, the leaderboard,
 the warnings. It writes nothing; ``--yaml-only`` also refreshes the tracked competition.yaml,
 which every build refreshes too.
 
-``python -m cityscapes_competition.organiser.bundle [--data DIR] [--out dist]`` (``make bundle``). DIR is a build of
+``python -m cityscapes_competition bundle [--data DIR] [--out dist]`` (``make bundle``). DIR is a build of
 ``cityscapes_competition.organiser.competition_data``; without ``--data`` the synthetic default is built (or reused) in
 ``data/competition``. Each bundle holds its competition.yaml (made from challenge.yaml and checked against the
 platform's rules before anything is written), the logo, the html pages and these zips:
@@ -106,7 +106,7 @@ PROGRAM_SUBPACKAGES = {
 }
 _PACKAGE_TOP_FILES = ("__init__.py", "challenge.yaml")  # for a program: not cli.py, which reaches everything
 _DATA_FIX = (
-    "Build it with 'python -m cityscapes_competition.organiser.competition_data --out DIR' (add --cityscapes ROOT "
+    "Build it with 'python -m cityscapes_competition data --out DIR' (add --cityscapes ROOT "
     "for the real Cityscapes data), or leave --data out to build the synthetic default."
 )
 _KEY_FIX = "Pass the key (a UUID) the platform shows for the zip you uploaded as a dataset, or leave the option out."
@@ -632,7 +632,7 @@ def main(argv: list[str] | None = None) -> int:
     """Check challenge.yaml, then build dist/codalab_bundle.zip and dist/codabench_bundle.zip (--check: only check)."""
     from ..core.errors import guarded
 
-    parser = argparse.ArgumentParser(prog="python -m cityscapes_competition.organiser.bundle", description=main.__doc__)
+    parser = argparse.ArgumentParser(prog="python -m cityscapes_competition bundle", description=main.__doc__)
     parser.add_argument(
         "--data", type=Path, help="a competition_data build (default: the synthetic one in data/competition)"
     )
@@ -707,6 +707,3 @@ def say_warnings(warnings: Iterable[str]) -> None:
     for warning in warnings:
         print(f"warning: {warning}", file=sys.stderr)
 
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,6 +1,6 @@
 """Build the competition's data folders from a real Cityscapes download or from synthetic scenes.
 
-``python -m cityscapes_competition.organiser.competition_data --out data/competition
+``python -m cityscapes_competition data --out data/competition
 [--cityscapes ROOT | --synthetic N]`` writes::
 
     OUT/reference_data/   hidden: gtFine/val (labelIds, instanceIds), disparity/val, camera/val + reference index
@@ -410,6 +410,3 @@ def main(argv: list[str] | None = None) -> int:
 
     return guarded(run, "data")
 
-
-if __name__ == "__main__":
-    sys.exit(main())

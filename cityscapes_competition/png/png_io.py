@@ -1,20 +1,28 @@
 """Reading the PNGs of the Cityscapes formats, safely and fast.
 
-Every read checks the header before any pixel is decoded: a file that is not a PNG, is too large
-or has the wrong size is refused, so a decompression bomb never inflates. Then the pixels come from
-the decoder measured fastest on the file's kind (benchmarks/bench_png_decode.py):
+Every read checks the header and walks the chunks before any pixel is decoded: a file that is not a PNG,
+is too large or has the wrong size is refused, so a decompression bomb never inflates. Then the pixels
+come from the decoder measured fastest on the file's kind (benchmarks/bench_png_decode.py):
 - 8- and 16-bit grayscale (labelIds, instanceIds, disparity, 8-bit masks, however written): pywuffs,
   Google's memory-safe Wuffs, 1.5 to 14 times faster than Pillow;
 - 1-bit masks, and 8-bit RGB photos filtered None or Up (what png_write writes): ``fast_png``;
 - other 8-bit RGB photos (Pillow's, OpenCV's, a Cityscapes download's): pywuffs;
 - everything else: Pillow, the official evaluation's reader.
 
-A fast decoder stands in for Pillow only where its answer is Pillow's: Pillow accepts the chunks
-before the image data, there is no tRNS chunk, nothing but IEND follows the image data, and the
-decoder reads the file without any error (a bad checksum included). Anything else, Pillow decides.
-So a file is accepted or refused as Pillow decides, with Pillow's pixels. That includes a zlib
-stream that ends cleanly before the last rows: Pillow reads the missing rows as 0, and so do the
+A fast decoder stands in for Pillow only where its answer is Pillow's: the chunks before the image data
+are ones that change nothing Pillow decodes and Pillow accepts them (no tRNS, no APNG chunk), the image
+data is one run of IDAT chunks followed by nothing but IEND, no chunk runs past the file's end, and the
+decoder reads the file without any error (a bad checksum, a stream without its end). Anything else,
+Pillow decides, so a file is accepted or refused as Pillow decides, with Pillow's pixels. That includes
+a zlib stream that ends cleanly before the last rows: Pillow reads the missing rows as 0, and so do the
 official scripts, which score such a file; png_io scores it too rather than refuse it.
+
+Refused on purpose though Pillow reads them: other image formats named .png; a chunk before IHDR; a
+second IHDR (Pillow decodes with the last, past the size checks made on the first) or a second colour
+profile; more pixels, bytes or chunks than any Cityscapes file has. Speed guards: a participant's gray
+image whose image data is far larger than a label map needs goes to Pillow, not pywuffs (whose cost grows
+with the number of deflate blocks). One difference is left, on the organiser's photos only: libdeflate,
+which inflates them, accepts two invalid deflate codes that zlib refuses (tests/test_png_hostile.py).
 """
 
 from __future__ import annotations
@@ -22,6 +30,7 @@ from __future__ import annotations
 import io
 import struct
 import zlib
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -36,7 +45,6 @@ except ImportError:
 from ..core.untrusted_files import MissingFileError, SentFolder, UntrustedFileError, read_untrusted
 from .fast_png import (
     PngFormatError,
-    count_chunks,
     decode_grayscale,
     decode_rgb,
     nonzero_bitmask_rows,
@@ -75,6 +83,35 @@ _WUFFS_CONFIGS = (
 )
 
 
+# Ancillary chunks that change nothing Pillow decodes: before the image data, only these (and IHDR) let a fast
+# decoder stand in for Pillow. tRNS is not among them (Wuffs applies it), nor APNG's acTL, fcTL and fdAT, nor
+# any unknown chunk: Pillow decides those files.
+_PASSIVE_CHUNKS = frozenset(
+    {b"PLTE", b"gAMA", b"cHRM", b"sRGB", b"iCCP", b"sBIT", b"pHYs", b"tEXt", b"zTXt", b"iTXt", b"tIME", b"bKGD"}
+    | {b"hIST", b"sPLT", b"eXIf"}
+)
+# pywuffs takes about 2.5 us per deflate block, and a block can be 10 bits: 3 MB of empty blocks took 8 s where
+# Pillow's zlib takes 0.03. A participant's image whose image data exceeds a sixteenth of its raw rows (a label
+# map written by Pillow or OpenCV holds a fiftieth) goes to Pillow, so it costs pywuffs at most about 0.25 s.
+_WUFFS_MAX_SHARE_OF_RAW = 1 / 16
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """What the header checks found: the image's kind, its raw size, and how its chunks are laid out."""
+
+    depth: int
+    color_type: int
+    raw_bytes: int  # rows with their filter bytes, uncompressed
+    image_data_bytes: int
+    fast_decodable: bool  # a fast decoder's pixels are Pillow's, if it reads the file cleanly
+
+    def wuffs_may_read(self, trusted: bool) -> bool:
+        """The organiser's files (ground truth, photos) always; a participant's within the bound above."""
+        bounded = self.image_data_bytes <= self.raw_bytes * _WUFFS_MAX_SHARE_OF_RAW
+        return self.fast_decodable and (trusted or bounded)
+
+
 class PngReadError(Exception):
     """A PNG could not be used; the message says why (the caller names the file)."""
 
@@ -84,20 +121,25 @@ class PngMissingError(PngReadError):
 
 
 def read_single_channel(
-    path: Path | str, expected_size: Size | None = None, folder: SentFolder | None = None
+    path: Path | str, expected_size: Size | None = None, folder: SentFolder | None = None, trusted: bool = False
 ) -> np.ndarray:
     """The pixel values of a one-channel PNG (labelIds, instanceIds, disparity), as numpy reads Pillow's.
 
     ``folder``: the folder a participant's file must lie in (``untrusted_files``).
     """
-    return decode_single_channel(_read_bytes(path, folder), expected_size)
+    return decode_single_channel(_read_bytes(path, folder), expected_size, trusted)
 
 
-def decode_single_channel(data: bytes, expected_size: Size | None = None) -> np.ndarray:
-    """The same, from the file's bytes."""
-    depth, color_type = _check_header(data, expected_size)
-    if color_type == _GRAYSCALE and _fast_decoders_may_read(data):
-        pixels = _fast(decode_grayscale, data) if depth == 1 else _wuffs(data, color_type, depth)
+def decode_single_channel(data: bytes, expected_size: Size | None = None, trusted: bool = False) -> np.ndarray:
+    """The same, from the file's bytes. ``trusted``: the organiser's file (ground truth), which pywuffs may read
+    whatever its size; a participant's goes to Pillow if its image data is suspiciously large."""
+    layout = _check_header(data, expected_size)
+    if layout.color_type == _GRAYSCALE and layout.depth == 1 and _fast_decoders_may_read(layout, data):
+        pixels = _fast(decode_grayscale, data)
+        if pixels is not None:
+            return pixels
+    elif layout.color_type == _GRAYSCALE and _wuffs_may_read(layout, data, trusted):
+        pixels = _wuffs(data, layout.color_type, layout.depth)
         if pixels is not None:
             return pixels
     with _pillow(data) as image:
@@ -113,12 +155,12 @@ def read_rgb(path: Path | str) -> np.ndarray:
 
 def decode_photo(data: bytes) -> tuple[np.ndarray, bool]:
     """The same from the file's bytes, and whether ``fast_png`` read them (else pywuffs or Pillow did)."""
-    depth, color_type = _check_header(data, None)
-    if color_type == _RGB and depth == 8 and _fast_decoders_may_read(data):
+    layout = _check_header(data, None)
+    if layout.color_type == _RGB and layout.depth == 8 and _fast_decoders_may_read(layout, data):
         pixels = _fast(decode_rgb, data)
         if pixels is not None:
             return pixels, True
-        pixels = _wuffs(data, color_type, depth)
+        pixels = _wuffs(data, _RGB, 8) if layout.wuffs_may_read(trusted=True) else None  # the organiser's
         if pixels is not None:
             return pixels, False
     with _pillow(data) as image:
@@ -130,13 +172,13 @@ def read_mask_pixels(
 ) -> np.ndarray:
     """Flat indices of an instance mask's pixels: nonzero after conversion to 8-bit gray, as officially."""
     data = _read_bytes(path, folder)
-    depth, color_type = _check_header(data, expected_size)
-    if color_type == _GRAYSCALE and depth == 1 and _fast_decoders_may_read(data):
+    layout = _check_header(data, expected_size)
+    if layout.color_type == _GRAYSCALE and layout.depth == 1 and _fast_decoders_may_read(layout, data):
         packed = _fast(nonzero_bitmask_rows, data)
         if packed is not None:
             return _bit_positions(*packed)
-    if color_type == _GRAYSCALE and depth == 8 and _fast_decoders_may_read(data):
-        pixels = _wuffs(data, color_type, depth)
+    if layout.color_type == _GRAYSCALE and layout.depth == 8 and _wuffs_may_read(layout, data, trusted=False):
+        pixels = _wuffs(data, _GRAYSCALE, 8)
         if pixels is not None:
             return np.flatnonzero(pixels != 0)  # 15 times faster than flatnonzero(pixels) on uint8
     with _pillow(data) as image:
@@ -169,30 +211,64 @@ def _header(data: bytes) -> tuple[int, int, int, int, int]:
         raise PngReadError(f"is {kind}, not a PNG image" if kind else "is not a PNG image") from None
 
 
-def _check_header(data: bytes, expected_size: Size | None) -> tuple[int, int]:
+def _check_header(data: bytes, expected_size: Size | None) -> _Layout:
     width, height, depth, color_type, _ = _header(data)
     if width * height > MAX_PIXELS:
         raise PngReadError(f"is {width}x{height} pixels, larger than any Cityscapes image")
     if expected_size is not None and (width, height) != expected_size:
         raise PngReadError(f"is {width}x{height} pixels but the ground truth is {expected_size[0]}x{expected_size[1]}")
-    _check_bulk(data, width, height, depth, color_type)
-    return depth, color_type
-
-
-def _check_bulk(data: bytes, width: int, height: int, depth: int, color_type: int) -> None:
-    """Refuse a file far larger than its pixels or cut into more chunks than any encoder writes.
-
-    Deflate never needs much more than the raw rows, so a file many times their size holds padding: a
-    12-byte empty chunk repeated millions of times costs seconds and hundreds of MB to walk, per read.
-    """
     raw = height * ((width * _CHANNELS.get(color_type, 4) * max(depth, 1) + 7) // 8 + 1)
+    _check_bulk(data, width, height, raw)
+    return _Layout(depth, color_type, raw, *_scan_chunks(data))
+
+
+def _check_bulk(data: bytes, width: int, height: int, raw: int) -> None:
+    """Refuse a file far larger than its pixels. Deflate never needs much more than the raw rows, so a file
+    many times their size holds padding: a 12-byte empty chunk repeated millions of times costs seconds and
+    hundreds of MB to walk, per read."""
     limit = raw + raw // 64 + 1024 * 1024  # stored deflate blocks, chunk headers, a colour profile or text
     if len(data) > limit:
         raise PngReadError(f"is {len(data)} bytes, far more than its {width}x{height} pixels need ({raw} bytes raw)")
-    try:
-        count_chunks(data, _MAX_CHUNKS_BASE + len(data) // 2048)
-    except PngFormatError as exc:
-        raise PngReadError(f"is malformed ({exc})") from None
+
+
+def _scan_chunks(data: bytes) -> tuple[int, bool]:
+    """(bytes of image data, whether a fast decoder may stand in for Pillow) from one walk over the chunks.
+
+    Refused here, though Pillow reads them: more chunks than any encoder writes (``_MAX_CHUNKS_BASE``), a
+    second IHDR (Pillow decodes with the last one, past the size checks made on the first) and a second
+    colour profile (the PNG standard allows one; Pillow inflates each, 2 ms a megabyte, uncounted). A fast
+    decoder may read the file only if every chunk before the image data is one that changes nothing Pillow
+    decodes (``_PASSIVE_CHUNKS``: no tRNS, which Wuffs applies; no APNG chunk, with which Pillow decodes a
+    frame's box or an fdAT's data instead of IDAT's), the IDAT chunks are one run followed by nothing but
+    IEND (Pillow parses what follows and refuses some malformed chunks), and no chunk runs past the file's
+    end (Pillow fails reading it)."""
+    limit = _MAX_CHUNKS_BASE + len(data) // 2048
+    position, count, image_bytes, headers, profiles = 8, 0, 0, 0, 0
+    fast, state = True, "before"  # before the image data, in it, after it
+    while position + 8 <= len(data):
+        count += 1
+        if count > limit:
+            raise PngReadError(f"is malformed (more than {limit} chunks)")
+        (length,) = struct.unpack_from(">I", data, position)
+        kind = data[position + 4 : position + 8]
+        if kind == b"IEND":
+            break
+        headers += kind == b"IHDR"
+        profiles += kind == b"iCCP"
+        if headers > 1:
+            raise PngReadError("holds two IHDR chunks (a PNG has one header)")
+        if profiles > 1:
+            raise PngReadError("holds more than one colour profile (iCCP chunk); a PNG has at most one")
+        if kind == b"IDAT":
+            fast = fast and state != "after"
+            state, image_bytes = "in", image_bytes + length
+        elif state == "before":
+            fast = fast and (kind in _PASSIVE_CHUNKS or kind == b"IHDR")
+        else:
+            state, fast = "after", False
+        position += 12 + length
+        fast = fast and position <= len(data)
+    return image_bytes, fast
 
 
 def _fast(decoder, data: bytes):
@@ -221,22 +297,14 @@ def _wuffs(data: bytes, color_type: int, depth: int) -> np.ndarray | None:
     return pixels.view("<u2").reshape(height, width) if depth == 16 else pixels.reshape(height, width)
 
 
-def _fast_decoders_may_read(data: bytes) -> bool:
-    """Whether a fast decoder's pixels are Pillow's whenever it reads the file cleanly: Pillow accepts the
-    chunks before the image data, there is no tRNS chunk (Wuffs applies it), and nothing but IEND follows
-    the first run of IDAT chunks (Pillow parses such chunks after decoding and refuses some malformed ones;
-    a second run of image data it leaves unread)."""
-    position, image_data_seen = 8, False
-    while position + 8 <= len(data):
-        kind = data[position + 4 : position + 8]
-        if kind == b"IEND":
-            break
-        if kind == b"tRNS" or (image_data_seen and kind != b"IDAT"):
-            return False
-        image_data_seen = image_data_seen or kind == b"IDAT"
-        (length,) = struct.unpack_from(">I", data, position)
-        position += 12 + length
-    return _pillow_opens(data)
+def _fast_decoders_may_read(layout: _Layout, data: bytes) -> bool:
+    """Whether a fast decoder's pixels are Pillow's whenever it reads the file cleanly: the chunks are laid
+    out as ``_scan_chunks`` requires, and Pillow accepts the ones before the image data."""
+    return layout.fast_decodable and _pillow_opens(data)
+
+
+def _wuffs_may_read(layout: _Layout, data: bytes, trusted: bool) -> bool:
+    return layout.wuffs_may_read(trusted) and _pillow_opens(data)
 
 
 def _pillow_opens(data: bytes) -> bool:

@@ -168,7 +168,7 @@ def run_plan(plan: EvaluationPlan, workers: int | None = None, on_frame: Callabl
     if stale:
         warnings.append(
             f"The reference index no longer matches {stale} ground-truth images (scored correctly, but slower); "
-            f"organisers: rebuild it with 'python -m cityscapes_competition.cli index <reference folder>'."
+            f"organisers: rebuild it with 'python -m cityscapes_competition index <reference folder>'."
         )
     return Scores(pixel_scores, instance_scores, warnings, len(plan.jobs), plan.with_distances)
 

@@ -1,21 +1,24 @@
 """The scoring program: ``score.py INPUT OUTPUT``, the command both platforms run (CodaLab convention).
 
 Refuses a failed ingestion, applies the submission rules, evaluates, and writes the score files and the
-detailed page; every participant mistake is one line on stderr (exit 2).
+detailed page; every participant mistake is one line on stderr (exit 2). ``add_arguments`` and ``run``
+are also the command line's ``score`` command.
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import sys
 from pathlib import Path
 
+from ..core.command_line import make_parser
 from ..core.errors import UserFacingError, guarded
 
+DESCRIPTION = "Score Cityscapes results (CodaLab convention): INPUT holds ref/ (ground truth) and res/ (results)."
 
-def score_main(argv: list[str] | None = None) -> int:
-    """``score.py INPUT OUTPUT``: INPUT holds ref/ (ground truth) and res/ (results)."""
-    parser = argparse.ArgumentParser(prog="score.py", description="Score Cityscapes results (CodaLab convention).")
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("input", type=Path, help="folder holding ref/ and res/ (and the platform's metadata)")
     parser.add_argument("output", type=Path, help="folder that receives scores.txt, scores.json, detailed_results.html")
     parser.add_argument("--workers", type=int, default=None, help="worker processes (default: all cores)")
@@ -23,7 +26,8 @@ def score_main(argv: list[str] | None = None) -> int:
         "--ledger",
         type=Path,
         default=None,
-        help="self-hosted: the SQLite submission ledger that counts submissions where the platform gives no data",
+        help="self-hosted: the SQLite submission ledger that counts submissions where the platform gives no data "
+        "(default: none, the platform's data)",
     )
     parser.add_argument("--participant", default=None, help="with --ledger: who submitted (default: the OS user)")
     parser.add_argument(
@@ -31,10 +35,23 @@ def score_main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="score without checking deadlines and submission limits (organiser re-scoring)",
     )
-    parser.add_argument("--challenge", type=Path, default=None, help="the competition settings (default: built in)")
-    args = parser.parse_args(argv)
+    parser.add_argument(
+        "--challenge", type=Path, default=None, help="the competition settings (default: the built-in challenge.yaml)"
+    )
 
-    def run() -> None:
+
+def score_main(argv: list[str] | None = None) -> int:
+    """``score.py INPUT OUTPUT``: INPUT holds ref/ (ground truth) and res/ (results).
+
+    Without ``argv`` (score.py) this is the process's program, and the process ends when it returns."""
+    status = run(make_parser("score.py", DESCRIPTION, add_arguments).parse_args(argv))
+    if argv is None:
+        gc.freeze()  # exit's last collections would walk every object matplotlib made: ~80 ms, for nothing
+    return status
+
+
+def run(args: argparse.Namespace) -> int:
+    def scoring() -> None:
         from .score_files import await_watcher, prepare_output, watched_by_platform, write_failure_page
 
         watched = watched_by_platform(args.output)  # before prepare_output writes the first page
@@ -48,7 +65,7 @@ def score_main(argv: list[str] | None = None) -> int:
             if watched:
                 await_watcher()
 
-    return guarded(run, "score.py", log_dir=args.output)
+    return guarded(scoring, "score.py", log_dir=args.output)
 
 
 def _score(args: argparse.Namespace) -> None:
@@ -56,6 +73,7 @@ def _score(args: argparse.Namespace) -> None:
     from ..core.challenge import load_challenge
     from ..core.ingestion_status import refuse_failed_ingestion
     from .evaluation import evaluate
+    from .report_html import prefetch_chart_library
     from .score_files import write_score_files
     from .submission_rules import check_submission
 
@@ -70,7 +88,8 @@ def _score(args: argparse.Namespace) -> None:
     )
     print(decision.summary)
     try:
-        scores = evaluate(args.input / "ref", args.input / "res", args.workers)
+        # the report's matplotlib is imported in the background while worker processes evaluate the frames
+        scores = evaluate(args.input / "ref", args.input / "res", args.workers, prefetch_chart_library)
         write_score_files(args.output, scores)
     except BaseException as error:
         _release_try(decision, error)  # a failed submission never counts

@@ -3,7 +3,7 @@ recompute from the ground truth alone.
 
 Per frame: the pixel count of each label id, and the table of instance-class regions with their
 sizes, median depths and stereo densities (which needs the disparity image decoded). It is built
-once per reference data set (``python -m cityscapes_competition.cli index REF``; the bundle builder
+once per reference data set (``python -m cityscapes_competition index REF``; the bundle builder
 does it), like the official evaluation's ``gtInstances.json`` cache, but fingerprinted: each entry
 holds hashes of the files it was computed from, and the scorer uses an entry only when the files
 still hash the same. A missing or stale index costs time, never correctness.
@@ -103,7 +103,7 @@ def load_reference_index(ref_root: Path) -> dict[FrameId, FrameIndex]:
         raise ReferenceDataError(
             f"is not a valid reference index ({exc})",
             path,
-            "Rebuild it with 'python -m cityscapes_competition.cli index <reference folder>', or delete it.",
+            "Rebuild it with 'python -m cityscapes_competition index <reference folder>', or delete it.",
         ) from None
 
 
