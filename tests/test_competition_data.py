@@ -11,9 +11,8 @@ import numpy as np
 import pytest
 
 from cityscapes_competition.core.errors import ReferenceDataError
-from cityscapes_competition.core.naming import FrameId
+from cityscapes_competition.core.naming import FrameId, pick_samples
 from cityscapes_competition.organiser import competition_data
-from cityscapes_competition.organiser.cityscapes_source import pick_samples
 from cityscapes_competition.organiser.competition_data import (
     INPUT_DATA,
     MANIFEST_NAME,

@@ -22,6 +22,7 @@ from helpers import BASELINE, BASELINE_MODEL, REPO
 
 from cityscapes_competition.core.challenge import load_challenge
 from cityscapes_competition.core.errors import ReferenceDataError, SubmissionError
+from cityscapes_competition.core.naming import pick_samples
 from cityscapes_competition.ingestion.run import run_ingestion
 from cityscapes_competition.ingestion.submission_metadata import read_settings
 from cityscapes_competition.kit import submission_check
@@ -43,7 +44,7 @@ from cityscapes_competition.kit.submission_check import (
     time_findings,
     unpack_submission,
 )
-from cityscapes_competition.organiser.competition_data import build_competition_data, pick_samples
+from cityscapes_competition.organiser.competition_data import build_competition_data
 from cityscapes_competition.png.png_io import read_rgb
 from cityscapes_competition.synthetic import scenes as synthetic
 

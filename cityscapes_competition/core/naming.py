@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -62,3 +63,17 @@ def index_by_frame(root: Path, suffix: str, fix: str) -> dict[FrameId, Path]:
             raise ReferenceDataError(f"appears twice (also {index[frame_id]})", path, fix)
         index[frame_id] = path
     return index
+
+
+def pick_samples(frames: Sequence[FrameId], count: int) -> list[FrameId]:
+    """``count`` frames taken in turn from each city (sorted), so the sample spans the cities: the sample data
+    of the starting kit, chosen the same way by the data builder and by the checker."""
+    by_city: dict[str, list[FrameId]] = {}
+    for frame in sorted(frames):
+        by_city.setdefault(frame.city, []).append(frame)
+    picked: list[FrameId] = []
+    depth = 0
+    while len(picked) < min(count, len(frames)):
+        picked += [city[depth] for city in by_city.values() if depth < len(city)][: count - len(picked)]
+        depth += 1
+    return sorted(picked)

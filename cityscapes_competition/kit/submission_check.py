@@ -184,7 +184,7 @@ def default_sample_data(
 
 def kit_sample_frames() -> list[FrameId]:
     """The frames of the starting kit's synthetic sample, picked as the competition data picks them."""
-    from ..organiser.competition_data import pick_samples
+    from ..core.naming import pick_samples
     from ..synthetic import scenes as synthetic
 
     return pick_samples(synthetic.split_spec("val", synthetic.DEFAULT_TEST_COUNT).frames, KIT_SAMPLE_COUNT)
@@ -1072,4 +1072,3 @@ def run_parsed(args: argparse.Namespace) -> int:
     if code:
         return code
     return 0 if outcome and outcome[0].passed else 1
-

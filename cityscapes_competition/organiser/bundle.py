@@ -706,4 +706,3 @@ def say_warnings(warnings: Iterable[str]) -> None:
     sys.stdout.flush()  # after the lines they are about, in a terminal too
     for warning in warnings:
         print(f"warning: {warning}", file=sys.stderr)
-

@@ -234,16 +234,3 @@ def _source_frame(frame: FrameId, listings: dict[str, Listing], root_real: Path,
     if has_distances:
         reference += [file(kind, suffix) for kind, suffix in DISTANCE_FILES]
     return SourceFrame(frame, tuple(reference), file(IMAGES, IMAGE_SUFFIX))
-
-
-def pick_samples(frames: Sequence[FrameId], count: int) -> list[FrameId]:
-    """``count`` frames taken in turn from each city (sorted), so the sample spans the cities."""
-    by_city: dict[str, list[FrameId]] = {}
-    for frame in sorted(frames):
-        by_city.setdefault(frame.city, []).append(frame)
-    picked: list[FrameId] = []
-    depth = 0
-    while len(picked) < min(count, len(frames)):
-        picked += [city[depth] for city in by_city.values() if depth < len(city)][: count - len(picked)]
-        depth += 1
-    return sorted(picked)

@@ -40,12 +40,13 @@ from ..core.atomic import write_bytes_atomic, write_text_atomic
 from ..core.errors import ReferenceDataError
 from ..core.naming import (
     FrameId,
+    pick_samples,
 )
 from ..png.png_io import PngReadError, decode_photo
 from ..png.png_write import encode_png
 from ..scoring.reference_index import build_reference_index
 from ..synthetic import scenes as synthetic
-from .cityscapes_source import SPLIT, Source, pick_samples, scan_cityscapes
+from .cityscapes_source import SPLIT, Source, scan_cityscapes
 
 EXPECTED_FRAMES = 500
 REFERENCE_DATA = "reference_data"
@@ -409,4 +410,3 @@ def main(argv: list[str] | None = None) -> int:
         print(f"sample data:    {data.sample_data} ({data.samples} frames)")
 
     return guarded(run, "data")
-
