@@ -22,8 +22,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cityscapes_competition.core.labels import LABEL_NAMES
-from cityscapes_competition.scoring.scores import Scores
+from cityscapes_competition.core.labels import EVAL_CLASS_IDS, INSTANCE_CLASS_NAMES, LABEL_NAMES
+from cityscapes_competition.scoring.scores import InstanceScores, PixelScores, Scores
 from cityscapes_competition.scoring.submission_rules import CSV_COLUMNS
 
 REPO = Path(__file__).resolve().parents[1]
@@ -252,3 +252,68 @@ def _address_space() -> int:
         if line.startswith("VmSize:"):
             return int(line.split()[1]) * 1024
     return 2**34
+
+
+# ---- example scores, for the report's tests ----
+
+NAN = float("nan")
+EVAL_NAMES = [LABEL_NAMES[i] for i in EVAL_CLASS_IDS]
+EVIL_NOTE = "no camera data for <img src=x onerror=alert(1)>"
+
+
+def _confusion(rng: np.random.Generator) -> np.ndarray:
+    conf = np.zeros((34, 34), dtype=np.uint64)
+    ids = list(EVAL_CLASS_IDS)
+    for i in ids:
+        conf[i, ids] = rng.integers(0, 1000, size=len(ids))
+        conf[i, i] = 100_000
+        conf[i, 0] = 500  # some pixels predicted as an ignored label
+    conf[LABEL_NAMES.index("train")] = 0  # a class without ground truth
+    return conf
+
+
+def make_pixel() -> PixelScores:
+    class_iou = {name: 0.5 + 0.02 * k for k, name in enumerate(EVAL_NAMES)}
+    class_iou["train"] = NAN
+    class_iiou = {name: 0.4 + 0.03 * k for k, name in enumerate(INSTANCE_CLASS_NAMES)}
+    class_iiou["train"] = NAN
+    category_iou = {
+        "flat": 0.981,
+        "construction": 0.9,
+        "object": 0.6,
+        "nature": 0.91,
+        "sky": 0.93,
+        "human": 0.8,
+        "vehicle": 0.92,
+    }
+    return PixelScores(
+        iou_class=0.73216,
+        iiou_class=0.51234,
+        iou_category=0.8821,
+        iiou_category=NAN,
+        class_iou=class_iou,
+        class_iiou=class_iiou,
+        category_iou=category_iou,
+        category_iiou={"human": NAN, "vehicle": 0.7777},
+        confusion_matrix=_confusion(np.random.default_rng(0)),
+    )
+
+
+def make_instance(distances: bool = False) -> InstanceScores:
+    aps = [0.31, 0.22, 0.55, 0.3, 0.45, NAN, 0.2, 0.19]
+    class_scores: dict[str, dict[str, float]] = {}
+    for name, ap in zip(INSTANCE_CLASS_NAMES, aps, strict=True):
+        class_scores[name] = {"ap": ap, "ap50": ap * 1.8}
+        if distances:
+            class_scores[name] |= {"ap100m": ap * 1.2, "ap50m": ap * 1.3}
+    overlaps = np.linspace(0.5, 0.95, 10)
+    per_class = np.array([[ap * (1.5 - o) for o in overlaps] for ap in aps])
+    return InstanceScores(
+        ap=0.3123,
+        ap50=0.5789,
+        ap100m=0.4012 if distances else None,
+        ap50m=0.4321 if distances else None,
+        class_scores=class_scores,
+        ap_matrix=np.stack([per_class] * 3),
+        distance_note=None if distances else EVIL_NOTE,
+    )

@@ -149,3 +149,22 @@ def test_a_dataset_of_billions_of_chunks_is_refused_at_once(tmp_path: Path) -> N
     code, said, _ = _child_run(path)
     assert code == 1 and "is cut into 2147483648 chunks" in said
     assert time.monotonic() - started < 30
+
+
+def test_a_variable_length_attribute_is_measured_by_its_data(tmp_path: Path) -> None:
+    """HDF5 reports a variable-length string's storage as its 16-byte reference: a 600 MB 'keras_version'
+    passed the size check, then took 3.3 GB in Keras' loader. The probe measures what it read."""
+    import h5py
+    import keras
+    import numpy as np
+
+    inputs = keras.Input((None, None, 3))
+    path = tmp_path / "model.h5"
+    keras.Model(inputs, keras.layers.Conv2D(19, 1, activation="softmax")(inputs)).save(path)
+    with h5py.File(path, "r+") as file:
+        group = file["model_weights"]
+        del group.attrs["keras_version"]
+        group.attrs.create("keras_version", np.array("3" * (65 * 1024**2), dtype=object), dtype=h5py.string_dtype())
+        assert h5py.h5a.open(group.id, b"keras_version").get_storage_size() < 100
+    with pytest.raises(SubmissionError, match="attribute 'keras_version' is larger than 64 MB"):
+        check_model_file(path)

@@ -117,3 +117,98 @@ def test_the_attackers_file_is_refused_before_keras_sees_it(keras, tmp_path) -> 
             archive.writestr(name, data)
     with pytest.raises(SubmissionError, match="called on no tensor of the model"):
         load_model_safely(tmp_path / "hostile.keras")
+
+
+# ---- a fourth attacker's holes ----
+
+
+def _functional(name: str, layers: list, output: str, output_node: int = 0) -> dict:
+    return {
+        "module": "keras.src.models.functional",
+        "class_name": "Functional",
+        "config": {
+            "name": name,
+            "layers": layers,
+            "input_layers": [f"in_{name}", 0, 0],
+            "output_layers": [output, output_node, 0],
+        },
+        "registered_name": "Functional",
+        "name": name,
+    }
+
+
+def _tensor(layer: str, node: int = 0) -> dict:
+    history = [layer, node, 0]
+    return {"class_name": "__keras_tensor__", "config": {"shape": [None, 8, 8, 3], "keras_history": history}}
+
+
+def _input(name: str) -> dict:
+    return {
+        "class_name": "InputLayer",
+        "config": {"batch_shape": [None, 8, 8, 3], "name": name},
+        "name": name,
+        "inbound_nodes": [],
+    }
+
+
+def test_a_shared_object_stub_counts_as_the_model_it_stands_for() -> None:
+    """Keras returns the object already built under a shared_object_id, whatever the rest of the dict says: a
+    stub called after its model at each of 20 levels is 2**20 calls, which a stub counted as 1 hid."""
+    act = {
+        "class_name": "Activation",
+        "config": {"name": "act"},
+        "name": "act",
+        "inbound_nodes": [{"args": [_tensor("in_m0")], "kwargs": {}}],
+    }
+    model = _functional("m0", [_input("in_m0"), act], "act")
+    for level in range(1, 21):
+        inner = dict(model, shared_object_id=level, inbound_nodes=[{"args": [_tensor(f"in_m{level}")], "kwargs": {}}])
+        stub = {
+            "class_name": "Functional",
+            "config": {},
+            "shared_object_id": level,
+            "name": f"{model['name']}_again",
+            "inbound_nodes": [{"args": [_tensor(model["name"])], "kwargs": {}}],
+        }
+        model = _functional(f"m{level}", [_input(f"in_m{level}"), inner, stub], f"{model['name']}_again")
+    assert 2**20 > MAX_CALLS_PER_IMAGE
+    with pytest.raises(SubmissionError, match="layer calls per image"):
+        check_graph(model, PATH)
+
+
+def test_where_with_one_argument_and_unrolled_recurrences_are_refused(keras) -> None:
+    image = keras.Input((8, 8, 3))
+    check_graph(_config(keras.Model(image, keras.ops.where(image > 0.5, image, 0.0))), PATH)  # shaped as its inputs
+    indices = keras.ops.where(image > 0.5)[0]  # as long as the true values: no check sees what follows
+    with pytest.raises(SubmissionError, match="where\\(condition\\) with one argument"):
+        check_graph(_config(keras.Model(image, indices)), PATH)
+    sequence = keras.Input((64, 3))
+    check_graph(_config(keras.Model(sequence, keras.layers.SimpleRNN(4)(sequence))), PATH)
+    unrolled = keras.layers.Bidirectional(keras.layers.SimpleRNN(4, unroll=True))(sequence)  # nested config too
+    with pytest.raises(SubmissionError, match="unroll=True"):
+        check_graph(_config(keras.Model(sequence, unrolled)), PATH)
+
+
+def test_normalization_constants_broadcast_over_a_whole_image_are_refused_before_loading(keras, tmp_path) -> None:
+    """Mean and variance given as numbers are broadcast to the kept axes at build: over 8192x8192x3, 768 MB
+    each, per layer (3 layers took 4.8 GB while loading a 24 KB file)."""
+    image = keras.Input((2048, 2048, 3))
+    per_channel = keras.layers.Normalization(mean=[0.4, 0.5, 0.6], variance=[1.0, 1.0, 1.0], axis=-1)(image)
+    keras.Model(image, per_channel).save(tmp_path / "channels.keras")
+    load_model_safely(tmp_path / "channels.keras")
+    per_pixel = image
+    for _ in range(3):  # 3 x 2 x 2048 x 2048 x 3 x 4 bytes = 288 MB
+        per_pixel = keras.layers.Normalization(mean=0.5, variance=2.0, axis=(1, 2, 3))(per_pixel)
+    keras.Model(image, per_pixel).save(tmp_path / "pixels.keras")
+    with pytest.raises(SubmissionError, match="Normalization constants"):
+        load_model_safely(tmp_path / "pixels.keras")
+
+
+def test_operations_whose_output_length_is_computed_are_refused(keras, tmp_path) -> None:
+    from cityscapes_competition.ingestion.model_safety import REFUSED_OPERATIONS
+
+    assert {"Nonzero", "Unique", "Bincount"} <= set(REFUSED_OPERATIONS)
+    image = keras.Input((8, 8, 3))
+    keras.Model(image, keras.ops.nonzero(image > 0.5)[0]).save(tmp_path / "nonzero.keras")
+    with pytest.raises(SubmissionError, match="the size of its output is a value the model computes"):
+        load_model_safely(tmp_path / "nonzero.keras")

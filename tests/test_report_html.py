@@ -6,83 +6,30 @@ import base64
 import io
 import math
 import re
+import subprocess
+import sys
 from html.parser import HTMLParser
+from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import EVAL_NAMES, EVIL_NOTE, NAN, make_instance, make_pixel
 from PIL import Image
 
-from cityscapes_competition.core.labels import EVAL_CLASS_IDS, INSTANCE_CLASS_NAMES, LABEL_NAMES
+from cityscapes_competition.core.labels import EVAL_CLASS_IDS, LABEL_NAMES
 from cityscapes_competition.scoring.report_html import (
     NOT_SUBMITTED,
+    _paired_bar_chart,
+    axis_top,
+    format_fraction,
     format_percent,
+    predicted_without_ground_truth,
     render_detailed_results,
     row_normalized_confusion,
 )
-from cityscapes_competition.scoring.scores import InstanceScores, PixelScores, Scores
+from cityscapes_competition.scoring.scores import Scores
 
-NAN = float("nan")
-EVAL_NAMES = [LABEL_NAMES[i] for i in EVAL_CLASS_IDS]
 EVIL_WARNING = 'bad<file>.png: size mismatch <script>alert("x")</script> & more'
-EVIL_NOTE = "no camera data for <img src=x onerror=alert(1)>"
-
-
-def _confusion(rng: np.random.Generator) -> np.ndarray:
-    conf = np.zeros((34, 34), dtype=np.uint64)
-    ids = list(EVAL_CLASS_IDS)
-    for i in ids:
-        conf[i, ids] = rng.integers(0, 1000, size=len(ids))
-        conf[i, i] = 100_000
-        conf[i, 0] = 500  # some pixels predicted as an ignored label
-    conf[LABEL_NAMES.index("train")] = 0  # a class without ground truth
-    return conf
-
-
-def make_pixel() -> PixelScores:
-    class_iou = {name: 0.5 + 0.02 * k for k, name in enumerate(EVAL_NAMES)}
-    class_iou["train"] = NAN
-    class_iiou = {name: 0.4 + 0.03 * k for k, name in enumerate(INSTANCE_CLASS_NAMES)}
-    class_iiou["train"] = NAN
-    category_iou = {
-        "flat": 0.981,
-        "construction": 0.9,
-        "object": 0.6,
-        "nature": 0.91,
-        "sky": 0.93,
-        "human": 0.8,
-        "vehicle": 0.92,
-    }
-    return PixelScores(
-        iou_class=0.73216,
-        iiou_class=0.51234,
-        iou_category=0.8821,
-        iiou_category=NAN,
-        class_iou=class_iou,
-        class_iiou=class_iiou,
-        category_iou=category_iou,
-        category_iiou={"human": NAN, "vehicle": 0.7777},
-        confusion_matrix=_confusion(np.random.default_rng(0)),
-    )
-
-
-def make_instance(distances: bool = False) -> InstanceScores:
-    aps = [0.31, 0.22, 0.55, 0.3, 0.45, NAN, 0.2, 0.19]
-    class_scores: dict[str, dict[str, float]] = {}
-    for name, ap in zip(INSTANCE_CLASS_NAMES, aps, strict=True):
-        class_scores[name] = {"ap": ap, "ap50": ap * 1.8}
-        if distances:
-            class_scores[name] |= {"ap100m": ap * 1.2, "ap50m": ap * 1.3}
-    overlaps = np.linspace(0.5, 0.95, 10)
-    per_class = np.array([[ap * (1.5 - o) for o in overlaps] for ap in aps])
-    return InstanceScores(
-        ap=0.3123,
-        ap50=0.5789,
-        ap100m=0.4012 if distances else None,
-        ap50m=0.4321 if distances else None,
-        class_scores=class_scores,
-        ap_matrix=np.stack([per_class] * 3),
-        distance_note=None if distances else EVIL_NOTE,
-    )
 
 
 class _Collector(HTMLParser):
@@ -250,3 +197,91 @@ def test_row_normalized_confusion() -> None:
 @pytest.mark.parametrize(("value", "expected"), [(0.73216, "73.22"), (1.0, "100.00"), (NAN, "n/a"), (None, "n/a")])
 def test_format_percent(value: float | None, expected: str) -> None:
     assert format_percent(value) == expected
+
+
+def test_matplotlib_is_imported_only_to_draw_charts() -> None:
+    code = (
+        "import sys\n"
+        "from cityscapes_competition import report_html, score_files\n"
+        "report_html.render_in_progress(); report_html.render_failure('x')\n"
+        "assert not [m for m in sys.modules if m.startswith('matplotlib')]\n"
+        "report_html.prefetch_chart_library(); report_html.load_chart_library()\n"
+        "assert 'matplotlib.figure' in sys.modules and 'matplotlib.pyplot' not in sys.modules\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parents[1])
+
+
+def test_leaderboard_numbers_are_shown_as_percentages_and_as_the_fractions_the_leaderboard_holds(
+    full_page: str,
+) -> None:
+    text = " ".join(parse(full_page).text)
+    assert "fractions in [0, 1]" in text
+    for fraction in (0.73216, 0.51234, 0.8821, 0.3123, 0.5789):
+        assert f"{100 * fraction:.2f}" in text  # the card and the mean row
+        assert f"leaderboard: {fraction:.4f}" in text  # the card
+        assert f"({fraction:.4f})" in text  # the mean row
+
+
+@pytest.mark.parametrize(("value", "expected"), [(0.73216, "0.7322"), (1.0, "1.0000"), (NAN, "n/a"), (None, "n/a")])
+def test_format_fraction(value: float | None, expected: str) -> None:
+    assert format_fraction(value) == expected
+
+
+def test_table_headers_carry_their_unit(full_page: str) -> None:
+    text = " ".join(parse(full_page).text)
+    assert "GT share (%)" in text and "share of all ground-truth pixels of the evaluated images, in %" in full_page
+    assert "IoU (%)" in text and "AP50% (%)" in text
+
+
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [
+        ([2.0, 1.5], 5.0),  # a 2 % baseline: 0..5 %, not a flat line under 0..100
+        ([4.5], 5.0),  # 4.5 * 1.1 = 4.95
+        ([4.6], 10.0),  # 4.6 * 1.1 = 5.06
+        ([18.0, NAN], 20.0),  # 18 * 1.1 = 19.8
+        ([40.0], 50.0),
+        ([46.0], 100.0),  # 46 * 1.1 = 50.6
+        ([100.0], 100.0),  # never above 100
+        ([NAN], 5.0),
+        ([], 5.0),
+    ],
+)
+def test_axis_top_fits_the_data(values: list[float], expected: float) -> None:
+    assert axis_top(np.array(values)) == expected
+
+
+def test_bar_chart_axis_is_scaled_to_a_low_baseline() -> None:
+    figure = _paired_bar_chart(["car", "bus"], np.array([0.02, 0.01]), np.array([0.03, NAN]), ("AP", "AP50%"), "%")
+    axes = figure.axes[0]
+    assert axes.get_xlim() == pytest.approx((0.0, 5.0 * 1.09))
+    assert list(axes.get_xticks()) == pytest.approx([0.0, 1.0, 2.0, 3.0, 4.0, 5.0])
+
+
+def _absent_but_predicted() -> tuple[np.ndarray, int, int]:
+    """A confusion matrix where "train" has no ground truth but is predicted on road and on void."""
+    conf = np.zeros((34, 34), dtype=np.uint64)
+    road, train, unlabeled = (LABEL_NAMES.index(name) for name in ("road", "train", "unlabeled"))
+    for label_id in EVAL_CLASS_IDS:
+        conf[label_id, label_id] = 1000
+    conf[train, train] = 0
+    conf[road, train] = 7  # false positives
+    conf[unlabeled, train] = 5  # on an ignored label: not a false positive, officially
+    return conf, train, 7
+
+
+def test_predicted_without_ground_truth_counts_false_positives_as_officially() -> None:
+    conf, _, false_positives = _absent_but_predicted()
+    assert predicted_without_ground_truth(conf) == {"train": false_positives}
+    conf[LABEL_NAMES.index("road"), LABEL_NAMES.index("train")] = 0  # only on void: NaN officially, not listed
+    assert predicted_without_ground_truth(conf) == {}
+
+
+def test_a_class_without_ground_truth_but_predicted_says_why_it_scores_0() -> None:
+    pixel = make_pixel()
+    pixel.confusion_matrix, _, false_positives = _absent_but_predicted()
+    pixel.class_iou["train"] = 0.0  # the official IoU: tp / (tp + fp + fn) = 0 / (0 + 7 + 0)
+    pixel.class_iiou["train"] = 0.0
+    text = " ".join(parse(render_detailed_results(Scores(pixel, None))).text)
+    assert text.count(f"no GT, {false_positives} FP px") == 2  # IoU and iIoU
+    assert "counts in the mean" in text

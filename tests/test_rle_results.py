@@ -103,3 +103,26 @@ def test_strings_the_c_decoder_cannot_read_as_written_are_refused(text: str) -> 
 def test_the_empty_string_has_no_runs() -> None:
     runs = compressed_runs("")
     assert runs is not None and runs.size == 0
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_pixels_from_the_runs_are_pycocotools_decoding(seed: int) -> None:
+    """The scorer reads a mask's pixels off its runs (6x faster than decoding the image): the same set as
+    np.flatnonzero of pycocotools' decoding, for blobs, speckle, an empty and a full mask, odd sizes."""
+    from cityscapes_competition.scoring.rle_results import pixels_of_runs
+
+    rng = np.random.default_rng(seed)
+    height, width = [(1024, 2048), (7, 5), (1, 9), (33, 1)][seed % 4]
+    masks = [
+        rng.random((height, width)) < [0.001, 0.3, 0.9][seed % 3],
+        np.zeros((height, width), bool),
+        np.ones((height, width), bool),
+    ]
+    blob = np.zeros((height, width), bool)
+    blob[height // 4 : height // 2 + 1, width // 3 : width - 1] = True
+    masks.append(blob)
+    for mask in masks:
+        encoded = rle_codec.encode(np.asfortranarray(mask.astype(np.uint8)))
+        runs = compressed_runs(encoded["counts"].decode("ascii"), height * width)
+        expected = np.flatnonzero(rle_codec.decode(encoded))
+        np.testing.assert_array_equal(pixels_of_runs(runs, height, width), expected)

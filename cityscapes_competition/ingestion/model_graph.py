@@ -15,7 +15,9 @@ layers are:
   so a saved model needs one round, two with shared layers.
 - **Nesting that multiplies.** A nested model called twice at each of 24 levels is 2**24 layer calls
   per image: loading it is quick, but checking its activations or predicting is not. The calls the
-  model makes per image, counted through every nested model, are capped.
+  model makes per image, counted through every nested model, are capped. A ``shared_object_id`` stub
+  (Keras returns the object already built under that id, whatever the rest of the dict says) counts as
+  the model it stands for.
 """
 
 from __future__ import annotations
@@ -36,20 +38,42 @@ FIX = 'Save the model again with model.save("model.keras") from the code that bu
 
 def check_graph(config: dict, path: Path) -> None:
     """Refuse a model config whose rebuilding or running would be harmful in itself (module docstring)."""
-    _Counter(path).calls(config)
+    _Counter(path, _shared_models(config)).calls(config)
+
+
+def _shared_models(config: dict) -> dict[Any, dict]:
+    """The model configs that carry a ``shared_object_id``, by id: what a stub with that id stands for."""
+    shared: dict[Any, dict] = {}
+    stack, seen = [config], 0
+    while stack:
+        value = stack.pop()
+        seen += 1
+        if seen > MAX_NODE_VALUES * 50:  # the config walk (model_safety) caps the whole document already
+            break
+        if isinstance(value, dict):
+            key = value.get("shared_object_id")
+            if _layers_of(value) is not None and isinstance(key, (int, str)) and not isinstance(key, bool):
+                shared.setdefault(key, value)
+            stack.extend(value.values())
+        elif isinstance(value, list):
+            stack.extend(value)
+    return shared
 
 
 class _Counter:
     """Layer calls per image of each (nested) model, with each functional graph's checks on the way."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, shared: dict[Any, dict]) -> None:
         self.path = path
+        self.shared = shared
         self.known: dict[int, int] = {}  # id(model config) -> calls; a nested config is counted once
 
     def calls(self, model: Any) -> int:
         layers = _layers_of(model)
         if layers is None:
-            return 1  # a plain layer or operation
+            key = model.get("shared_object_id") if isinstance(model, dict) else None
+            stands_for = self.shared.get(key) if isinstance(key, (int, str)) and not isinstance(key, bool) else None
+            return 1 if stands_for is None or stands_for is model else self.calls(stands_for)
         if id(model) in self.known:
             return self.known[id(model)]
         if len(layers) > MAX_LAYERS:
@@ -61,6 +85,8 @@ class _Counter:
                 for node in layer_nodes:
                     _check_takes_a_tensor(node, name, self.path)
             _replay_rebuilding(layers, nodes, self.path)
+        for layer in layers:
+            _check_bounded_cost(layer, self.path)
         total = 0
         for layer in layers:
             called = max(1, len(nodes.get(_name(layer), ()))) if functional else 1
@@ -130,6 +156,53 @@ def _values(node: Any) -> Iterator[Any]:
             return
         yield value
         if isinstance(value, dict):
+            stack.extend(value.values())
+        elif isinstance(value, list):
+            stack.extend(value)
+
+
+def _check_bounded_cost(layer: Any, path: Path) -> None:
+    """Two calls whose cost no check before predicting can see: ``where(condition)`` with one argument (its
+    output's length is the number of true values: an outer product of it took 4.3 GB from a 17 KB file), and
+    a recurrent layer with ``unroll=True`` (one copy of its step per time step, built at the first
+    prediction: an hour for an RNN over a 1000x1000 image's pixels)."""
+    if not isinstance(layer, dict):
+        return
+    name = shown(_name(layer), 60)
+    if layer.get("class_name") == "Where" and any(_one_argument_where(node) for node in _nodes(layer)):
+        raise SubmissionError(
+            f"layer {name} is where(condition) with one argument: its output's size is the number of true "
+            "values, which no check can bound before predicting",
+            path,
+            "Use where(condition, x, y), whose output has the shape of its inputs.",
+        )
+    if any(key == "unroll" and value is True for key, value in _items(layer.get("config"))):
+        raise SubmissionError(
+            f"layer {name} unrolls its recurrence (unroll=True): one copy of the step per time step, built at "
+            "the first prediction",
+            path,
+            "Build the layer with unroll=False (the default) and save the model again.",
+        )
+
+
+def _one_argument_where(node: Any) -> bool:
+    if not isinstance(node, dict):
+        return False  # the legacy format records no operation calls
+    args, kwargs = node.get("args"), node.get("kwargs")
+    args = args if isinstance(args, list) else []
+    kwargs = kwargs if isinstance(kwargs, dict) else {}
+    given = [*args[1:3], kwargs.get("x1"), kwargs.get("x2")]
+    return sum(value is not None for value in given) < 2
+
+
+def _items(config: Any) -> Iterator[tuple[Any, Any]]:
+    """Every (key, value) of a layer's config, nested configs (a Bidirectional's layer) included; bounded."""
+    stack, seen = [config], 0
+    while stack and seen < MAX_NODE_VALUES:
+        value = stack.pop()
+        seen += 1
+        if isinstance(value, dict):
+            yield from value.items()
             stack.extend(value.values())
         elif isinstance(value, list):
             stack.extend(value)

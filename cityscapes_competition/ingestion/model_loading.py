@@ -96,6 +96,8 @@ _sources: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model -> it
 
 # Variables Keras creates beyond the stored weights (seed-generator states: 8 bytes each) may take this much.
 MAX_BOOKKEEPING_BYTES = 1024**2
+# Normalization's mean and variance, broadcast at build (per channel: bytes; per pixel of a full image: 50 MB)
+MAX_BUILD_CONSTANT_BYTES = 256 * 1024**2
 # One activation (a layer's output for a whole batch) may take this much: 4 GB is 8 images of 1024x2048
 # with 64 float32 channels, and TensorFlow holds at least a layer's input and output at once on top of it.
 MAX_ACTIVATION_BYTES = 4 * 1024**3
@@ -193,6 +195,28 @@ def _check_declared(model: Any, created: list[Any], matched: list[Any], path: Pa
         )
     for layer, tensor in _declared_outputs(model):
         _check_activation(layer, tensor.shape, tensor.dtype, path, ("one image, as declared", _DECLARED_SHAPE_FIX))
+    _check_build_constants(model, path)
+
+
+def _check_build_constants(model: Any, path: Path) -> None:
+    """Cap what layers compute while Keras builds them, which is no variable and no activation: a Normalization
+    given its mean and variance broadcasts both to its kept axes of the input (3 layers over an 8192x8192
+    input took 4.8 GB while loading a 24 KB file). The build here made them symbolic; loading makes them real."""
+    sizes: list[tuple[int, str]] = []
+    for layer in model._flatten_layers(include_self=False, recursive=True):
+        if type(layer).__name__ != "Normalization" or getattr(layer, "input_mean", None) is None:
+            continue
+        shape = getattr(layer, "_mean_and_var_shape", None) or ()
+        sizes.append((2 * math.prod(int(side) for side in shape if isinstance(side, int)) * 4, layer.name))
+    total = sum(size for size, _ in sizes)
+    if total > MAX_BUILD_CONSTANT_BYTES:
+        raise SubmissionError(
+            f"builds {size_text(total)} of Normalization constants (its mean and variance broadcast over the "
+            f"input's kept axes; the largest in layer {shown(max(sizes)[1], 60)}), more than the limit of "
+            f"{size_text(MAX_BUILD_CONSTANT_BYTES)}",
+            path,
+            "Normalize over the channel axis only (axis=-1), or give the model a smaller fixed input.",
+        )
 
 
 def _build_without_variables(config: dict, path: Path) -> tuple[Any, list[Any]]:

@@ -83,8 +83,13 @@ REFUSED_OPERATIONS: dict[str, str] = {
     # Operation does nothing of its own, Function is a whole graph (nested models are Functional layers),
     # SegmentReduction is the parent of the segment operations.
     **dict.fromkeys(("Function", "Operation", "SegmentReduction"), _BASE_CLASS),
-    # The output's length is the largest input value (or segment id) plus one: gigabytes at predict time.
-    **dict.fromkeys(("Bincount", "SegmentMax", "SegmentMin", "SegmentProd", "SegmentSum"), _UNBOUNDED_OUTPUT),
+    # The output's length is the largest input value (or segment id) plus one, or the number of values that
+    # pass a test (Nonzero, Unique): unknown until predict time, so no activation check sees what follows
+    # (an outer product of Nonzero's indices took 4.3 GB from a 17 KB file, then crashed TensorFlow).
+    **dict.fromkeys(
+        ("Bincount", "SegmentMax", "SegmentMin", "SegmentProd", "SegmentSum", "Nonzero", "Unique"),
+        _UNBOUNDED_OUTPUT,
+    ),
 }
 APPLICATIONS_PACKAGE = "keras.src.applications"  # its modules define a few layers of their own (ConvNeXt's LayerScale)
 # Markers Keras uses for plain data inside configs.

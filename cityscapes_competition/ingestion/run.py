@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -73,6 +75,32 @@ PLATFORM_SECONDS = 4.0
 EXIT_MARGIN_SECONDS = STOP_TO_EXIT_SECONDS + PLATFORM_SECONDS
 
 
+def start_watchdog(deadline: float, output: Path, stream) -> threading.Timer:
+    """Stop this process at ``deadline`` (a ``time.perf_counter()`` value), whatever runs then: the budget is
+    checked between batches, and a model's single batch can run for longer than the whole limit (one conv
+    called 850 times, 0.8 MB: still in its first batch after 100 s). The reason goes where the budget's stop
+    puts it, then the process exits 2, before the platform kills it without a word."""
+    message = (
+        "the model was still predicting when the time limit was about to end (one batch alone takes longer "
+        "than the time left); make the model faster or use a smaller input_size or batch_size"
+    )
+
+    def stop() -> None:
+        from ..core.ingestion_status import write_failure_reason
+
+        with contextlib.suppress(OSError):
+            write_failure_reason(output, f"submission: {message}")
+        print(f"ingestion.py: error: submission: {message}", file=sys.stderr, flush=True)
+        with contextlib.suppress(Exception):
+            stream.flush()
+        os._exit(2)  # TensorFlow's kernels cannot be interrupted; only leaving the process stops them
+
+    timer = threading.Timer(max(deadline - time.perf_counter(), 0.0), stop)
+    timer.daemon = True
+    timer.start()
+    return timer
+
+
 def process_age_seconds() -> float | None:
     """Seconds since the OS started this process (Linux), so Python's start-up and imports count; else None."""
     try:
@@ -115,6 +143,7 @@ def run_ingestion(
     from .model_files import find_model_file
     from .model_loading import check_activation_sizes, check_io, load_model_safely
 
+    own_process = clock_started is not None  # the platform's program: this process ends with the run
     clock_started = time.perf_counter() if clock_started is None else clock_started
     stream = stream or sys.stdout
     if output.exists() and not output.is_dir():
@@ -139,6 +168,8 @@ def run_ingestion(
     )
     output.mkdir(parents=True, exist_ok=True)
     budget = time_budget(settings, execution_time_limit, time.perf_counter() - clock_started)
+    if own_process:  # a hard stop for a batch that outruns the budget: its stop's tail after the budget's end
+        start_watchdog(clock_started + execution_time_limit - PLATFORM_SECONDS, output, stream)
     summary = run_inference(
         model, images, output, settings, model_path.name, input_size, Progress(len(images), stream=stream), budget
     )

@@ -147,11 +147,22 @@ def _distance_availability(frames: list[GroundTruthFrame]) -> tuple[bool, str | 
     )
 
 
-def run_plan(plan: EvaluationPlan, workers: int | None = None, on_frame: Callable[[], None] | None = None) -> Scores:
+def run_plan(
+    plan: EvaluationPlan,
+    workers: int | None = None,
+    on_frame: Callable[[], None] | None = None,
+    workers_started: Callable[[], None] | None = None,
+) -> Scores:
+    """The scores of the plan's frames, evaluated in ``workers`` processes.
+
+    ``workers_started``: called once the worker processes are forked, while they evaluate the frames: the
+    caller may start threads then (a fork must not copy them), which have this process's GIL to themselves.
+    Not called when the frames are evaluated here: a thread would only take turns with them for the GIL.
+    """
     pixel_totals = pixel_metric.combine([]) if plan.pixel_entered else None
     instance_records: list[instance_metric.InstanceFrameRecord] = []
     stale = 0
-    for records in _evaluate_frames(plan.jobs, workers):
+    for records in _evaluate_frames(plan.jobs, workers, workers_started or _nothing):
         stale += records.index_stale
         if pixel_totals is not None and records.pixel is not None:
             pixel_metric.add_frame(pixel_totals, records.pixel)
@@ -173,15 +184,26 @@ def run_plan(plan: EvaluationPlan, workers: int | None = None, on_frame: Callabl
     return Scores(pixel_scores, instance_scores, warnings, len(plan.jobs), plan.with_distances)
 
 
-def _evaluate_frames(jobs: list[FrameJob], workers: int | None) -> Iterator[FrameRecords]:
+def _evaluate_frames(
+    jobs: list[FrameJob], workers: int | None, workers_started: Callable[[], None]
+) -> Iterator[FrameRecords]:
     workers = workers or os.cpu_count() or 1
     if workers == 1 or len(jobs) < _MIN_FRAMES_FOR_WORKERS:
         yield from map(evaluate_frame, jobs)
         return
     chunk = max(1, min(8, len(jobs) // (workers * 4)))
     with ProcessPoolExecutor(max_workers=workers) as pool:
-        yield from pool.map(evaluate_frame, jobs, chunksize=chunk)
+        records = pool.map(evaluate_frame, jobs, chunksize=chunk)  # forks every worker (on its first submit)
+        workers_started()
+        yield from records
 
 
-def evaluate(ref_root: Path, res_root: Path, workers: int | None = None) -> Scores:
-    return run_plan(plan_evaluation(ref_root, res_root), workers)
+def _nothing() -> None:
+    pass
+
+
+def evaluate(
+    ref_root: Path, res_root: Path, workers: int | None = None, workers_started: Callable[[], None] | None = None
+) -> Scores:
+    """``workers_started``: see ``run_plan``."""
+    return run_plan(plan_evaluation(ref_root, res_root), workers, workers_started=workers_started)
