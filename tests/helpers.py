@@ -317,3 +317,17 @@ def make_instance(distances: bool = False) -> InstanceScores:
         ap_matrix=np.stack([per_class] * 3),
         distance_note=None if distances else EVIL_NOTE,
     )
+
+
+# ---- PNG files, as the official scripts read them ----
+
+
+def pillow_reading(path: Path, reader: str) -> np.ndarray | None:
+    """What the official scripts read (masks: nonzero after ``convert('L')``); None where Pillow fails."""
+    try:
+        with Image.open(path) as image:
+            if reader == "mask":
+                return np.flatnonzero(np.asarray(image.convert("L")) != 0)
+            return np.asarray(image.convert("RGB") if reader == "photo" else image)
+    except Exception:  # whatever a damaged file makes Pillow raise
+        return None

@@ -23,6 +23,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from helpers import pillow_reading
 from PIL import Image
 
 from cityscapes_competition.core.labels import color_of, id2label
@@ -165,17 +166,6 @@ KINDS: dict[str, tuple[str, Callable[[FrameData], bytes], str]] = {
     "photo, RGBA": ("photo", lambda f: pillow_png(Image.fromarray(f.image).convert("RGBA")), PILLOW),
     "photo, OpenCV 16-bit": ("photo", lambda f: opencv_png(f.image.astype(np.uint16) * 257), PILLOW),
 }
-
-
-def pillow_reading(path: Path, reader: str) -> np.ndarray | None:
-    """What the official scripts read (masks: nonzero after ``convert('L')``); None where Pillow fails."""
-    try:
-        with Image.open(path) as image:
-            if reader == "mask":
-                return np.flatnonzero(np.asarray(image.convert("L")) != 0)
-            return np.asarray(image.convert("RGB") if reader == "photo" else image)
-    except Exception:  # whatever a damaged file makes Pillow raise
-        return None
 
 
 def png_io_reading(path: Path, reader: str) -> np.ndarray | None:
@@ -395,7 +385,7 @@ def test_png_io_imports_and_reads_without_pywuffs(tmp_path: Path) -> None:
     path.write_bytes(pillow_png(Image.fromarray(np.arange(12, dtype=np.uint8).reshape(3, 4))))
     script = (
         "import sys; sys.modules['pywuffs'] = None\n"  # what an absent package looks like to import
-        "from cityscapes_competition import png_io\n"
+        "from cityscapes_competition.png import png_io\n"
         "assert png_io._WUFFS_CONFIGS == {}\n"
         f"print(png_io.read_single_channel({str(path)!r}).sum())\n"
     )

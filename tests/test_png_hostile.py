@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
+from helpers import pillow_reading
 
 from cityscapes_competition.png import png_io
 
@@ -26,17 +26,6 @@ ON_PURPOSE = (
         for reader in READERS
     }
 )
-
-
-def pillow_reading(path: Path, reader: str) -> np.ndarray | None:
-    """What the official scripts read; None where Pillow fails."""
-    try:
-        with Image.open(path) as image:
-            if reader == "mask":
-                return np.flatnonzero(np.asarray(image.convert("L")) != 0)
-            return np.asarray(image.convert("RGB") if reader == "photo" else image)
-    except Exception:  # whatever a damaged file makes Pillow raise
-        return None
 
 
 def png_io_reading(path: Path, reader: str) -> np.ndarray | str:

@@ -17,15 +17,13 @@ from helpers import EVAL_NAMES, EVIL_NOTE, NAN, make_instance, make_pixel
 from PIL import Image
 
 from cityscapes_competition.core.labels import EVAL_CLASS_IDS, LABEL_NAMES
+from cityscapes_competition.scoring.report_charts import _paired_bar_chart, axis_top, row_normalized_confusion
 from cityscapes_competition.scoring.report_html import (
     NOT_SUBMITTED,
-    _paired_bar_chart,
-    axis_top,
     format_fraction,
     format_percent,
     predicted_without_ground_truth,
     render_detailed_results,
-    row_normalized_confusion,
 )
 from cityscapes_competition.scoring.scores import Scores
 
@@ -202,10 +200,10 @@ def test_format_percent(value: float | None, expected: str) -> None:
 def test_matplotlib_is_imported_only_to_draw_charts() -> None:
     code = (
         "import sys\n"
-        "from cityscapes_competition import report_html, score_files\n"
+        "from cityscapes_competition.scoring import report_charts, report_html, score_files\n"
         "report_html.render_in_progress(); report_html.render_failure('x')\n"
         "assert not [m for m in sys.modules if m.startswith('matplotlib')]\n"
-        "report_html.prefetch_chart_library(); report_html.load_chart_library()\n"
+        "report_charts.prefetch_chart_library(); report_charts.load_chart_library()\n"
         "assert 'matplotlib.figure' in sys.modules and 'matplotlib.pyplot' not in sys.modules\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parents[1])

@@ -14,7 +14,8 @@ import yaml
 from cityscapes_competition.core import atomic
 from cityscapes_competition.scoring import score_files
 from cityscapes_competition.scoring.evaluation import evaluate
-from cityscapes_competition.scoring.report_html import ChartJob, chart_jobs, render_detailed_results
+from cityscapes_competition.scoring.report_charts import ChartJob, chart_jobs
+from cityscapes_competition.scoring.report_html import render_detailed_results
 from cityscapes_competition.scoring.score_files import (
     draw_charts_in_two_processes,
     leaderboard_lines,
@@ -174,8 +175,9 @@ def test_charts_drawn_in_two_processes_make_the_same_page(tmp_path) -> None:
 
 
 def test_charts_are_drawn_in_two_processes(monkeypatch) -> None:
-    # threads another test left running (a pool's, tqdm's) would make it draw here alone, by design
+    # threads another test left running (a pool's, tqdm's) or TensorFlow would make it draw here alone, by design
     monkeypatch.setattr(score_files.threading, "active_count", lambda: 1)
+    monkeypatch.setattr(score_files, "tensorflow_loaded", lambda: False)  # another test may have loaded it
     jobs = [ChartJob("a", lambda: str(os.getpid()), (), 2.0), ChartJob("b", lambda: str(os.getpid()), (), 1.0)]
     drawn = draw_charts_in_two_processes(jobs)
     assert len(set(drawn.values())) == 2 and str(os.getpid()) in drawn.values()
@@ -183,6 +185,7 @@ def test_charts_are_drawn_in_two_processes(monkeypatch) -> None:
 
 def test_charts_a_failing_child_process_did_not_draw_are_drawn_here(monkeypatch) -> None:
     monkeypatch.setattr(score_files.threading, "active_count", lambda: 1)
+    monkeypatch.setattr(score_files, "tensorflow_loaded", lambda: False)
     parent = os.getpid()
 
     def draw(value: int) -> str:

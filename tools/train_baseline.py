@@ -154,7 +154,7 @@ def synthetic_split(cache: Path, split: str, count: int, seed: int, size: tuple[
 
 def import_training():
     """The training module; TensorFlow's start-up chatter on stderr is swallowed (shown if the import fails)."""
-    from cityscapes_competition.ingestion.model_loading import _stderr_swallowed
+    from cityscapes_competition.ingestion.keras_runtime import _stderr_swallowed
 
     print("loading TensorFlow ...", flush=True)
     with _stderr_swallowed():

@@ -45,6 +45,7 @@ from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 from ..core.atomic import atomic_stream, write_text_atomic
 from ..core.challenge import ChallengeSettings, Phase, load_challenge
 from ..core.errors import ReferenceDataError, SubmissionError, UserFacingError, guarded, shown
+from ..core.processes import worker_pool
 
 # The .keras archive's checks, reused: a member's name (NUL, absolute, '..', link), and its bounded copy.
 from ..ingestion.model_files import _RATIO_FLOOR_BYTES as RATIO_FLOOR_BYTES
@@ -201,7 +202,6 @@ def generate_synthetic_sample(
     target: Path, frames: list[FrameId], size: tuple[int, int], stamp: str, workers: int | None = None
 ) -> None:
     """Synthetic images and their ground truth in one root, built aside and moved into place."""
-    from concurrent.futures import ProcessPoolExecutor
     from functools import partial
 
     from ..synthetic import scenes as synthetic
@@ -213,7 +213,7 @@ def generate_synthetic_sample(
         generate = partial(synthetic.generate_frame, building, "val", seed=KIT_SAMPLE_SEED, size=size)
         workers = min(workers or os.cpu_count() or 1, len(frames))
         if workers > 1:
-            with ProcessPoolExecutor(workers) as pool:
+            with worker_pool(workers) as pool:
                 list(pool.map(generate, frames))
         else:
             for frame in frames:

@@ -7,14 +7,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..core.errors import SubmissionError, printable
 from ..core.naming import FrameId
+from ..core.processes import worker_pool
 from ..core.untrusted_files import SentFolder
-from .frame_evaluation import FrameJob, FrameRecords, evaluate_frame
+from .frame_evaluation import FrameJob, FrameRecords, frame_records
 from .groundtruth import GroundTruthFrame, discover_ground_truth
 from .metrics import instance as instance_metric
 from .metrics import pixel as pixel_metric
@@ -162,7 +162,7 @@ def run_plan(
     pixel_totals = pixel_metric.combine([]) if plan.pixel_entered else None
     instance_records: list[instance_metric.InstanceFrameRecord] = []
     stale = 0
-    for records in _evaluate_frames(plan.jobs, workers, workers_started or _nothing):
+    for records in _records_of_frames(plan.jobs, workers, workers_started or _nothing):
         stale += records.index_stale
         if pixel_totals is not None and records.pixel is not None:
             pixel_metric.add_frame(pixel_totals, records.pixel)
@@ -184,16 +184,16 @@ def run_plan(
     return Scores(pixel_scores, instance_scores, warnings, len(plan.jobs), plan.with_distances)
 
 
-def _evaluate_frames(
+def _records_of_frames(
     jobs: list[FrameJob], workers: int | None, workers_started: Callable[[], None]
 ) -> Iterator[FrameRecords]:
     workers = workers or os.cpu_count() or 1
     if workers == 1 or len(jobs) < _MIN_FRAMES_FOR_WORKERS:
-        yield from map(evaluate_frame, jobs)
+        yield from map(frame_records, jobs)
         return
     chunk = max(1, min(8, len(jobs) // (workers * 4)))
-    with ProcessPoolExecutor(max_workers=workers) as pool:
-        records = pool.map(evaluate_frame, jobs, chunksize=chunk)  # forks every worker (on its first submit)
+    with worker_pool(workers) as pool:
+        records = pool.map(frame_records, jobs, chunksize=chunk)  # forks every worker (on its first submit)
         workers_started()
         yield from records
 

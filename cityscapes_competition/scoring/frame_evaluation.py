@@ -44,7 +44,8 @@ class FrameRecords:
     index_stale: bool = False  # an index entry existed but no longer matched the files
 
 
-def evaluate_frame(job: FrameJob) -> FrameRecords:
+def frame_records(job: FrameJob) -> FrameRecords:
+    """One image's records for both metrics (their ``evaluate_frame``), from its files: run in a worker process."""
     frame = job.ground_truth
     label_bytes, instance_bytes = read_file(frame.label_ids), read_file(frame.instance_ids)
     gt = decode_ground_truth(frame, label_bytes, instance_bytes)

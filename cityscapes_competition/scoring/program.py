@@ -73,7 +73,7 @@ def _score(args: argparse.Namespace) -> None:
     from ..core.challenge import load_challenge
     from ..core.ingestion_status import refuse_failed_ingestion
     from .evaluation import evaluate
-    from .report_html import prefetch_chart_library
+    from .report_charts import prefetch_chart_library
     from .score_files import write_score_files
     from .submission_rules import check_submission
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterator
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +23,7 @@ from ..core.atomic import write_text_atomic
 from ..core.errors import ReferenceDataError
 from ..core.labels import NUM_LABEL_IDS
 from ..core.naming import FrameId
+from ..core.processes import worker_pool
 from .distances import region_distances
 from .groundtruth import GroundTruthFrame, discover_ground_truth, load_ground_truth, read_file
 from .metrics.instance import RegionDistances, ground_truth_regions_from_counts
@@ -85,7 +85,7 @@ def _index_frames(frames: list[GroundTruthFrame], workers: int | None) -> Iterat
     if workers == 1 or len(frames) < 8:
         yield from map(index_frame, frames)
         return
-    with ProcessPoolExecutor(max_workers=workers) as pool:
+    with worker_pool(workers) as pool:
         yield from pool.map(index_frame, frames, chunksize=4)
 
 

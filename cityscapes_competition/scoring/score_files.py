@@ -14,15 +14,9 @@ from pathlib import Path
 from ..core.atomic import write_text_atomic
 from ..core.errors import ReferenceDataError
 from ..core.labels import LABEL_NAMES
-from .report_html import (
-    ChartJob,
-    chart_jobs,
-    draw_charts,
-    load_chart_library,
-    render_detailed_results,
-    render_failure,
-    render_in_progress,
-)
+from ..core.processes import tensorflow_loaded
+from .report_charts import ChartJob, chart_jobs, draw_charts, load_chart_library
+from .report_html import render_detailed_results, render_failure, render_in_progress
 from .scores import LEADERBOARD_KEYS, Scores, finite_or_none
 
 SCORES_TXT = "scores.txt"
@@ -95,11 +89,12 @@ def draw_charts_in_two_processes(jobs: Sequence[ChartJob]) -> dict[str, str | No
 
     matplotlib holds the GIL while it draws, so threads would take turns; a fork, once matplotlib is
     imported, shares it and costs a few ms against ~0.16 s of drawing saved. Drawn here alone when there
-    is one chart, when fork is not available, or when other threads run (a fork would copy their locks).
+    is one chart, when fork is not available, when other threads run (a fork would copy their locks), or when
+    TensorFlow is loaded (a forked copy of its state can crash the child).
     """
     load_chart_library()
     there, here = _share_out(jobs)
-    if not there or not hasattr(os, "fork") or threading.active_count() > 1:
+    if not there or not hasattr(os, "fork") or threading.active_count() > 1 or tensorflow_loaded():
         return draw_charts(jobs)
     pid, reader = _fork_drawing(there)
     try:

@@ -22,7 +22,6 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -34,6 +33,7 @@ from ..core.atomic import write_bytes_atomic, write_text_atomic
 from ..core.errors import ReferenceDataError
 from ..core.labels import INSTANCE_CLASS_IDS, NUM_LABEL_IDS
 from ..core.naming import GT_INSTANCE_IDS_SUFFIX, GT_LABEL_IDS_SUFFIX
+from ..core.processes import worker_pool
 from ..png.png_write import encode_png
 from .render import smooth_noise
 
@@ -414,6 +414,6 @@ def generate_results(
         for job in jobs:
             work(job)
         return
-    with ProcessPoolExecutor(max_workers=min(workers, len(jobs))) as pool:
+    with worker_pool(min(workers, len(jobs))) as pool:
         for _ in pool.map(work, jobs, chunksize=1):
             pass

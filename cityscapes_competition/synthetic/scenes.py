@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-from concurrent.futures import ProcessPoolExecutor
 from functools import partial
 from pathlib import Path
 
@@ -23,6 +22,7 @@ from ..core.naming import (
     IMAGE_SUFFIX,
     FrameId,
 )
+from ..core.processes import worker_pool
 from ..png.png_write import encode_png
 from .dataset import (
     DEFAULT_SIZE,
@@ -117,7 +117,7 @@ def generate_split(
                 work(frame)
                 bar.update(1)
         else:
-            with ProcessPoolExecutor(max_workers=min(workers, len(frames))) as pool:
+            with worker_pool(min(workers, len(frames))) as pool:
                 for _ in pool.map(work, frames, chunksize=1):
                     bar.update(1)
     return frames
