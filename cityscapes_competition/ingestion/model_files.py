@@ -49,7 +49,7 @@ MEMBER_LIMITS = {CONFIG_MEMBER: MAX_CONFIG_BYTES, METADATA_MEMBER: 1024**2, WEIG
 # Keras stores members uncompressed (ratio 1); deflate reaches about 1032:1 on zeros. A member beyond the floor
 # that inflates to more than this many times its stored size is a zip bomb, not a model.
 MAX_COMPRESSION_RATIO = 100
-_RATIO_FLOOR_BYTES = 1024**2
+RATIO_FLOOR_BYTES = 1024**2
 # The central directory zipfile reads into memory at once: three entries take about 200 bytes.
 MAX_DIRECTORY_BYTES = 64 * 1024
 MAX_ARCHIVE_MEMBERS = 100
@@ -312,7 +312,7 @@ def read_keras_members(path: Path) -> dict[str, zipfile.ZipInfo]:
 
 def _checked_members(infos: list[zipfile.ZipInfo], path: Path) -> dict[str, zipfile.ZipInfo]:
     for info in infos:
-        _check_member_name(info, path)
+        check_member_name(info, path)
     names = [info.orig_filename for info in infos]
     twice = [name for name, count in Counter(names).items() if count > 1]
     if twice:
@@ -341,7 +341,7 @@ def _checked_members(infos: list[zipfile.ZipInfo], path: Path) -> dict[str, zipf
     return members
 
 
-def _check_member_name(info: zipfile.ZipInfo, path: Path) -> None:
+def check_member_name(info: zipfile.ZipInfo, path: Path) -> None:
     """Names are compared exactly, so these only make the refusal say what is wrong."""
     name = info.orig_filename
     posix = PurePosixPath(name.replace("\\", "/"))
@@ -378,7 +378,7 @@ def _check_member_storage(info: zipfile.ZipInfo, path: Path) -> None:
             path,
             _ARCHIVE_FIX if name != WEIGHTS_MEMBER else "Use a smaller model (fewer or narrower layers).",
         )
-    if info.file_size > _RATIO_FLOOR_BYTES and info.file_size > MAX_COMPRESSION_RATIO * info.compress_size:
+    if info.file_size > RATIO_FLOOR_BYTES and info.file_size > MAX_COMPRESSION_RATIO * info.compress_size:
         raise SubmissionError(
             f"declares its member {shown(name)} as {info.file_size} bytes stored in {info.compress_size}, "
             f"a compression ratio above {MAX_COMPRESSION_RATIO}: a zip bomb, not a model",
@@ -397,7 +397,7 @@ def unpack_keras_archive(path: Path, folder: Path) -> UnpackedArchive:
         with zipfile.ZipFile(path) as archive:
             config = _read_member(archive, members[CONFIG_MEMBER])
             metadata = _read_member(archive, members[METADATA_MEMBER]) if METADATA_MEMBER in members else b""
-            _copy_member(archive, members[WEIGHTS_MEMBER], weights)
+            copy_member(archive, members[WEIGHTS_MEMBER], weights)
     except (zipfile.BadZipFile, OSError, ValueError, EOFError, zlib.error) as exc:
         raise _damaged_archive(path, exc) from None
     try:
@@ -413,7 +413,7 @@ def _read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> bytes:
         return member.read()
 
 
-def _copy_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, target: Path) -> None:
+def copy_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, target: Path) -> None:
     with archive.open(info) as member, target.open("xb") as out:
         while chunk := member.read(_COPY_CHUNK):
             out.write(chunk)

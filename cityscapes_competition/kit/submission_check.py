@@ -48,10 +48,15 @@ from ..core.errors import ReferenceDataError, SubmissionError, UserFacingError, 
 from ..core.processes import worker_pool
 
 # The .keras archive's checks, reused: a member's name (NUL, absolute, '..', link), and its bounded copy.
-from ..ingestion.model_files import _RATIO_FLOOR_BYTES as RATIO_FLOOR_BYTES
-from ..ingestion.model_files import MAX_COMPRESSION_RATIO, MAX_ENTRIES, MAX_MODEL_BYTES, MODEL_SUFFIXES
-from ..ingestion.model_files import _check_member_name as check_member_name
-from ..ingestion.model_files import _copy_member as copy_zip_member
+from ..ingestion.model_files import (
+    MAX_COMPRESSION_RATIO,
+    MAX_ENTRIES,
+    MAX_MODEL_BYTES,
+    MODEL_SUFFIXES,
+    RATIO_FLOOR_BYTES,
+    check_member_name,
+    copy_member,
+)
 from ..ingestion.submission_metadata import METADATA_NAME, InferenceSettings, find_metadata, read_settings
 
 if TYPE_CHECKING:
@@ -302,7 +307,7 @@ def unpack_submission(archive: Path, folder: Path) -> UnpackedZip:
             for info in members:
                 target = folder / info.filename
                 target.parent.mkdir(parents=True, exist_ok=True)
-                copy_zip_member(opened, info, target)
+                copy_member(opened, info, target)
     except (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError, zlib.error) as error:
         raise SubmissionError(f"cannot be unpacked ({_reason(error)})", archive, _ZIP_FIX) from None
     return UnpackedZip(folder, len(members))
