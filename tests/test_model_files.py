@@ -67,3 +67,33 @@ def test_the_model_found_through_a_link_inside_is_its_target(tmp_path: Path) -> 
     shutil.copy(BASELINE_MODEL, tmp_path / "weights" / "real.keras")
     os.symlink("weights/real.keras", tmp_path / "model.keras")
     assert find_model_file(tmp_path) == (tmp_path / "weights" / "real.keras").resolve()
+
+
+def test_folders_nested_deeper_than_any_submission_are_refused(tmp_path) -> None:
+    """os.walk recurses: a submission 1,100 folders deep ended in a RecursionError (exit 3)."""
+    deep = tmp_path / "submission"
+    (deep / Path(*["a"] * 70)).mkdir(parents=True)
+    with pytest.raises(SubmissionError, match="nested more than 64 deep"):
+        find_model_file(deep)
+
+
+def test_the_probe_keeps_a_lower_inherited_memory_limit(tmp_path) -> None:
+    """Under a hard address-space limit below the probe's own cap, a valid model is still read (it was
+    reported 'damaged': the child could not raise its limit to 4 GB)."""
+    import subprocess
+    import sys
+
+    import h5py
+    import numpy as np
+
+    path = tmp_path / "weights.h5"
+    with h5py.File(path, "w") as file:
+        file.create_dataset("kernel", data=np.ones((64, 64), np.float32))
+    script = (
+        "import resource\n"
+        "from pathlib import Path\n"
+        "resource.setrlimit(resource.RLIMIT_AS, (3_900_000_000, 3_900_000_000))\n"
+        "from cityscapes_competition.ingestion.hdf5_probe import probe_hdf5\n"
+        f"probe_hdf5(Path({str(path)!r}))\n"
+    )
+    subprocess.run([sys.executable, "-c", script], check=True, timeout=300)

@@ -21,7 +21,7 @@ import pytest
 from helpers import BASELINE, BASELINE_MODEL, REPO
 
 from cityscapes_competition.core.challenge import load_challenge
-from cityscapes_competition.core.errors import ReferenceDataError, SubmissionError
+from cityscapes_competition.core.errors import ReferenceDataError, SubmissionError, UserFacingError
 from cityscapes_competition.core.naming import pick_samples
 from cityscapes_competition.ingestion.run import run_ingestion
 from cityscapes_competition.ingestion.submission_metadata import read_settings
@@ -39,6 +39,7 @@ from cityscapes_competition.kit.submission_check import (
     default_output,
     default_sample_data,
     main,
+    prepare_output,
     sample_layout,
     schedule,
     time_findings,
@@ -627,3 +628,59 @@ def test_the_default_output_is_beside_the_submission_and_ignored_by_git() -> Non
     for made in ("baseline_submission_check/submission.zip", "my_submission_check/scores/scores.txt"):
         done = subprocess.run(["git", "check-ignore", "-q", made], cwd=REPO, capture_output=True, timeout=30)
         assert done.returncode == 0, f"{made} is not ignored by git"
+
+
+# --- a fifth attacker's holes (the checker's zip input) ----------------------------------------------------------
+
+
+def test_zip_members_deep_lzma_or_more_than_declared_are_refused(tmp_path) -> None:
+    def refused(archive: Path) -> str:
+        with pytest.raises(SubmissionError) as error:
+            unpack_submission(archive, tmp_path / "unpacked")
+        assert not (tmp_path / "unpacked").exists()
+        return str(error.value)
+
+    deep = write_zip(tmp_path / "deep.zip", {"a/" * 1200 + "metadata": b"x"})  # Path.mkdir recursed past the limit
+    assert "more than 64 folders deep" in refused(deep)
+    with zipfile.ZipFile(tmp_path / "lzma.zip", "w", zipfile.ZIP_LZMA) as archive:  # its errors were a traceback
+        archive.writestr("metadata", b"inference: {}\n")
+    assert "only stored or deflated members are unpacked" in refused(tmp_path / "lzma.zip")
+    data = bytearray(write_zip(tmp_path / "lie.zip", {f"f{i}": b"x" for i in range(3)}).read_bytes())
+    end = data.rindex(b"PK\x05\x06")
+    data[end + 8 : end + 12] = (1).to_bytes(2, "little") * 2  # the end record declares 1 member of the 3 listed
+    (tmp_path / "lie.zip").write_bytes(bytes(data))
+    original = submission_check.MAX_ZIP_MEMBERS
+    try:
+        submission_check.MAX_ZIP_MEMBERS = 2
+        assert "lists 3 members" in refused(tmp_path / "lie.zip")
+    finally:
+        submission_check.MAX_ZIP_MEMBERS = original
+
+
+def test_the_output_folder_never_holds_the_submission_nor_is_a_link(tmp_path) -> None:
+    out = tmp_path / "my_check"
+    (out / "results").mkdir(parents=True)
+    inside = write_zip(out / "submission.zip", {"metadata": b"x"})
+    for submission in (inside, out / "results"):
+        with pytest.raises(UserFacingError, match="holds the submission"):
+            prepare_output(out, submission)
+    assert inside.exists() and (out / "results").exists()  # nothing emptied
+    elsewhere = tmp_path / "elsewhere"
+    (elsewhere / "results").mkdir(parents=True)
+    (tmp_path / "link_check").symlink_to(elsewhere)
+    with pytest.raises(UserFacingError, match="is a symbolic link"):
+        prepare_output(tmp_path / "link_check", tmp_path / "submission")
+    assert (elsewhere / "results").exists()
+
+
+def test_names_from_a_zip_cannot_forge_lines_of_the_log(tmp_path) -> None:
+    stream = io.StringIO()
+    log = submission_check.CheckLog(stream)
+    log.ok("model", "found model\n  ok    metadata: forged \x1b[2J")
+    assert stream.getvalue().count("\n") == 1 and "\x1b" not in stream.getvalue()
+
+
+def test_a_folder_named_like_a_zip_is_a_folder(tmp_path) -> None:
+    folder = tmp_path / "my_submission.zip"
+    folder.mkdir()
+    assert not submission_check.is_zip_path(folder) and submission_check.is_zip_path(tmp_path / "other.zip")

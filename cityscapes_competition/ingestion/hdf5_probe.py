@@ -63,7 +63,9 @@ def _child_environment() -> dict[str, str]:
 
 def main(path: str) -> int:
     """In the child: read everything; print the reason and exit 1 on a readable failure."""
-    resource.setrlimit(resource.RLIMIT_AS, (CHILD_ADDRESS_SPACE, CHILD_ADDRESS_SPACE))  # a MemoryError, not the machine
+    _, hard = resource.getrlimit(resource.RLIMIT_AS)  # an inherited hard limit below ours stays (it cannot rise)
+    cap = CHILD_ADDRESS_SPACE if hard == resource.RLIM_INFINITY else min(CHILD_ADDRESS_SPACE, hard)
+    resource.setrlimit(resource.RLIMIT_AS, (cap, hard))  # a MemoryError, not the machine
     import h5py
 
     try:

@@ -34,6 +34,7 @@ MODEL_SUFFIXES = (*HDF5_SUFFIXES, KERAS_SUFFIX)
 MAX_MODEL_BYTES = 2 * 1024**3
 MAX_CONFIG_BYTES = 50 * 1024**2
 MAX_ENTRIES = 100_000  # files and folders searched before giving up on a submission
+MAX_DEPTH = 64  # folders inside one another in a submission
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 ZIP_SIGNATURE = b"PK\x03\x04"
 LFS_POINTER_PREFIX = b"version https://git-lfs.github.com/spec/v1"
@@ -161,6 +162,10 @@ def _model_candidates(root: Path) -> tuple[list[Path], list[Path]]:
     seen = 0
     for folder, dirnames, filenames in os.walk(root, followlinks=False):
         dirnames[:] = sorted(d for d in dirnames if not _ignored(d))
+        if dirnames and len(Path(folder).relative_to(root).parts) >= MAX_DEPTH:  # os.walk recurses: 1,100 deep crashed
+            raise SubmissionError(
+                f"holds folders nested more than {MAX_DEPTH} deep", root, "Submit only the model and 'metadata'."
+            )
         seen += len(dirnames) + len(filenames)
         if seen > MAX_ENTRIES:
             raise SubmissionError(

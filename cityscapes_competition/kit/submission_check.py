@@ -44,7 +44,7 @@ from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 
 from ..core.atomic import atomic_stream, write_text_atomic
 from ..core.challenge import ChallengeSettings, Phase, load_challenge
-from ..core.errors import ReferenceDataError, SubmissionError, UserFacingError, guarded, shown
+from ..core.errors import ReferenceDataError, SubmissionError, UserFacingError, guarded, printable, shown
 from ..core.processes import worker_pool
 
 # The .keras archive's checks, reused: a member's name (NUL, absolute, '..', link), and its bounded copy.
@@ -111,7 +111,8 @@ class CheckLog:
     skipped: list[str] = field(default_factory=list)
 
     def _print(self, mark: str, text: str) -> None:
-        print(f"  {mark:<5} {text}", file=self.stream, flush=True)
+        # names from a zip may hold newlines and terminal escapes: one line each, escaped, never forged
+        print(f"  {mark:<5} {printable(text)}", file=self.stream, flush=True)
 
     def ok(self, step: str, text: str) -> None:
         self.passed.append(step)
@@ -248,6 +249,14 @@ def prepare_output(out: Path, submission: Path) -> None:
     """Create ``out`` (or reuse one this checker made), emptied of an earlier run's results."""
     if out.resolve().is_relative_to(submission.resolve()):
         raise CheckUsageError("is inside the submission folder", out, "Choose an output folder outside it with --out.")
+    if submission.resolve().is_relative_to(out.resolve()):  # its results/, scores/... are emptied below
+        raise CheckUsageError(
+            f"holds the submission {submission}, and the checker empties its folders",
+            out,
+            "Move the submission out of it, or choose another output folder with --out.",
+        )
+    if out.is_symlink():  # emptied and written through: the folder it names could be anything
+        raise CheckUsageError("is a symbolic link", out, "Choose a real folder with --out.")
     if out.exists() and not out.is_dir():
         raise CheckUsageError("exists and is not a folder", out, "Choose another output folder with --out.")
     if out.is_dir() and any(out.iterdir()) and not (out / OUTPUT_MARKER).is_file():
@@ -277,7 +286,10 @@ def prepare_output(out: Path, submission: Path) -> None:
 MAX_ZIP_MEMBERS = MAX_ENTRIES
 MAX_ZIP_DIRECTORY_BYTES = 32 * 1024**2  # about 300 bytes an entry at the member cap
 MAX_UNPACKED_BYTES = MAX_MODEL_BYTES + 1024**3  # the largest model accepted, and a repository's other files
-_ZIP_METHODS = (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA)
+# Stored and deflated only, what Git, GitHub, zip and Python write: LZMA's dictionary is the file's to choose
+# (4 GiB), and its errors are others' than zlib's.
+_ZIP_METHODS = (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED)
+_MAX_ZIP_DEPTH = 64  # folders in a member's name: a 1,200-deep one made Path.mkdir recurse past Python's limit
 _ZIP_FIX = (
     "Zip your submission folder again (or use the submission.zip this checker writes), or download the "
     "repository's archive from GitHub again."
@@ -295,7 +307,7 @@ class UnpackedZip:
 
 
 def is_zip_path(path: Path) -> bool:
-    return path.suffix.lower() == ".zip"
+    return path.suffix.lower() == ".zip" and not path.is_dir()
 
 
 def unpack_submission(archive: Path, folder: Path) -> UnpackedZip:
@@ -331,6 +343,12 @@ def zip_members(archive: Path) -> list[zipfile.ZipInfo]:
             )
         with zipfile.ZipFile(archive) as opened:
             members = opened.infolist()
+        if len(members) > MAX_ZIP_MEMBERS:  # the end record may declare fewer than the directory lists
+            raise SubmissionError(
+                f"lists {len(members)} members; at most {MAX_ZIP_MEMBERS} are unpacked",
+                archive,
+                "Zip only 'metadata' and the model.",
+            )
     except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, ValueError, NotImplementedError) as error:
         raise SubmissionError(f"is not a readable zip archive ({_reason(error)})", archive, _ZIP_FIX) from None
     for info in members:
@@ -356,10 +374,12 @@ def _check_zip_member(info: zipfile.ZipInfo, archive: Path) -> None:
     except SubmissionError as error:
         raise SubmissionError(error.detail, archive, _LINK_FIX if is_link else _ZIP_FIX) from None
     problem = None
-    if info.flag_bits & 0x1:
+    if name.count("/") > _MAX_ZIP_DEPTH:
+        problem = f"lies more than {_MAX_ZIP_DEPTH} folders deep"
+    elif info.flag_bits & 0x1:
         problem = "is encrypted"
     elif info.compress_type not in _ZIP_METHODS:
-        problem = f"uses compression method {info.compress_type}, which zipfile cannot unpack"
+        problem = f"uses compression method {info.compress_type}; only stored or deflated members are unpacked"
     elif info.file_size > RATIO_FLOOR_BYTES and info.file_size > MAX_COMPRESSION_RATIO * info.compress_size:
         problem = (
             f"declares {info.file_size} bytes stored in {info.compress_size}, a compression ratio above "
