@@ -25,26 +25,14 @@ from cityscapes_competition.core.errors import ReferenceDataError, SubmissionErr
 from cityscapes_competition.core.naming import pick_samples
 from cityscapes_competition.ingestion.run import run_ingestion
 from cityscapes_competition.ingestion.submission_metadata import read_settings
-from cityscapes_competition.kit import submission_check
+from cityscapes_competition.kit import check_log, folders, layout, submission_check, time_projection
+from cityscapes_competition.kit.check_log import CheckLog
+from cityscapes_competition.kit.folders import default_output, prepare_output, unpack_submission
+from cityscapes_competition.kit.layout import OUTPUT_MARKER, ZIP_NAME
 from cityscapes_competition.kit.overlays import outline
-from cityscapes_competition.kit.submission_check import (
-    OUTPUT_MARKER,
-    ZIP_NAME,
-    CheckLog,
-    Schedule,
-    TimeProjection,
-    batch_shapes,
-    budget_warning,
-    check_submission,
-    default_output,
-    default_sample_data,
-    main,
-    prepare_output,
-    sample_layout,
-    schedule,
-    time_findings,
-    unpack_submission,
-)
+from cityscapes_competition.kit.sample_data import default_sample_data, sample_layout
+from cityscapes_competition.kit.submission_check import Schedule, batch_shapes, check_submission, main, schedule
+from cityscapes_competition.kit.time_projection import TimeProjection, budget_warning, time_findings
 from cityscapes_competition.organiser.competition_data import build_competition_data
 from cityscapes_competition.png.png_io import read_rgb
 from cityscapes_competition.synthetic import scenes as synthetic
@@ -320,10 +308,10 @@ def test_the_time_projection_matches_a_real_run_over_many_images(paced, kit_like
 
 def test_the_steady_pace_cancels_what_each_run_pays_once() -> None:
     # 0.3 s of fill and drain in each run, 0.08 s an image: 5 images in 0.7 s, 15 in 1.5 s
-    assert submission_check.steady_pace(0.7, 5, 1.5, 15) == pytest.approx(0.08)
-    assert submission_check.steady_pace(1.6, 5, 1.5, 15) == pytest.approx(0.1)  # a burst of load: the average
-    assert submission_check.full_run_warmup({(4, 256, 512): 3.0, (1, 256, 512): 1.0}, 4) == 2.0  # 500 = 125 x 4
-    assert submission_check.full_run_warmup({(3, 256, 512): 2.0}, 3) == 4.0  # 166 x 3, then a batch of 2
+    assert time_projection.steady_pace(0.7, 5, 1.5, 15) == pytest.approx(0.08)
+    assert time_projection.steady_pace(1.6, 5, 1.5, 15) == pytest.approx(0.1)  # a burst of load: the average
+    assert time_projection.full_run_warmup({(4, 256, 512): 3.0, (1, 256, 512): 1.0}, 4) == 2.0  # 500 = 125 x 4
+    assert time_projection.full_run_warmup({(3, 256, 512): 2.0}, 3) == 4.0  # 166 x 3, then a batch of 2
 
 
 def test_the_timing_run_names_each_copy_apart(kit_like_sample) -> None:
@@ -384,16 +372,14 @@ def test_the_default_sample_is_the_starting_kits(tmp_path) -> None:
     generated = default_sample_data(log, kit_root=tmp_path, size=(64, 32), workers=1)
     assert generated == tmp_path / "data" / "sample_data"
     stems = sorted(p.name[: -len("_leftImg8bit.png")] for p in generated.rglob("*_leftImg8bit.png"))
-    picked = pick_samples(
-        synthetic.split_spec("val", synthetic.DEFAULT_TEST_COUNT).frames, submission_check.KIT_SAMPLE_COUNT
-    )
+    picked = pick_samples(synthetic.split_spec("val", synthetic.DEFAULT_TEST_COUNT).frames, layout.KIT_SAMPLE_COUNT)
     assert stems == [frame.stem for frame in picked]
-    stamp = (generated / submission_check.GENERATED_MARKER).stat().st_mtime_ns
+    stamp = (generated / layout.GENERATED_MARKER).stat().st_mtime_ns
     assert default_sample_data(log, kit_root=tmp_path, size=(64, 32), workers=1) == generated
-    assert (generated / submission_check.GENERATED_MARKER).stat().st_mtime_ns == stamp
-    (generated / submission_check.GENERATED_MARKER).write_text("3 64x32 seed 20190211\n")  # an older sample
+    assert (generated / layout.GENERATED_MARKER).stat().st_mtime_ns == stamp
+    (generated / layout.GENERATED_MARKER).write_text("3 64x32 seed 20190211\n")  # an older sample
     default_sample_data(log, kit_root=tmp_path, size=(64, 32), workers=1)
-    assert (generated / submission_check.GENERATED_MARKER).read_text() != "3 64x32 seed 20190211\n"
+    assert (generated / layout.GENERATED_MARKER).read_text() != "3 64x32 seed 20190211\n"
 
     built = build_competition_data(
         tmp_path / "data" / "competition", synthetic_count=6, synthetic_size=(64, 32), progress=False, workers=1
@@ -408,8 +394,8 @@ def test_the_default_sample_is_the_starting_kits(tmp_path) -> None:
 
 def test_the_generated_sample_follows_the_competition_datas_defaults() -> None:
     defaults = inspect.signature(build_competition_data).parameters
-    assert defaults["sample_count"].default == submission_check.KIT_SAMPLE_COUNT
-    assert defaults["seed"].default == submission_check.KIT_SAMPLE_SEED
+    assert defaults["sample_count"].default == layout.KIT_SAMPLE_COUNT
+    assert defaults["seed"].default == layout.KIT_SAMPLE_SEED
     assert defaults["synthetic_count"].default == synthetic.DEFAULT_TEST_COUNT
 
 
@@ -547,10 +533,10 @@ def test_zip_counts_sizes_and_flags_are_bounded(tmp_path, monkeypatch) -> None:
         return str(error.value)
 
     many = write_zip(tmp_path / "many.zip", {f"f{i}.txt": b"x" for i in range(5)})
-    monkeypatch.setattr(submission_check, "MAX_ZIP_MEMBERS", 3)
+    monkeypatch.setattr(folders, "MAX_ZIP_MEMBERS", 3)
     assert "lists 5 members" in refused(many)
     large = write_zip(tmp_path / "large.zip", {"model.h5": os.urandom(4096)})
-    monkeypatch.setattr(submission_check, "MAX_UNPACKED_BYTES", 1000)
+    monkeypatch.setattr(folders, "MAX_UNPACKED_BYTES", 1000)
     assert "would unpack to" in refused(large)
     with zipfile.ZipFile(tmp_path / "twice.zip", "w") as archive, pytest.warns(UserWarning, match="Duplicate"):
         archive.writestr("metadata", b"a")
@@ -649,12 +635,12 @@ def test_zip_members_deep_lzma_or_more_than_declared_are_refused(tmp_path) -> No
     end = data.rindex(b"PK\x05\x06")
     data[end + 8 : end + 12] = (1).to_bytes(2, "little") * 2  # the end record declares 1 member of the 3 listed
     (tmp_path / "lie.zip").write_bytes(bytes(data))
-    original = submission_check.MAX_ZIP_MEMBERS
+    original = folders.MAX_ZIP_MEMBERS
     try:
-        submission_check.MAX_ZIP_MEMBERS = 2
+        folders.MAX_ZIP_MEMBERS = 2
         assert "lists 3 members" in refused(tmp_path / "lie.zip")
     finally:
-        submission_check.MAX_ZIP_MEMBERS = original
+        folders.MAX_ZIP_MEMBERS = original
 
 
 def test_the_output_folder_never_holds_the_submission_nor_is_a_link(tmp_path) -> None:
@@ -675,7 +661,7 @@ def test_the_output_folder_never_holds_the_submission_nor_is_a_link(tmp_path) ->
 
 def test_names_from_a_zip_cannot_forge_lines_of_the_log(tmp_path) -> None:
     stream = io.StringIO()
-    log = submission_check.CheckLog(stream)
+    log = check_log.CheckLog(stream)
     log.ok("model", "found model\n  ok    metadata: forged \x1b[2J")
     assert stream.getvalue().count("\n") == 1 and "\x1b" not in stream.getvalue()
 
@@ -683,4 +669,4 @@ def test_names_from_a_zip_cannot_forge_lines_of_the_log(tmp_path) -> None:
 def test_a_folder_named_like_a_zip_is_a_folder(tmp_path) -> None:
     folder = tmp_path / "my_submission.zip"
     folder.mkdir()
-    assert not submission_check.is_zip_path(folder) and submission_check.is_zip_path(tmp_path / "other.zip")
+    assert not folders.is_zip_path(folder) and folders.is_zip_path(tmp_path / "other.zip")

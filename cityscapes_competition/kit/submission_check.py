@@ -30,394 +30,51 @@ import datetime as dt
 import math
 import os
 import shutil
-import stat
 import sys
 import tempfile
 import time
 import zipfile
-import zlib
-from collections import Counter
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO, TypeVar
+from typing import TYPE_CHECKING, Any, TextIO
 
-from ..core.atomic import atomic_stream, write_text_atomic
+from ..core.atomic import atomic_stream
 from ..core.challenge import ChallengeSettings, Phase, load_challenge
-from ..core.errors import ReferenceDataError, SubmissionError, UserFacingError, guarded, printable, shown
-from ..core.processes import worker_pool
+from ..core.errors import SubmissionError, UserFacingError, guarded
 
 # The .keras archive's checks, reused: a member's name (NUL, absolute, '..', link), and its bounded copy.
 from ..ingestion.model_files import (
-    MAX_COMPRESSION_RATIO,
-    MAX_ENTRIES,
-    MAX_MODEL_BYTES,
     MODEL_SUFFIXES,
-    RATIO_FLOOR_BYTES,
-    check_member_name,
-    copy_member,
 )
 from ..ingestion.submission_metadata import METADATA_NAME, InferenceSettings, find_metadata, read_settings
 
 if TYPE_CHECKING:
-    from ..core.naming import FrameId
     from ..ingestion.inference import TestImage
-
-PROGRAM = "check_submission"
-KIT_ROOT = Path(__file__).resolve().parents[2]  # the repository, or the unzipped starting kit
-SAMPLE_DIR_NAME = "sample_data"
-INPUT_DIR_NAME, REFERENCE_DIR_NAME = "input_data", "reference_data"
-# The repository's competition data (make demo, make bundle): its sample_data/ is what the starting kit ships.
-COMPETITION_DATA = Path("data") / "competition"
-COMPETITION_MANIFEST = "competition_data.json"  # competition_data.MANIFEST_NAME: a complete build
-# Without it, the kit's sample frames are generated: competition_data.build_competition_data's defaults
-# (5 frames picked from the 500 synthetic test frames of seed 0), so the scores match the kit's.
-KIT_SAMPLE_COUNT = 5
-KIT_SAMPLE_SEED = 0
-GENERATED_MARKER = ".generated"
-OUTPUT_MARKER = ".check_submission_output"
-OUTPUT_SUFFIX = "_check"  # the default output folder: SUBMISSION_check beside the submission
-ZIP_NAME = "submission.zip"
-RESULTS_DIR, SCORES_DIR, OVERLAYS_DIR, UNPACKED_DIR = "results", "scores", "overlays", "unpacked"
-TEST_SET_IMAGES = 500
-TEST_IMAGE_SIZE = (2048, 1024)  # (width, height) of the test images
-CODABENCH_DEFAULT_QUEUE_SECONDS = 600
-MAX_OVERLAYS = 5
-
-_SAMPLE_FIX = (
-    "Give --sample-data a folder holding input_data/ (leftImg8bit/...) and reference_data/ (gtFine/...), "
-    "or one folder holding both leftImg8bit/ and gtFine/, such as the starting kit's sample_data/."
+from .check_log import CheckLog, attempt
+from .folders import default_output, is_zip_path, prepare_output, unpack_submission
+from .layout import (
+    MAX_OVERLAYS,
+    OUTPUT_SUFFIX,
+    OVERLAYS_DIR,
+    PROGRAM,
+    RESULTS_DIR,
+    SCORES_DIR,
+    TEST_SET_IMAGES,
+    UNPACKED_DIR,
+    ZIP_NAME,
+    CheckUsageError,
 )
-_SPEED_FIX = "Use a smaller inference.input_size or a lighter model."
-_SCORING_FIX = "Fewer, larger instances score faster: raise inference.instances.min_area or lower max_per_image."
-T = TypeVar("T")
-
-
-class CheckUsageError(UserFacingError):
-    """The checker's command line asks for something impossible (an output folder, a phase)."""
-
-
-# --- the log of a check run ---------------------------------------------------------------------
-
-
-@dataclass
-class CheckLog:
-    """What the checker prints, one line per finding, and the tally for the summary."""
-
-    stream: TextIO
-    passed: list[str] = field(default_factory=list)
-    problems: list[str] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
-    skipped: list[str] = field(default_factory=list)
-
-    def _print(self, mark: str, text: str) -> None:
-        # names from a zip may hold newlines and terminal escapes: one line each, escaped, never forged
-        print(f"  {mark:<5} {printable(text)}", file=self.stream, flush=True)
-
-    def ok(self, step: str, text: str) -> None:
-        self.passed.append(step)
-        self._print("ok", f"{step}: {text}")
-
-    def fail(self, step: str, text: str) -> None:
-        self.problems.append(f"{step}: {text}")
-        self._print("FAIL", f"{step}: {text}")
-
-    def warn(self, step: str, text: str) -> None:
-        self.warnings.append(f"{step}: {text}")
-        self._print("WARN", f"{step}: {text}")
-
-    def skip(self, step: str, reason: str) -> None:
-        self.skipped.append(step)
-        self._print("skip", f"{step}: {reason}")
-
-    def note(self, text: str) -> None:
-        self._print("note", text)
-
-    def heading(self, text: str) -> None:
-        print(text, file=self.stream, flush=True)
-
-
-def _attempt(log: CheckLog, step: str, action: Callable[[], T]) -> T | None:
-    """``action()``, or None after logging its one-line problem."""
-    try:
-        return action()
-    except UserFacingError as error:
-        log.fail(step, str(error))
-        return None
-
-
-# --- sample data ----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class SampleData:
-    input_data: Path  # holds leftImg8bit/...
-    reference: Path  # holds gtFine/... (and disparity/, camera/)
-
-
-def sample_layout(folder: Path) -> SampleData:
-    """``input_data/`` + ``reference_data/`` (the starting kit's layout), or one root holding both."""
-    if not folder.is_dir():
-        raise ReferenceDataError("the sample data folder does not exist", folder, _SAMPLE_FIX)
-    split = folder / INPUT_DIR_NAME, folder / REFERENCE_DIR_NAME
-    if split[0].is_dir() and split[1].is_dir():
-        return SampleData(*split)
-    if (folder / "leftImg8bit").is_dir() and (folder / "gtFine").is_dir():
-        return SampleData(folder, folder)
-    raise ReferenceDataError(
-        f"holds neither {INPUT_DIR_NAME}/ and {REFERENCE_DIR_NAME}/ nor leftImg8bit/ and gtFine/", folder, _SAMPLE_FIX
-    )
-
-
-def default_sample_data(
-    log: CheckLog, kit_root: Path = KIT_ROOT, size: tuple[int, int] = TEST_IMAGE_SIZE, workers: int | None = None
-) -> Path:
-    """The starting kit's ``sample_data/``; in the repository the same frames, so the sample scores agree:
-    the competition data's sample if it is built, else the kit's frames generated once (``size``)."""
-    shipped = kit_root / SAMPLE_DIR_NAME
-    if shipped.is_dir():
-        return shipped
-    built = kit_root / COMPETITION_DATA
-    if (built / COMPETITION_MANIFEST).is_file() and (built / SAMPLE_DIR_NAME).is_dir():
-        return built / SAMPLE_DIR_NAME
-    cache = kit_root / "data" / SAMPLE_DIR_NAME
-    frames = kit_sample_frames()
-    stamp = f"{' '.join(frame.stem for frame in frames)} {size[0]}x{size[1]} seed {KIT_SAMPLE_SEED}\n"
-    if _read_marker(cache) != stamp:  # missing, unfinished, or an older sample
-        log.note(f"generating the starting kit's {len(frames)} sample images ({size[0]}x{size[1]}) in {cache} ...")
-        generate_synthetic_sample(cache, frames, size, stamp, workers)
-    return cache
-
-
-def kit_sample_frames() -> list[FrameId]:
-    """The frames of the starting kit's synthetic sample, picked as the competition data picks them."""
-    from ..core.naming import pick_samples
-    from ..synthetic import scenes as synthetic
-
-    return pick_samples(synthetic.split_spec("val", synthetic.DEFAULT_TEST_COUNT).frames, KIT_SAMPLE_COUNT)
-
-
-def _read_marker(folder: Path) -> str | None:
-    try:
-        return (folder / GENERATED_MARKER).read_text()
-    except (OSError, UnicodeDecodeError):
-        return None
-
-
-def generate_synthetic_sample(
-    target: Path, frames: list[FrameId], size: tuple[int, int], stamp: str, workers: int | None = None
-) -> None:
-    """Synthetic images and their ground truth in one root, built aside and moved into place."""
-    from functools import partial
-
-    from ..synthetic import scenes as synthetic
-
-    target.parent.mkdir(parents=True, exist_ok=True)
-    building = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-    try:
-        building.chmod(0o755)
-        generate = partial(synthetic.generate_frame, building, "val", seed=KIT_SAMPLE_SEED, size=size)
-        workers = min(workers or os.cpu_count() or 1, len(frames))
-        if workers > 1:
-            with worker_pool(workers) as pool:
-                list(pool.map(generate, frames))
-        else:
-            for frame in frames:
-                generate(frame)
-        (building / GENERATED_MARKER).write_text(stamp)
-        if target.exists():
-            shutil.rmtree(target)  # an earlier, unfinished or older sample
-        os.replace(building, target)
-    except BaseException:
-        shutil.rmtree(building, ignore_errors=True)
-        raise
-
-
-# --- the output folder ----------------------------------------------------------------------------
-
-
-def default_output(submission: Path) -> Path:
-    """``SUBMISSION_check`` beside the submission (``my_submission/`` -> ``my_submission_check/``,
-    ``repo-main.zip`` -> ``repo-main_check/``): next to what it checks, not in the working directory."""
-    named = submission if submission.name not in ("", ".", "..") else Path(os.path.abspath(submission))
-    if not named.name:  # the file system's root
-        return Path(f"submission{OUTPUT_SUFFIX}")
-    return named.with_name(f"{named.stem if is_zip_path(named) else named.name}{OUTPUT_SUFFIX}")
-
-
-def prepare_output(out: Path, submission: Path) -> None:
-    """Create ``out`` (or reuse one this checker made), emptied of an earlier run's results."""
-    if out.resolve().is_relative_to(submission.resolve()):
-        raise CheckUsageError("is inside the submission folder", out, "Choose an output folder outside it with --out.")
-    if submission.resolve().is_relative_to(out.resolve()):  # its results/, scores/... are emptied below
-        raise CheckUsageError(
-            f"holds the submission {submission}, and the checker empties its folders",
-            out,
-            "Move the submission out of it, or choose another output folder with --out.",
-        )
-    if out.is_symlink():  # emptied and written through: the folder it names could be anything
-        raise CheckUsageError("is a symbolic link", out, "Choose a real folder with --out.")
-    if out.exists() and not out.is_dir():
-        raise CheckUsageError("exists and is not a folder", out, "Choose another output folder with --out.")
-    if out.is_dir() and any(out.iterdir()) and not (out / OUTPUT_MARKER).is_file():
-        raise CheckUsageError(
-            "already exists and was not made by this checker",
-            out,
-            "Choose another output folder with --out, or delete this one.",
-        )
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        write_text_atomic(out / OUTPUT_MARKER, "Written by the starting kit's check_submission.py; safe to delete.\n")
-    except OSError as error:
-        raise CheckUsageError(
-            f"cannot be written ({error.strerror or type(error).__name__})", out, "Choose a folder with --out."
-        ) from None
-    for name in (RESULTS_DIR, SCORES_DIR, OVERLAYS_DIR, UNPACKED_DIR):
-        shutil.rmtree(out / name, ignore_errors=True)
-
-
-# --- a zipped submission --------------------------------------------------------------------------
-
-# The zip is untrusted, and checked as model_files checks a .keras archive (its helpers, with room for a
-# repository's other files): the central directory's size and count before it is read, then every member's
-# name (no absolute path, no '..', no link), method, flags and compression ratio, and the total size, before
-# anything is inflated. Folders are made only as the parents of checked files, and every file is written new
-# (O_EXCL), never past its declared size (zipfile stops there and checks the CRC).
-MAX_ZIP_MEMBERS = MAX_ENTRIES
-MAX_ZIP_DIRECTORY_BYTES = 32 * 1024**2  # about 300 bytes an entry at the member cap
-MAX_UNPACKED_BYTES = MAX_MODEL_BYTES + 1024**3  # the largest model accepted, and a repository's other files
-# Stored and deflated only, what Git, GitHub, zip and Python write: LZMA's dictionary is the file's to choose
-# (4 GiB), and its errors are others' than zlib's.
-_ZIP_METHODS = (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED)
-_MAX_ZIP_DEPTH = 64  # folders in a member's name: a 1,200-deep one made Path.mkdir recurse past Python's limit
-_ZIP_FIX = (
-    "Zip your submission folder again (or use the submission.zip this checker writes), or download the "
-    "repository's archive from GitHub again."
+from .sample_data import SampleData, default_sample_data, sample_layout
+from .time_projection import (
+    TIMING_REPEATS,
+    IngestionRun,
+    TimeProjection,
+    budget_warning,
+    full_run_warmup,
+    measured_on,
+    steady_pace,
+    time_findings,
 )
-_LINK_FIX = (
-    "Replace the link by the file it points to (or remove it from the repository), or zip only 'metadata' and "
-    "the model: the platform unpacks no link."
-)
-
-
-@dataclass(frozen=True)
-class UnpackedZip:
-    folder: Path
-    files: int
-
-
-def is_zip_path(path: Path) -> bool:
-    return path.suffix.lower() == ".zip" and not path.is_dir()
-
-
-def unpack_submission(archive: Path, folder: Path) -> UnpackedZip:
-    """The zip ``archive``, checked in full first, unpacked into the new folder ``folder``."""
-    members = [info for info in zip_members(archive) if not info.is_dir()]  # folders: made as parents
-    folder.mkdir(parents=True)
-    try:
-        with zipfile.ZipFile(archive) as opened:
-            for info in members:
-                target = folder / info.filename
-                target.parent.mkdir(parents=True, exist_ok=True)
-                copy_member(opened, info, target)
-    except (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError, zlib.error) as error:
-        raise SubmissionError(f"cannot be unpacked ({_reason(error)})", archive, _ZIP_FIX) from None
-    return UnpackedZip(folder, len(members))
-
-
-def zip_members(archive: Path) -> list[zipfile.ZipInfo]:
-    """The members of ``archive``, refused unless each is safe to unpack; only the directory is read."""
-    try:
-        if not stat.S_ISREG(os.stat(archive).st_mode):
-            raise SubmissionError("is not a regular file", archive, "Give the zip file itself.")
-        with archive.open("rb") as stream:
-            end = zipfile._EndRecData(stream)  # the record zipfile reads the directory from, as in model_files
-        if end is None:
-            raise SubmissionError("is not a zip archive", archive, _ZIP_FIX)
-        if end[zipfile._ECD_ENTRIES_TOTAL] > MAX_ZIP_MEMBERS or end[zipfile._ECD_SIZE] > MAX_ZIP_DIRECTORY_BYTES:
-            raise SubmissionError(
-                f"lists {end[zipfile._ECD_ENTRIES_TOTAL]} members in {end[zipfile._ECD_SIZE]} bytes; at most "
-                f"{MAX_ZIP_MEMBERS} are unpacked",
-                archive,
-                "Zip only 'metadata' and the model.",
-            )
-        with zipfile.ZipFile(archive) as opened:
-            members = opened.infolist()
-        if len(members) > MAX_ZIP_MEMBERS:  # the end record may declare fewer than the directory lists
-            raise SubmissionError(
-                f"lists {len(members)} members; at most {MAX_ZIP_MEMBERS} are unpacked",
-                archive,
-                "Zip only 'metadata' and the model.",
-            )
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, ValueError, NotImplementedError) as error:
-        raise SubmissionError(f"is not a readable zip archive ({_reason(error)})", archive, _ZIP_FIX) from None
-    for info in members:
-        _check_zip_member(info, archive)
-    _check_zip_totals(members, archive)
-    return members
-
-
-def _check_zip_member(info: zipfile.ZipInfo, archive: Path) -> None:
-    name = info.orig_filename
-    if "\\" in name:
-        raise SubmissionError(
-            f"holds the member {shown(name, 100)}, which has a '\\' in its name: some Windows tools write it "
-            "between folders, and the platform would unpack one file of that whole name",
-            archive,
-            "Zip the folder with another tool (or use the submission.zip this checker writes).",
-        )
-    is_link = info.create_system == 3 and stat.S_ISLNK(info.external_attr >> 16)
-    if info.is_dir() and not is_link:
-        return  # never made as such: only as the parent of a checked file
-    try:
-        check_member_name(info, archive)  # NUL, absolute, '..', link: as in a .keras archive
-    except SubmissionError as error:
-        raise SubmissionError(error.detail, archive, _LINK_FIX if is_link else _ZIP_FIX) from None
-    problem = None
-    if name.count("/") > _MAX_ZIP_DEPTH:
-        problem = f"lies more than {_MAX_ZIP_DEPTH} folders deep"
-    elif info.flag_bits & 0x1:
-        problem = "is encrypted"
-    elif info.compress_type not in _ZIP_METHODS:
-        problem = f"uses compression method {info.compress_type}; only stored or deflated members are unpacked"
-    elif info.file_size > RATIO_FLOOR_BYTES and info.file_size > MAX_COMPRESSION_RATIO * info.compress_size:
-        problem = (
-            f"declares {info.file_size} bytes stored in {info.compress_size}, a compression ratio above "
-            f"{MAX_COMPRESSION_RATIO}: a zip bomb, not a submission"
-        )
-    if problem:
-        raise SubmissionError(f"holds the member {shown(name, 100)}, which {problem}", archive, _ZIP_FIX)
-
-
-def _check_zip_totals(members: list[zipfile.ZipInfo], archive: Path) -> None:
-    names = Counter(info.filename.rstrip("/") for info in members)
-    twice = [name for name, count in names.items() if count > 1]
-    if twice:
-        raise SubmissionError(f"holds {shown(twice[0], 100)} {names[twice[0]]} times", archive, _ZIP_FIX)
-    unpacked = sum(info.file_size for info in members)
-    if unpacked > MAX_UNPACKED_BYTES:
-        raise SubmissionError(
-            f"would unpack to {unpacked / 1024**3:.1f} GB, more than the {MAX_UNPACKED_BYTES / 1024**3:.0f} GB "
-            "a submission may hold",
-            archive,
-            "Zip only 'metadata' and the model.",
-        )
-    compressed = sum(info.compress_size for info in members)
-    if compressed > archive.stat().st_size:
-        raise SubmissionError(
-            f"has members whose compressed sizes add up to more than the file's {archive.stat().st_size} bytes: "
-            "they overlap (a zip bomb?)",
-            archive,
-            _ZIP_FIX,
-        )
-
-
-def _reason(error: BaseException) -> str:
-    lines = str(error).strip().splitlines()
-    return (lines[0] if lines else type(error).__name__)[:200]
-
-
-# --- the steps ------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -425,17 +82,6 @@ class LoadedModel:
     path: Path
     model: Any
     seconds: float
-
-
-@dataclass(frozen=True)
-class IngestionRun:
-    images: int
-    instances: int
-    seconds: float  # the whole run, warm-up excluded
-    warmup_seconds: float  # the first prediction of each batch shape (TensorFlow builds its graph), paid once
-    image_size: tuple[int, int]  # (width, height) of the first sample image
-    per_image: float = math.nan  # the steady pace (steady_pace), else seconds / images
-    full_run_warmup: float = math.nan  # the warm-up the test set's own batch shapes take (full_run_warmup)
 
 
 def check_metadata(submission: Path, model: Path | None = None) -> tuple[Path, InferenceSettings]:
@@ -461,13 +107,6 @@ def load_model(path: Path) -> LoadedModel:
     model = load_model_safely(path)
     check_io(model, path)
     return LoadedModel(path, model, time.perf_counter() - start)
-
-
-# The timing run: the sample TIMING_REPEATS times over (under other names, into a folder thrown away). A run pays
-# once for its pipeline's fill (the first decodes before the model starts) and drain (the last writes after it
-# ends): on 5 images that was 0.05 s an image of the baseline's 0.08 s. The difference of the two runs leaves
-# the steady pace.
-TIMING_REPEATS = 3
 
 
 def run_sample_ingestion(
@@ -513,24 +152,6 @@ def repeated(images: list[TestImage], times: int) -> list[TestImage]:
         TestImage(FrameId(image.city, f"{index:06d}", "000019"), image.path, image.city)
         for index, image in enumerate(images * times)
     ]
-
-
-def steady_pace(short_seconds: float, short_images: int, long_seconds: float, long_images: int) -> float:
-    """Seconds per image once the pipeline runs: the difference of a short and a long run, which cancels what
-    each run pays once; a load burst that makes it meaningless leaves the long run's own average."""
-    extra = long_seconds - short_seconds
-    if long_images <= short_images or extra <= 0:
-        return long_seconds / long_images
-    return extra / (long_images - short_images)
-
-
-def full_run_warmup(traces: dict[tuple[int, int, int], float], batch: int) -> float:
-    """The warm-up the test set's run pays: a trace for each of its batch shapes (a full batch, and the last,
-    partial one if 500 is not a multiple of the batch size), each as long as the sample's traces took."""
-    if not traces:
-        return 0.0
-    shapes = 1 if TEST_SET_IMAGES % batch == 0 else 2
-    return shapes * sum(traces.values()) / len(traces)
 
 
 def warm_up(
@@ -592,96 +213,6 @@ def _open_image(path: Path):
     from PIL import Image
 
     return Image.open(path)
-
-
-# --- time -----------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class TimeProjection:
-    """The time the platform would take for the whole test set, from times measured on the sample.
-
-    The execution time limit applies to each step on both platforms (challenge.yaml): the ingestion and the
-    scoring are projected, and compared with it, one by one."""
-
-    load_seconds: float  # loading the model and its first predictions (one per batch shape), once per run
-    ingest_per_image: float  # the steady pace: measured with every batch shape already traced
-    score_per_image: float
-    measured_on: str = ""  # e.g. "5 sample images of 2048x1024"
-    images: int = TEST_SET_IMAGES
-
-    @property
-    def ingestion(self) -> float:
-        return self.load_seconds + self.images * self.ingest_per_image
-
-    @property
-    def scoring(self) -> float:
-        return self.images * self.score_per_image
-
-    def longest_step(self) -> tuple[str, float]:
-        return ("ingestion", self.ingestion) if self.ingestion >= self.scoring else ("scoring", self.scoring)
-
-    def describe(self) -> str:
-        measured = f", measured on {self.measured_on}" if self.measured_on else ""
-        return (
-            f"for {self.images} test images, ingestion about {self.ingestion:.0f} s ({self.load_seconds:.1f} s "
-            f"loading + {self.images} x {self.ingest_per_image:.3f} s per image), scoring about {self.scoring:.0f} s "
-            f"({self.images} x {self.score_per_image:.3f} s){measured}"
-        )
-
-
-def time_findings(
-    projection: TimeProjection, limit: int, phase_name: str, codabench_queue: str | None
-) -> tuple[bool, str]:
-    """(fits, the line to print): each step against the execution time limit and Codabench's default queue."""
-    head = projection.describe()
-    step, longest = projection.longest_step()
-    fix = _SPEED_FIX if step == "ingestion" else _SCORING_FIX
-    capped = codabench_queue is None  # the competition runs on Codabench's default queue
-    cap = CODABENCH_DEFAULT_QUEUE_SECONDS
-    if longest > limit:
-        queue = f"; Codabench's default queue even stops every run at {cap} s" if capped and limit > cap else ""
-        return False, (
-            f"{head}: the {step} would not fit: it is more than the execution time limit of {limit} s ({phase_name}), "
-            f"so the platform would stop it{queue}. {fix}"
-        )
-    if capped and longest > cap:
-        return False, (
-            f"{head}: the {step} would not fit: it is within the execution time limit of {limit} s ({phase_name}) but "
-            f"more than the {cap} s at which Codabench's default queue stops every run. {fix}"
-        )
-    queue = f" and the {cap} s cap of Codabench's default queue" if capped and limit > cap else ""
-    return True, f"{head}; each step is within the execution time limit of {limit} s ({phase_name}){queue}"
-
-
-def budget_warning(settings: InferenceSettings, limit: int, phase_name: str, codabench_queue: str | None) -> str | None:
-    """Why the metadata's time_budget_seconds cannot work as written, if it cannot: above the limit, the
-    platform stops the run before the budget does."""
-    budget = settings.time_budget_seconds
-    cap = CODABENCH_DEFAULT_QUEUE_SECONDS
-    if budget is not None and budget > limit:
-        return (
-            f"inference.time_budget_seconds is {budget:g} s, more than the execution time limit of {limit} s "
-            f"({phase_name}), so it has no effect: the ingestion stops a run that would not fit in the limit anyway. "
-            f"Set it below {limit} s, or remove it"
-        )
-    if budget is not None and codabench_queue is None and budget > cap:
-        return (
-            f"inference.time_budget_seconds is {budget:g} s, more than the {cap} s at which Codabench's default "
-            f"queue kills every run. Set it below {cap} s, so that a slow run stops with its time per image"
-        )
-    return None
-
-
-def measured_on(run: IngestionRun) -> str:
-    width, height = run.image_size
-    text = f"{run.images} sample images of {width}x{height} (and {TIMING_REPEATS} times over, for the steady pace)"
-    if (width, height) != TEST_IMAGE_SIZE:
-        text += f"; the test images are {TEST_IMAGE_SIZE[0]}x{TEST_IMAGE_SIZE[1]}, so expect more"
-    return text
-
-
-# --- scores ---------------------------------------------------------------------------------------
 
 
 def leaderboard_table(scores, challenge: ChallengeSettings) -> list[str]:
@@ -828,7 +359,7 @@ def _check_given(submission: Path) -> None:
 
 
 def _unpacked(log: CheckLog, archive: Path, folder: Path) -> Path | None:
-    unpacked = _attempt(log, "zip", lambda: unpack_submission(archive, folder))
+    unpacked = attempt(log, "zip", lambda: unpack_submission(archive, folder))
     if unpacked is None:
         return None
     log.ok("zip", f"{unpacked.files} files unpacked into {folder} for the check (removed afterwards)")
@@ -845,7 +376,7 @@ def _check_folder(
 ) -> CheckResult:
     """Every check of an unpacked submission, then the zip to upload."""
     model_path, model_problem = _found_model(submission)
-    metadata = _attempt(log, "metadata", lambda: check_metadata(submission, model_path))
+    metadata = attempt(log, "metadata", lambda: check_metadata(submission, model_path))
     if metadata is not None:
         log.ok("metadata", f"{metadata[0]} ({describe_settings(metadata[1])})")
         warning = budget_warning(metadata[1], challenge.execution_time_limit, phase.name, challenge.codabench_queue)
@@ -864,11 +395,11 @@ def _check_folder(
         log.fail("model file", model_problem)
     elif model_path is not None:
         log.ok("model file", f"{_near(model_path)} ({model_path.stat().st_size / 1024**2:.1f} MB)")
-        loaded = _attempt(log, "model", lambda: load_model(model_path))
+        loaded = attempt(log, "model", lambda: load_model(model_path))
     if loaded is not None:
         log.ok("model", f"loads in the server's safe mode in {loaded.seconds:.1f} s, {_io_text(loaded)}")
     fits = metadata is not None and loaded is not None and _input_size_fits(log, metadata, loaded)
-    sample = _attempt(log, "sample data", lambda: sample_layout(sample_data or default_sample_data(log)))
+    sample = attempt(log, "sample data", lambda: sample_layout(sample_data or default_sample_data(log)))
     if sample is not None:
         log.ok("sample data", f"test images in {sample.input_data}, ground truth in {sample.reference}")
 
@@ -943,7 +474,7 @@ def _check_run(
     """Ingestion, scores, time and overlays on the sample; the time projection, if it could be made."""
     results = out / RESULTS_DIR
     log.heading(f"Running {loaded.path.name} on the sample images, as the server's ingestion does ...")
-    run = _attempt(log, "ingestion", lambda: run_sample_ingestion(loaded, settings, sample, results, log.stream))
+    run = attempt(log, "ingestion", lambda: run_sample_ingestion(loaded, settings, sample, results, log.stream))
     if run is None:
         for step in ("scores", "time", "overlays"):
             log.skip(step, "needs the ingestion above")
@@ -953,7 +484,7 @@ def _check_run(
         f"{run.images} images of {run.image_size[0]}x{run.image_size[1]}, {run.instances} instances, "
         f"{run.seconds:.1f} s (after a {run.warmup_seconds:.1f} s warm-up), results in {results}",
     )
-    scored = _attempt(log, "scores", lambda: _score(sample, results, out / SCORES_DIR))
+    scored = attempt(log, "scores", lambda: _score(sample, results, out / SCORES_DIR))
     projection = None
     if scored is not None:
         scores, score_seconds = scored
@@ -968,7 +499,7 @@ def _check_run(
         projection = _time_step(log, challenge, phase, loaded, run, score_seconds)
     else:
         log.skip("time", "needs the scores above")
-    overlays = _attempt(
+    overlays = attempt(
         log,
         "overlays",
         lambda: _save_overlays(sample, results, out / OVERLAYS_DIR),
