@@ -97,3 +97,19 @@ def synthetic_case(tmp_path_factory) -> tuple[Path, dict]:
     synthetic.generate_split(root / "ref", "val", 8, seed=3, size=(512, 256), workers=2)
     synthetic_results.generate_results(root / "ref", root / "res", seed=3, instances_per_image=30, mask_mode="mixed")
     return root, run_official(root, root / "official.json")
+
+
+@pytest.fixture(scope="session")
+def keras():
+    """Keras on TensorFlow, CPU only and quiet, as the ingestion imports it (slow tests only)."""
+    from cityscapes_competition.ingestion.keras_runtime import import_keras
+
+    return import_keras()
+
+
+@pytest.fixture(scope="session")
+def tf_keras(keras):
+    """tf.keras 2.x, to write the legacy .h5 files participants still have (after Keras 3 is set up)."""
+    import tf_keras
+
+    return tf_keras

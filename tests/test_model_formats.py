@@ -39,7 +39,7 @@ import pytest
 
 from cityscapes_competition.core.errors import SubmissionError
 from cityscapes_competition.ingestion.model_files import check_model_file, find_model_file
-from cityscapes_competition.ingestion.model_loading import import_keras, load_model_safely
+from cityscapes_competition.ingestion.model_loading import load_model_safely
 from cityscapes_competition.ingestion.model_safety import REFUSED_OPERATIONS, allowlists
 
 REPO = Path(__file__).resolve().parents[1]
@@ -49,18 +49,6 @@ PEAK_RSS_LIMIT = 1536 * 1024**2  # TensorFlow's import takes about 530 MB; any a
 ADDRESS_SPACE_LIMIT = 8 * 1024**3  # a regression must fail the test, not exhaust the machine
 EVIL_PACKAGE = "keras_hub"  # Keras' .keras loader imports modules of this package named in a config
 ARCHIVE_FIX = 'Upload the file model.save("model.keras") wrote'
-
-
-@pytest.fixture(scope="module")
-def keras():
-    return import_keras()
-
-
-@pytest.fixture(scope="module")
-def tf_keras(keras):
-    import tf_keras
-
-    return tf_keras
 
 
 @pytest.fixture(scope="module")

@@ -24,11 +24,6 @@ def _config(model) -> dict:
 
 
 @pytest.fixture(scope="module")
-def keras():
-    return import_keras()
-
-
-@pytest.fixture(scope="module")
 def chain(keras) -> dict:
     image = keras.Input((8, 8, 3), name="image")
     x = image

@@ -30,7 +30,6 @@ from cityscapes_competition.ingestion.model_loading import (
     _build_without_variables,
     check_activation_sizes,
     check_io,
-    import_keras,
     load_model_safely,
 )
 from cityscapes_competition.ingestion.model_safety import check_model_config, read_stored_weights
@@ -47,11 +46,6 @@ FIX = 'save the trained model again with model.save("model.h5")'
 class Case:
     path: Path
     says: str  # the refusal must contain this (it names the layer or the dataset)
-
-
-@pytest.fixture(scope="module")
-def keras():
-    return import_keras()
 
 
 @pytest.fixture(scope="module")
@@ -188,13 +182,6 @@ def _compressed_bomb(tiny: Path, target: Path) -> Path:
             group[name][tuple(slice(0, c) for c in chunks)] = 1.0  # one real chunk; the rest reads as zeros
     assert target.stat().st_size < 200_000
     return target
-
-
-@pytest.fixture(scope="module")
-def tf_keras(keras):
-    import tf_keras
-
-    return tf_keras
 
 
 _LOAD_SCRIPT = textwrap.dedent(

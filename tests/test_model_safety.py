@@ -26,7 +26,7 @@ import pytest
 from cityscapes_competition.core.errors import SubmissionError
 from cityscapes_competition.ingestion import model_safety
 from cityscapes_competition.ingestion.model_files import find_model_file
-from cityscapes_competition.ingestion.model_loading import check_io, describe_io, import_keras, load_model_safely
+from cityscapes_competition.ingestion.model_loading import check_io, describe_io, load_model_safely
 from cityscapes_competition.ingestion.model_safety import check_model_config
 
 REPO = Path(__file__).resolve().parents[1]
@@ -43,18 +43,6 @@ class Hostile:
 
 
 # --- building models (once per module) ---------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def keras():
-    return import_keras()
-
-
-@pytest.fixture(scope="module")
-def tf_keras(keras):
-    import tf_keras
-
-    return tf_keras
 
 
 @pytest.fixture(scope="module")
