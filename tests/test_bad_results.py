@@ -680,3 +680,25 @@ def test_a_json_token_of_many_megabytes_is_quick_and_one_message(tiny_case, tmp_
     err = assert_refused_with_2(tiny_case, tmp_path, capsys, "predictions.json")
     assert time.monotonic() - started < 20
     assert ("is not valid JSON" in err) if token == "number" else ("lacks category_id" in err)
+
+
+def test_mask_paths_are_joined_as_normpath_joins_them(tmp_path) -> None:
+    """Plain names skip normpath (a third of parsing a txt): every name, plain or not, gives normpath's path,
+    or is refused when that path leaves the results folder."""
+    import random
+
+    rng = random.Random(0)
+    root = tmp_path / "res"
+    folder = root / "instance" / "city"
+    folder.mkdir(parents=True)
+    txt = folder / "a.txt"
+    names = ["m.png", "m/x.png", "-m.png", "m..png", "m./x.png", "../city/m.png", "./m.png", "m//x.png", "m/"]
+    names += ["".join(rng.choice("ab_-./") for _ in range(rng.randint(1, 9))) for _ in range(3000)]
+    for name in names:
+        expected = os.path.normpath(os.path.join(folder, name))
+        try:
+            joined = results_format._mask_path(txt, str(folder), name, 1, str(root))
+        except results_format.SubmissionError:
+            assert not expected.startswith(f"{root}{os.sep}"), name
+            continue
+        assert joined == expected, name

@@ -122,6 +122,34 @@ def test_paeth_photos_are_reencoded_for_the_fast_decoder_with_the_same_pixels(ci
                 np.testing.assert_array_equal(decoded, np.asarray(original.convert("RGB")))
 
 
+def test_pillow_written_ground_truth_is_reencoded_with_the_same_pixels(cityscapes: Path, tmp_path: Path) -> None:
+    """The download's labelIds, instanceIds and disparity (written by the Cityscapes tools through Pillow:
+    Paeth rows) are placed Up-filtered, pixel for pixel; files already so, and the camera files, are linked."""
+    from PIL import Image
+
+    from cityscapes_competition.png.png_io import rows_filtered_none_or_up
+
+    suffixes = ("_gtFine_labelIds.png", "_gtFine_instanceIds.png", "_disparity.png")
+    rewritten = [next(cityscapes.rglob(f"lindau_000000_000019{suffix}")) for suffix in suffixes]
+    for path in rewritten:
+        with Image.open(path) as image:
+            pixels = np.asarray(image)
+        Image.fromarray(pixels).save(path)  # as json2labelImg / json2instanceImg save: Pillow's adaptive filters
+        assert not rows_filtered_none_or_up(path.read_bytes())
+    data = _build(tmp_path / "out", cityscapes)
+    for reference in (data.reference_data, data.sample_data / REFERENCE_DATA):
+        for placed in reference.rglob("*.*"):
+            source = cityscapes / placed.relative_to(reference)
+            if placed.name == INDEX_NAME or not source.exists():
+                continue
+            assert placed.samefile(source) == (source not in rewritten)
+            if source in rewritten:
+                assert rows_filtered_none_or_up(placed.read_bytes())
+                with Image.open(source) as original, Image.open(placed) as copy:
+                    assert copy.mode == original.mode
+                    np.testing.assert_array_equal(np.asarray(copy), np.asarray(original))
+
+
 def test_input_data_holds_no_ground_truth(cityscapes: Path, tmp_path: Path) -> None:
     data = _build(tmp_path / "out", cityscapes)
     for folder in (data.input_data, data.sample_data / INPUT_DATA):

@@ -93,15 +93,71 @@ def test_masks_decode_as_pillow_reads_them_for_every_filter_mix(seed: int) -> No
     np.testing.assert_array_equal(np.unpackbits(packed, axis=1, count=width).view(bool), expected)
 
 
-def test_masks_with_many_predicted_rows_go_to_pillow_and_read_the_same(tmp_path) -> None:
-    """Past 16 Average or Paeth rows the byte loop costs more than Pillow's whole decode."""
-    pixels = _scene(np.random.default_rng(12), 40, 90, 2)
-    data = encode_png(pixels, 1, np.full(40, 4))
-    assert fast_png.nonzero_bitmask_rows(data) is None
-    path = tmp_path / "paeth_mask.png"
+def _sparse_mask(rng: np.random.Generator, height: int, width: int, high: int) -> np.ndarray:
+    """A mask as instance masks are: zeros but for a few blobs, some rows apart, of values up to ``high``."""
+    mask = np.zeros((height, width), np.int64)
+    for _ in range(int(rng.integers(1, 4))):
+        y, x = rng.integers(0, height), rng.integers(0, width)
+        mask[y : y + rng.integers(1, height // 3 + 2), x : x + rng.integers(1, width // 2 + 2)] = rng.integers(
+            1, high + 1
+        )
+    return mask
+
+
+@pytest.mark.parametrize("depth", [1, 8])
+@pytest.mark.parametrize("seed", range(12))
+def test_mask_pixels_are_pillows_for_every_filter_mix(depth: int, seed: int) -> None:
+    """Only the rows that may hold pixels are unfiltered: whatever the filters (each alone, or mixed as
+    Pillow and OpenCV mix them), the nonzero pixels are those of Pillow's reading."""
+    rng = np.random.default_rng(seed)
+    height, width = int(rng.integers(2, 90)), int(rng.integers(2, 200))
+    mask = _sparse_mask(rng, height, width, 1 if depth == 1 else int(rng.choice([1, 255, 200])))
+    filter_choice = seed % 6  # each filter alone, then mixes
+    filters = np.full(height, filter_choice) if filter_choice < 5 else rng.integers(0, 5, height)
+    data = encode_png(mask, depth, filters, idat_pieces=int(rng.integers(1, 3)))
+    expected = np.flatnonzero(np.asarray(Image.open(io.BytesIO(data)).convert("L")))
+    pixels = fast_png.nonzero_mask_pixels(data)
+    assert pixels is not None
+    np.testing.assert_array_equal(pixels, expected)
+
+
+@pytest.mark.parametrize("kind", [3, 4])
+def test_masks_past_the_byte_budget_go_to_a_library_and_read_the_same(tmp_path, kind: int) -> None:
+    """Noise in Average or Paeth rows is all edges: past 4,096 bytes computed one by one, Pillow (1-bit) or
+    pywuffs (8-bit) decodes the mask, for the same pixels."""
+    noise = np.random.default_rng(kind).integers(0, 2, (90, 400))
+    for depth in (1, 8):
+        data = encode_png(noise * (255 if depth == 8 else 1), depth, np.full(90, kind))
+        assert fast_png.nonzero_mask_pixels(data) is None
+        path = tmp_path / f"noise_{depth}.png"
+        path.write_bytes(data)
+        np.testing.assert_array_equal(read_mask_pixels(path), np.flatnonzero(noise))
+
+
+def test_masks_of_noise_in_sub_rows_go_to_pywuffs_and_read_the_same(tmp_path) -> None:
+    """Past 65,536 nonzero bytes in Sub rows (an OpenCV mask holds a few thousand) pywuffs is faster."""
+    noise = np.random.default_rng(5).integers(0, 256, (300, 300))
+    data = encode_png(noise, 8, np.full(300, 1))
+    assert fast_png.nonzero_mask_pixels(data) is None
+    path = tmp_path / "noise.png"
     path.write_bytes(data)
-    np.testing.assert_array_equal(read_single_channel(path), pixels.astype(bool))
-    np.testing.assert_array_equal(read_mask_pixels(path), np.flatnonzero(pixels))
+    np.testing.assert_array_equal(read_mask_pixels(path), np.flatnonzero(noise))
+
+
+def test_sub_rows_hold_their_sums_between_edges() -> None:
+    """Worked by hand: Sub bytes 0 5 0 0 251 0 decode to 0 5 5 5 0 0 (5 + 251 = 256 = 0), and a row's sum
+    restarts at 0: the next row's 0 7 0 0 0 0 decodes to 0 7 7 7 7 7."""
+    raw = np.array([[0, 5, 0, 0, 251, 0], [0, 7, 0, 0, 0, 0]], np.uint8)
+    np.testing.assert_array_equal(fast_png._undo_sub(raw.copy()), [[0, 5, 5, 5, 0, 0], [0, 7, 7, 7, 7, 7]])
+
+
+def test_paeth_rows_repeat_the_left_byte_away_from_edges() -> None:
+    """Worked by hand, above = 0 9 9 9 0 0: at byte 1 the estimate 0 + 9 - 0 = 9 is nearest 'above' (9):
+    9 + 0 = 9; bytes 2-3 have equal bytes above and above-left, so repeat their left (9); at byte 4 the
+    estimate 9 + 0 - 9 = 0 is nearest 'above' (0) before 'above-left' (9): 0 + 3 = 3; byte 5 repeats 3."""
+    above = np.array([0, 9, 9, 9, 0, 0], np.uint8)
+    raw = np.array([0, 0, 0, 0, 3, 0], np.uint8)
+    np.testing.assert_array_equal(fast_png._undo_paeth(raw, above, None), [0, 9, 9, 9, 3, 3])
 
 
 @pytest.mark.parametrize("depth", [8, 16])

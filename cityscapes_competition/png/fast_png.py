@@ -1,13 +1,20 @@
-"""Numpy PNG decoding for the two kinds of file where it beats the libraries: 1-bit masks and None/Up photos.
+"""Numpy PNG decoding for the files where it beats the libraries: instance masks and None/Up photos.
 
-1-bit grayscale masks (png_write's, Pillow's mode "1"): their packed rows are read without unpacking
-the bits, 0.4 ms for a 2048x1024 mask where Pillow takes 2.5 and pywuffs 9. 8-bit RGB photos whose
-rows are all filtered None or Up (png_write's, so every photo the ingestion reads): libdeflate
-inflates, and a run of Up rows is one cumulative sum, 5 ms where pywuffs takes 10 and Pillow 19.
-Sub, Average and Paeth rows depend on their left neighbours: numpy does Sub rows of one-byte steps
-as a cumulative sum, and the few Average and Paeth rows Pillow writes into masks by the
-specification's byte loop. Any other file returns None, and the caller uses a library. Results are
-bit-identical to Pillow's; the tests compare them.
+Masks, 1- or 8-bit grayscale however written (Pillow's "1" and "L", OpenCV's Sub rows, png_write's Up
+rows): only their nonzero pixels are wanted, and those lie in a few rows. zlib-ng inflates the rows
+(0.02 ms for a 2048x1024 1-bit mask, 0.13 ms for an 8-bit one, where Pillow takes 2.5 and 5, and pywuffs
+0.4 to 1.1 for 8-bit); a row whose filtered bytes are all zero decodes to zeros unless its filter adds
+the row above and that row may hold pixels, so only the rows that may hold pixels are unfiltered.
+8-bit RGB photos whose rows are all filtered None or Up (png_write's, so every photo the ingestion
+reads): libdeflate inflates, and a run of Up rows is one cumulative sum, 5 ms where pywuffs takes 10
+and Pillow 19.
+
+Unfiltering for one-byte steps (gray masks): Sub rows are a cumulative sum; a run of Up rows a running
+sum over the columns that change; a Paeth row copies the byte to its left wherever its own byte is zero
+and the two bytes above it are equal (then the left estimate is exact), so only the other bytes, the
+edges, are computed one by one; Average rows by the specification's byte loop. The one-by-one work has a
+budget per file; past it, or for any other file, the function returns None and the caller uses a
+library. Results are bit-identical to Pillow's; the tests compare them.
 """
 
 from __future__ import annotations
@@ -35,9 +42,15 @@ def _filter_table(*filters: int) -> np.ndarray:
 
 _PHOTO_FILTERS = _filter_table(_NONE, _UP)
 _MASK_FILTERS = _filter_table(_NONE, _SUB, _UP, _AVERAGE, _PAETH)
-# Pillow writes a few Average or Paeth rows into 4 in 10 of its 1-bit masks (at most 11 rows in a 2048x1024
-# street scene's): each costs a 0.05 ms byte loop here, where Pillow takes 2.5 ms for the whole mask.
-_MAX_PREDICTED_MASK_ROWS = 16
+_ABOVE_DEPENDENT_FILTERS = _filter_table(_UP, _AVERAGE, _PAETH)
+# Bytes a mask's Average and Paeth rows may compute one by one (about 0.4 us each): a street scene's
+# 8-bit Pillow mask needs a few hundred. Past the budget a library decodes the file (pywuffs: 1 ms).
+_SEQUENTIAL_BYTES_PER_MASK = 4096
+# Nonzero bytes a mask's Sub rows may hold (an OpenCV mask of a person: a few thousand): noise in Sub rows
+# costs 0.15 s here against pywuffs' 10 ms.
+_MAX_SUB_EDGES_PER_MASK = 65536
+# Runs of rows that may hold pixels closer than this are unfiltered together: fewer numpy calls.
+_ROW_RUN_GAP = 16
 # Rows whose filters are read before a photo is inflated whole: an encoder that mixes filters (Pillow,
 # libpng, OpenCV) shows it in its first rows, and the megabytes are left to pywuffs uninflated.
 _PEEK_ROWS = 16
@@ -82,10 +95,18 @@ def nonzero_bitmask_rows(data: bytes) -> tuple[np.ndarray, int, int] | None:
         return None
     row_bytes = (width + 7) // 8
     rows = np.frombuffer(_inflate(_image_data(data), height * (row_bytes + 1)), np.uint8).reshape(height, -1)
-    if np.count_nonzero(rows[:, 0] >= _AVERAGE) > _MAX_PREDICTED_MASK_ROWS:
-        return None
-    pixels = _unfilter(rows, _MASK_FILTERS)
+    pixels = _unfilter(rows, _MASK_FILTERS, _Budget(_SEQUENTIAL_BYTES_PER_MASK))
     return None if pixels is None else (pixels, width, height)
+
+
+def row_filters(data: bytes) -> np.ndarray:
+    """The filter byte of every row of a non-interlaced PNG."""
+    width, height, depth, color_type, interlace = read_header(data)
+    channels = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}.get(color_type)
+    if channels is None or interlace or not width or not height:
+        raise PngFormatError("not a plain PNG")
+    stride = (width * channels * depth + 7) // 8 + 1
+    return np.frombuffer(_inflate(_image_data(data), height * stride), np.uint8)[::stride]
 
 
 def decode_grayscale(data: bytes) -> np.ndarray | None:
@@ -95,6 +116,69 @@ def decode_grayscale(data: bytes) -> np.ndarray | None:
         return None
     rows, width, _ = packed
     return np.unpackbits(rows, axis=1, count=width).view(bool)
+
+
+def nonzero_mask_pixels(data: bytes) -> np.ndarray | None:
+    """Sorted flat indices of the nonzero pixels of a 1- or 8-bit grayscale PNG, unfiltering only the rows
+    that may hold any; None for another kind of file or past the budget of byte-by-byte work."""
+    width, height, depth, color_type, interlace = read_header(data)
+    if color_type != _GRAYSCALE or depth not in (1, 8) or interlace or not width or not height:
+        return None
+    row_bytes = (width * depth + 7) // 8
+    rows = np.frombuffer(_inflate(_image_data(data), height * (row_bytes + 1)), np.uint8).reshape(height, -1)
+    if not _MASK_FILTERS[rows[:, 0]].all():
+        return None
+    budget = _Budget(_SEQUENTIAL_BYTES_PER_MASK)
+    parts = []
+    for first, last in _row_runs(_rows_that_may_hold_pixels(rows)):
+        run = rows[first : last + 1]  # the row above `first` is zeros
+        if depth == 8 and (run[:, 0] == _SUB).all():  # OpenCV's: the pixels straight from the runs of values
+            positions = _sub_row_positions(run[:, 1:], budget)
+        else:
+            decoded = _unfilter(run, _MASK_FILTERS, budget)
+            positions = None if decoded is None else _nonzero_positions(decoded, width, depth)
+        if positions is None:
+            return None
+        parts.append(positions + first * width)
+    return np.concatenate(parts) if parts else np.zeros(0, np.intp)
+
+
+def _rows_that_may_hold_pixels(rows: np.ndarray) -> np.ndarray:
+    """Per row, whether it may decode to anything but zeros. A row whose filtered bytes are all zero is
+    zeros if its filter ignores the row above (None, Sub), and otherwise (Up, Average, Paeth) if the row
+    above is: so a row may hold pixels if it has a nonzero byte, or inherits from one that has."""
+    has_bytes = rows[:, 1:].any(axis=1)
+    decided = has_bytes | ~_ABOVE_DEPENDENT_FILTERS[rows[:, 0]]
+    last_decided = np.maximum.accumulate(np.where(decided, np.arange(len(rows)), -1))
+    return (last_decided >= 0) & has_bytes[np.maximum(last_decided, 0)]
+
+
+def _row_runs(may_hold: np.ndarray) -> list[tuple[int, int]]:
+    """(first, last) of the runs of rows that may hold pixels, runs closer than _ROW_RUN_GAP merged. A run
+    starts after a row of zeros (or at the top), so it unfilters on its own; merged gaps unfilter to zeros."""
+    rows = np.flatnonzero(may_hold)
+    if len(rows) == 0:
+        return []
+    breaks = np.flatnonzero(np.diff(rows) > _ROW_RUN_GAP)
+    firsts = np.concatenate([rows[:1], rows[breaks + 1]])
+    lasts = np.concatenate([rows[breaks], rows[-1:]])
+    return list(zip(firsts.tolist(), lasts.tolist(), strict=True))
+
+
+def _sub_row_positions(raw: np.ndarray, budget: _Budget) -> np.ndarray | None:
+    """The nonzero pixels of 8-bit Sub rows: the runs of nonzero values, never written out whole."""
+    runs = _sub_runs(raw, budget)
+    if runs is None:
+        return None
+    starts, stops, values = runs
+    held = values != 0
+    return _ranges(starts[held], stops[held])
+
+
+def _nonzero_positions(decoded: np.ndarray, width: int, depth: int) -> np.ndarray:
+    """Flat indices, within ``decoded``'s rows, of its nonzero pixels (1-bit: set bits; 8-bit: bytes)."""
+    hits = np.unpackbits(decoded, axis=1, count=width).view(bool) if depth == 1 else decoded != 0
+    return np.flatnonzero(hits)
 
 
 def _image_data(data: bytes) -> bytes:
@@ -148,26 +232,49 @@ def _inflate(compressed: bytes, expected: int, photo: bool = False) -> bytes | b
     return raw[:expected] if len(raw) > expected else raw
 
 
-def _unfilter(rows: np.ndarray, allowed: np.ndarray) -> np.ndarray | None:
-    """Undo the row filters of ``rows`` (filter byte first), or None if a row's filter is not ``allowed``.
-    Sub rows go first, all at once; then, in order, each run of Up rows and each Average or Paeth row.
-    Sub, Average and Paeth rows are decoded for one-byte steps only (1-bit masks). Returns a writable
-    view of the bytes."""
+class _Budget:
+    """Bytes left to compute one by one (Average and Paeth rows) in one file, and the nonzero bytes its Sub
+    rows may hold."""
+
+    def __init__(self, bytes_left: int, sub_edges: int = _MAX_SUB_EDGES_PER_MASK) -> None:
+        self.bytes_left = bytes_left
+        self.sub_edges = sub_edges
+
+    def spend(self, count: int) -> bool:
+        self.bytes_left -= count
+        return self.bytes_left >= 0
+
+
+def _unfilter(rows: np.ndarray, allowed: np.ndarray, budget: _Budget | None = None) -> np.ndarray | None:
+    """Undo the row filters of ``rows`` (filter byte first; the row above the first is zeros), or None if a
+    row's filter is not ``allowed`` or the Average and Paeth rows exceed ``budget``. Sub rows go first, all
+    at once; then, in order, each run of Up rows and each Average or Paeth row. Sub, Average and Paeth rows
+    are decoded for one-byte steps only (gray masks). Returns a writable view of the bytes."""
     filters = rows[:, 0]
     if not allowed[filters].all():
         return None
     # In place when the inflated buffer is writable (libdeflate's); else copied whole, a memcpy.
     out = rows[:, 1:] if rows.flags.writeable else rows.copy()[:, 1:]
     sub_rows = np.flatnonzero(filters == _SUB)
-    if len(sub_rows):  # each byte adds the one to its left
-        out[sub_rows] = np.cumsum(out[sub_rows], axis=1, dtype=np.uint8)
+    if len(sub_rows):
+        decoded = _undo_sub(out[sub_rows], budget)
+        if decoded is None:
+            return None
+        out[sub_rows] = decoded
     zeros = np.zeros(out.shape[1], np.uint8)
     for first, last in _dependent_segments(filters):
         above = out[first - 1] if first > 0 else zeros
         if filters[first] == _UP:
             _undo_up_chain(out, first, last, above)
-        else:
-            out[first] = _unfilter_sequentially(out[first], above, int(filters[first]))
+        elif filters[first] == _PAETH:
+            row = _undo_paeth(out[first], above, budget)
+            if row is None:
+                return None
+            out[first] = row
+        elif out[first].any() or above.any():  # else zeros stay zeros
+            if budget is not None and not budget.spend(out.shape[1]):
+                return None
+            out[first] = _undo_average(out[first], above)
     return out
 
 
@@ -184,28 +291,91 @@ def _dependent_segments(filters: np.ndarray) -> list[tuple[int, int]]:
     return list(zip(rows[starts].tolist(), rows[ends].tolist(), strict=True))
 
 
-def _unfilter_sequentially(raw: np.ndarray, above: np.ndarray, kind: int) -> np.ndarray:
-    """The PNG specification's loop for an Average or Paeth row of one-byte steps: each byte depends on
-    the one decoded just before it, which numpy cannot vectorize."""
-    out, left, upper_left = [], 0, 0
+def _undo_sub(raw: np.ndarray, budget: _Budget | None = None) -> np.ndarray | None:
+    """Sub rows of one-byte steps (a contiguous array), decoded in place from their runs (``_sub_runs``)."""
+    runs = _sub_runs(raw, budget)
+    if runs is None:
+        return None
+    starts, stops, values = runs
+    flat = raw.reshape(-1)
+    flat[starts] = values
+    held = values != 0  # the bytes after a run's first are 0 in the filtered rows
+    flat[_ranges(starts[held] + 1, stops[held])] = np.repeat(values[held], stops[held] - starts[held] - 1)
+    return raw
+
+
+def _sub_runs(raw: np.ndarray, budget: _Budget | None) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """Sub rows of one-byte steps: each byte adds the one decoded to its left, a running sum along the row.
+    Computed at the nonzero bytes only (a mask's edges; numpy's cumsum along rows costs 2 ns a byte): the
+    runs [start, stop) of flat positions in ``raw`` that hold one value each, from each nonzero byte to the
+    next or to the row's end (a row's bytes before its first nonzero one are 0). None if the nonzero bytes
+    exceed ``budget``'s share for Sub rows (noise: a library decodes it 10 times faster)."""
+    flat = raw.reshape(-1)
+    edges = np.flatnonzero(flat != 0)  # on bools: 10 times faster than on the bytes
+    if budget is not None and len(edges) > budget.sub_edges:
+        return None
+    width = raw.shape[1]
+    row = edges // width
+    added = flat[edges].astype(np.int64)
+    sums = np.cumsum(added)
+    starts_row = np.ones(len(edges), bool)
+    starts_row[1:] = row[1:] != row[:-1]
+    before_row = np.maximum.accumulate(np.where(starts_row, np.arange(len(edges)), 0))  # each edge's row's first
+    values = ((sums - sums[before_row] + added[before_row]) & 0xFF).astype(np.uint8)
+    stops = (row + 1) * width
+    stops[:-1] = np.where(starts_row[1:], stops[:-1], edges[1:])
+    return edges, stops, values
+
+
+def _ranges(starts: np.ndarray, stops: np.ndarray) -> np.ndarray:
+    """The concatenated aranges [start, stop) of each pair."""
+    lengths = stops - starts
+    total = int(lengths.sum())
+    if total == 0:
+        return np.zeros(0, np.int64)
+    offsets = np.cumsum(lengths) - lengths  # where each range begins in the output
+    return np.arange(total) + np.repeat(starts - offsets, lengths)
+
+
+def _undo_average(raw: np.ndarray, above: np.ndarray) -> np.ndarray:
+    """The specification's loop for an Average row of one-byte steps: each byte adds the mean of the one
+    decoded just before it and the one above."""
+    out, left = [], 0
     for value, up in zip(raw.tolist(), above.tolist(), strict=True):
-        if kind == _AVERAGE:
-            prediction = (left + up) >> 1
-        else:
-            estimate = left + up - upper_left
-            to_left, to_up, to_upper_left = abs(estimate - left), abs(estimate - up), abs(estimate - upper_left)
-            if to_left <= to_up and to_left <= to_upper_left:
-                prediction = left
-            elif to_up <= to_upper_left:
-                prediction = up
-            else:
-                prediction = upper_left
-        left, upper_left = (value + prediction) & 0xFF, up
+        left = (value + ((left + up) >> 1)) & 0xFF
         out.append(left)
     return np.array(out, np.uint8)
 
 
+def _undo_paeth(raw: np.ndarray, above: np.ndarray, budget: _Budget | None) -> np.ndarray | None:
+    """A Paeth row of one-byte steps. Where the filtered byte is 0 and the bytes above and above-left are
+    equal, the estimate left + above - above_left is the left byte itself, so Paeth predicts it and the
+    pixel repeats its left neighbour: only the other bytes (edges, in a mask) are computed one by one,
+    and the rest repeat the last of them (0 before the first). None past ``budget``."""
+    above_left = np.concatenate([np.zeros(1, np.uint8), above[:-1]])
+    edges = np.flatnonzero((raw != 0) | (above != above_left))
+    if budget is not None and not budget.spend(len(edges)):
+        return None
+    values, left = [0], 0
+    for value, up, up_left in zip(raw[edges].tolist(), above[edges].tolist(), above_left[edges].tolist(), strict=True):
+        estimate = left + up - up_left
+        to_left, to_up, to_up_left = abs(estimate - left), abs(estimate - up), abs(estimate - up_left)
+        if to_left <= to_up and to_left <= to_up_left:
+            prediction = left
+        elif to_up <= to_up_left:
+            prediction = up
+        else:
+            prediction = up_left
+        left = (value + prediction) & 0xFF
+        values.append(left)
+    last_edge = np.zeros(len(raw), np.intp)  # 1 + the index in `edges` of the last edge at or left of each byte
+    last_edge[edges] = np.arange(1, len(edges) + 1)
+    np.maximum.accumulate(last_edge, out=last_edge)
+    return np.array(values, np.uint8)[last_edge]
+
+
 _SPARSE_CHAIN_COLUMNS = 96
+_SHORT_CHAIN_ROWS = 4
 
 
 def _undo_up_chain(out: np.ndarray, first: int, last: int, above: np.ndarray) -> None:
@@ -213,6 +383,11 @@ def _undo_up_chain(out: np.ndarray, first: int, last: int, above: np.ndarray) ->
     difference change (object edges): the rest repeat the row above the chain. Those few
     columns are a running sum; a chain with many changing columns is added row by row."""
     chain = out[first : last + 1]
+    if len(chain) <= _SHORT_CHAIN_ROWS:  # Pillow's: a row or two, where a few additions cost least
+        np.add(chain[0], above, out=chain[0])
+        for row in range(1, len(chain)):
+            np.add(chain[row], chain[row - 1], out=chain[row])
+        return
     changing = np.flatnonzero(chain.any(axis=0))
     if len(changing) <= _SPARSE_CHAIN_COLUMNS:
         differences = chain[:, changing]

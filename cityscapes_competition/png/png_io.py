@@ -47,8 +47,9 @@ from .fast_png import (
     PngFormatError,
     decode_grayscale,
     decode_rgb,
-    nonzero_bitmask_rows,
+    nonzero_mask_pixels,
     read_header,
+    row_filters,
 )
 
 Size = tuple[int, int]  # (width, height), as Pillow reports it
@@ -148,6 +149,15 @@ def decode_single_channel(data: bytes, expected_size: Size | None = None, truste
         return _decode(lambda: np.asarray(image))
 
 
+def rows_filtered_none_or_up(data: bytes) -> bool:
+    """Whether every row of a well-formed PNG is filtered None or Up, as png_write writes: such ground truth
+    decodes 2 to 3 times faster (pywuffs) than the Paeth rows of Pillow's, the Cityscapes tools' writer."""
+    try:
+        return row_filters(data).max(initial=0) <= 2
+    except (PngFormatError, ValueError, struct.error):
+        return False
+
+
 def read_rgb(path: Path | str) -> np.ndarray:
     """The (height, width, 3) uint8 pixels of a photo, any PNG colour type converted to RGB as Pillow does."""
     return decode_photo(_read_bytes(path))[0]
@@ -173,10 +183,10 @@ def read_mask_pixels(
     """Flat indices of an instance mask's pixels: nonzero after conversion to 8-bit gray, as officially."""
     data = _read_bytes(path, folder)
     layout = _check_header(data, expected_size)
-    if layout.color_type == _GRAYSCALE and layout.depth == 1 and _fast_decoders_may_read(layout, data):
-        packed = _fast(nonzero_bitmask_rows, data)
-        if packed is not None:
-            return _bit_positions(*packed)
+    if layout.color_type == _GRAYSCALE and layout.depth in (1, 8) and _fast_decoders_may_read(layout, data):
+        pixels = _fast(nonzero_mask_pixels, data)
+        if pixels is not None:
+            return pixels
     if layout.color_type == _GRAYSCALE and layout.depth == 8 and _wuffs_may_read(layout, data, trusted=False):
         pixels = _wuffs(data, _GRAYSCALE, 8)
         if pixels is not None:
@@ -184,14 +194,6 @@ def read_mask_pixels(
     with _pillow(data) as image:
         gray = image if image.mode in ("1", "L") else _decode(lambda: image.convert("L"))
         return np.flatnonzero(_decode(lambda: np.asarray(gray)) != 0)
-
-
-def _bit_positions(packed: np.ndarray, width: int, height: int) -> np.ndarray:
-    """Flat pixel indices of the set bits of packed 1-bit rows, unpacking only the rows that have any."""
-    rows = np.flatnonzero(packed.any(axis=1))
-    bits = np.unpackbits(packed[rows], axis=1, count=width).view(bool)
-    row_of_bit, column = np.divmod(np.flatnonzero(bits), width)
-    return rows[row_of_bit] * width + column
 
 
 def _read_bytes(path: Path | str, folder: SentFolder | None = None) -> bytes:
