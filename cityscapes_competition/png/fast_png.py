@@ -27,6 +27,8 @@ import deflate
 import numpy as np
 from zlib_ng import zlib_ng
 
+from ..core.arrays import concatenated_ranges
+
 _SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _GRAYSCALE = 0
 _RGB = 2
@@ -172,7 +174,7 @@ def _sub_row_positions(raw: np.ndarray, budget: _Budget) -> np.ndarray | None:
         return None
     starts, stops, values = runs
     held = values != 0
-    return _ranges(starts[held], stops[held])
+    return concatenated_ranges(starts[held], stops[held])
 
 
 def _nonzero_positions(decoded: np.ndarray, width: int, depth: int) -> np.ndarray:
@@ -300,7 +302,7 @@ def _undo_sub(raw: np.ndarray, budget: _Budget | None = None) -> np.ndarray | No
     flat = raw.reshape(-1)
     flat[starts] = values
     held = values != 0  # the bytes after a run's first are 0 in the filtered rows
-    flat[_ranges(starts[held] + 1, stops[held])] = np.repeat(values[held], stops[held] - starts[held] - 1)
+    flat[concatenated_ranges(starts[held] + 1, stops[held])] = np.repeat(values[held], stops[held] - starts[held] - 1)
     return raw
 
 
@@ -325,16 +327,6 @@ def _sub_runs(raw: np.ndarray, budget: _Budget | None) -> tuple[np.ndarray, np.n
     stops = (row + 1) * width
     stops[:-1] = np.where(starts_row[1:], stops[:-1], edges[1:])
     return edges, stops, values
-
-
-def _ranges(starts: np.ndarray, stops: np.ndarray) -> np.ndarray:
-    """The concatenated aranges [start, stop) of each pair."""
-    lengths = stops - starts
-    total = int(lengths.sum())
-    if total == 0:
-        return np.zeros(0, np.int64)
-    offsets = np.cumsum(lengths) - lengths  # where each range begins in the output
-    return np.arange(total) + np.repeat(starts - offsets, lengths)
 
 
 def _undo_average(raw: np.ndarray, above: np.ndarray) -> np.ndarray:
