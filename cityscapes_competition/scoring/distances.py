@@ -26,34 +26,39 @@ def region_distances(
     """Median depth and stereo density of each region in ``region_ids`` (sorted instanceIds values).
 
     Depth falls as disparity rises, so the median depth is read off the raw disparities of the
-    region's valid pixels: one grouping sort of small integers and one partition per region.
+    region's valid pixels: one grouping sort of small integers, then one radix sort of each region's
+    uint16 disparities (cheaper than partitioning them around the two middle ranks).
     """
-    region_index = np.full(len(pixels.counts), -1, np.int16 if len(region_ids) < 2**15 else np.int64)
-    region_index[region_ids] = np.arange(len(region_ids))
-    pixel_region = region_index[pixels.value]
-    in_region = pixel_region >= 0
-    disparity = raw_disparity.ravel()[pixels.index[in_region]]
+    # Region numbers as small unsigned integers, which numpy's stable sort sorts by radix.
+    number_type = np.uint8 if len(region_ids) < np.iinfo(np.uint8).max else np.uint16
+    no_region = np.iinfo(number_type).max
+    region_number = np.full(len(pixels.counts), no_region, number_type)
+    region_number[region_ids] = np.arange(len(region_ids))
+    pixel_region = np.take(region_number, pixels.value)
+    disparity = np.take(raw_disparity.ravel(), pixels.index)
     valid = disparity > 0
-    valid_region, valid_disparity = pixel_region[in_region][valid], disparity[valid]
+    valid &= pixel_region != no_region
+    valid_region, valid_disparity = pixel_region[valid], disparity[valid]
     valid_counts = np.bincount(valid_region, minlength=len(region_ids))
     grouped = valid_disparity[np.argsort(valid_region, kind="stable")]
-    starts = np.concatenate([[0], np.cumsum(valid_counts)])
-    median = np.full(len(region_ids), np.inf)
-    for region in np.flatnonzero(valid_counts):
-        median[region] = _median_depth(grouped[starts[region] : starts[region + 1]], camera)
     sizes = pixels.counts[region_ids]
     density = np.divide(valid_counts, sizes, out=np.zeros(len(region_ids)), where=sizes > 0)
-    return RegionDistances(median_depth=median, density=density)
+    return RegionDistances(median_depth=_median_depths(grouped, valid_counts, camera), density=density)
 
 
-def _median_depth(raw_disparity: np.ndarray, camera: Camera) -> float:
-    """np.median of the depths, computed on the disparities (the k-th nearest is the k-th largest p)."""
-    n = len(raw_disparity)
-    # Ascending depth rank k is ascending disparity rank n - 1 - k.
-    if n % 2:
-        middle = np.partition(raw_disparity, n // 2)[n // 2]
-        return float(depth_of(np.array([middle]), camera)[0])
-    low_rank, high_rank = n - 1 - n // 2, n - n // 2  # disparity ranks of the two middle depths
-    parted = np.partition(raw_disparity, (low_rank, high_rank))
-    nearer, farther = depth_of(np.array([parted[high_rank], parted[low_rank]]), camera)
-    return float((nearer + farther) / 2.0)
+def _median_depths(grouped: np.ndarray, counts: np.ndarray, camera: Camera) -> np.ndarray:
+    """np.median of each region's depths (+inf for a region without valid pixels), from its raw
+    disparities: ``grouped`` holds them region after region, ``counts`` of each."""
+    starts = np.concatenate([[0], np.cumsum(counts)])
+    measured = np.flatnonzero(counts)
+    # Ascending depth rank k is ascending disparity rank n - 1 - k: the middle two depths (the same
+    # one for odd n) are the disparities of ranks n // 2 and (n - 1) // 2, the nearer one first.
+    middle = np.zeros((len(measured), 2))
+    for row, region in enumerate(measured):
+        ascending = np.sort(grouped[starts[region] : starts[region + 1]], kind="stable")
+        n = len(ascending)
+        middle[row] = ascending[n // 2], ascending[(n - 1) // 2]
+    nearer, farther = depth_of(middle[:, 0], camera), depth_of(middle[:, 1], camera)
+    median = np.full(len(counts), np.inf)
+    median[measured] = np.where(counts[measured] % 2 == 1, nearer, (nearer + farther) / 2.0)
+    return median

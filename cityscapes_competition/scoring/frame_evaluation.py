@@ -64,6 +64,7 @@ def frame_records(job: FrameJob) -> FrameRecords:
             gt.instance_pixels.index,
             gt.instance_pixels.value,
             np.array(entry.label_counts) if entry is not None else None,
+            gt.instance_pixels.counts,
         )
     instance, distances_indexed = None, True
     if job.instance_lines is not None:

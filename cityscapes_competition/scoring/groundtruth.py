@@ -104,7 +104,7 @@ def load_ground_truth(frame: GroundTruthFrame, with_distances: bool) -> GroundTr
 def decode_ground_truth(frame: GroundTruthFrame, label_bytes: bytes, instance_bytes: bytes) -> GroundTruthImage:
     """Decode and check a frame's labelIds and instanceIds, given the files' bytes."""
     label_ids = _decode(label_bytes, frame.label_ids, None)
-    if label_ids.size and (int(label_ids.max()) >= NUM_LABEL_IDS or int(label_ids.min()) < 0):
+    if label_ids.size and (int(label_ids.max()) >= NUM_LABEL_IDS or _has_negative(label_ids)):
         raise ReferenceDataError(
             f"holds label ids {int(label_ids.min())}..{int(label_ids.max())}; ids are 0..33", frame.label_ids, _FIX
         )
@@ -133,16 +133,25 @@ def read_file(path: Path) -> bytes:
 def _instance_class_pixels(instance_ids: np.ndarray, path: Path) -> InstanceClassPixels:
     """Select the instance-class pixels once, checking every value names a label 0..33."""
     flat = instance_ids.ravel()
+    if _has_negative(flat):
+        raise ReferenceDataError(_bad_instance_value(int(flat.min())), path, _FIX)
     index = np.flatnonzero(flat >= FIRST_INSTANCE_CLASS_ID)
     value = flat[index].astype(np.int64)
-    if len(value) and (int(value.max()) >= NUM_LABEL_IDS * 1000 or flat.min() < 0):
-        raise ReferenceDataError(_bad_instance_value(int(value.max())), path, _FIX)
+    if flat.dtype.itemsize > 2 and len(value) and int(value.max()) >= NUM_LABEL_IDS * 1000:
+        raise ReferenceDataError(_bad_instance_value(int(value.max())), path, _FIX)  # before bincount sizes by it
     counts = np.bincount(value)
+    if len(counts) > NUM_LABEL_IDS * 1000:  # the largest value is len(counts) - 1
+        raise ReferenceDataError(_bad_instance_value(len(counts) - 1), path, _FIX)
     present = np.flatnonzero(counts)
     bad = present[(present >= NUM_LABEL_IDS) & (present < 1000)]
     if len(bad):
         raise ReferenceDataError(_bad_instance_value(int(bad[0])), path, _FIX)
     return InstanceClassPixels(index, value, counts)
+
+
+def _has_negative(values: np.ndarray) -> bool:
+    """Only a signed image (Pillow's 32-bit mode) can hold one: skips a pass over uint8/uint16 images."""
+    return values.dtype.kind == "i" and values.size > 0 and int(values.min()) < 0
 
 
 def _bad_instance_value(value: int) -> str:

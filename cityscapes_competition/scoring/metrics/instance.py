@@ -47,8 +47,8 @@ ALL_DISTANCES, WITHIN_100M, WITHIN_50M = 0, 1, 2
 FIRST_INSTANCE_ID = 1000  # regions below are group regions: ignored, never matched
 
 _CLASS_INDEX = label_lookup({label: i for i, label in enumerate(INSTANCE_CLASS_IDS)}, -1, np.int64)
-_IS_VOID = np.zeros(FIRST_INSTANCE_ID, bool)
-_IS_VOID[[label for label in VOID_LABEL_IDS if label >= 0]] = True
+# instanceIds values that are void ground truth: the ignored labels' ids, as bare values (never ids >= 1000).
+_VOID_VALUES = np.array([label for label in VOID_LABEL_IDS if label >= 0])
 
 
 def label_of_region(region_ids: np.ndarray) -> np.ndarray:
@@ -120,17 +120,18 @@ def evaluate_frame(
     """
     region_id, region_size = regions if regions is not None else ground_truth_regions(gt_instance_ids)
     region_class = _CLASS_INDEX[label_of_region(region_id)]
-    gt_flat = gt_instance_ids.ravel()
+    gt_flat = _as_unsigned(gt_instance_ids.ravel())
+    bins = _RegionBins(region_id, region_class, gt_flat.dtype)
     preds: list[tuple[int, float, int, int]] = []
     pairs: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
     for prediction in predictions:
         class_index = _CLASS_INDEX[prediction.label_id] if 0 <= prediction.label_id < NUM_LABEL_IDS else -1
         if class_index < 0 or len(prediction.pixels) == 0:
             continue
-        covered = gt_flat[prediction.pixels]
-        void = int(np.count_nonzero(_IS_VOID[np.minimum(covered, FIRST_INSTANCE_ID - 1)]))
-        pairs.append(_pairs_with_regions(covered, region_id, region_class, class_index, len(preds)))
-        preds.append((class_index, float(prediction.confidence), len(prediction.pixels), void))
+        counts = bins.count(gt_flat, prediction.pixels)
+        regions_hit, intersection = bins.regions_of_class(counts, class_index)
+        pairs.append((np.full(len(regions_hit), len(preds)), regions_hit, intersection))
+        preds.append((class_index, float(prediction.confidence), len(prediction.pixels), int(counts[bins.void])))
     if distances is None:
         distances = RegionDistances(np.full(len(region_id), -1.0), np.zeros(len(region_id)))
     pred_columns = np.array(preds, dtype=float).reshape(-1, 4)
@@ -150,16 +151,39 @@ def evaluate_frame(
     )
 
 
-def _pairs_with_regions(
-    covered: np.ndarray, region_id: np.ndarray, region_class: np.ndarray, class_index: int, pred_index: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The regions of the prediction's class that its pixels cover, and how many pixels each."""
-    values, counts = np.unique(covered, return_counts=True)
-    if len(region_id) == 0:
-        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64)
-    index = np.minimum(np.searchsorted(region_id, values), len(region_id) - 1)
-    same_class = (region_id[index] == values) & (region_class[index] == class_index)
-    return np.full(int(same_class.sum()), pred_index), index[same_class], counts[same_class]
+def _as_unsigned(values: np.ndarray) -> np.ndarray:
+    """instanceIds values as uint8/uint16 (their PNG types), so a table can cover every possible value."""
+    if values.dtype in (np.uint8, np.uint16):
+        return values
+    if len(values) and (int(values.min()) < 0 or int(values.max()) > np.iinfo(np.uint16).max):
+        raise ValueError("instanceIds values must lie in 0..65535")
+    return values.astype(np.uint16)
+
+
+class _RegionBins:
+    """A table from every instanceIds value to a bin: one per region (in ``region_id`` order), one for void
+    labels and one for everything else. Counting a prediction's pixels per bin is then one gather and one
+    bincount (no sort), and its overlap with each region and with void is read off the counts."""
+
+    def __init__(self, region_id: np.ndarray, region_class: np.ndarray, value_type: np.dtype):
+        self.void, self.other = len(region_id), len(region_id) + 1
+        table_type = np.uint8 if self.other <= np.iinfo(np.uint8).max else np.intp
+        size = max(np.iinfo(value_type).max, int(region_id.max(initial=0))) + 1
+        self.table = np.full(size, self.other, table_type)
+        self.table[_VOID_VALUES] = self.void
+        self.table[region_id] = np.arange(len(region_id))
+        self.class_regions = [np.flatnonzero(region_class == c) for c in range(len(INSTANCE_CLASS_IDS))]
+
+    def count(self, gt_flat: np.ndarray, pixels: np.ndarray) -> np.ndarray:
+        """Pixels of the prediction per bin."""
+        return np.bincount(np.take(self.table, np.take(gt_flat, pixels)), minlength=self.other + 1)
+
+    def regions_of_class(self, counts: np.ndarray, class_index: int) -> tuple[np.ndarray, np.ndarray]:
+        """The regions of the class the prediction overlaps (ascending), and the overlaps."""
+        candidates = self.class_regions[class_index]
+        overlap = counts[candidates]
+        hit = overlap > 0
+        return candidates[hit], overlap[hit]
 
 
 def _concat(parts: list[np.ndarray]) -> np.ndarray:

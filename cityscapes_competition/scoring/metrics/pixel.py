@@ -57,6 +57,8 @@ _CATEGORY_OF_CLASS = np.array(
 _CATEGORY_OF_LABEL = label_lookup(
     {label: i for i, category in enumerate(_IIOU_CATEGORIES) for label in category.iiou_label_ids}, -1, np.int64
 )
+# [instance's label id, predicted label id]: whether the prediction is a hit for the instance's category.
+_SAME_IIOU_CATEGORY = (_CATEGORY_OF_LABEL[:, None] == _CATEGORY_OF_LABEL[None, :]) & (_CATEGORY_OF_LABEL[:, None] >= 0)
 
 
 @dataclass
@@ -85,21 +87,26 @@ def evaluate_frame(
     instance_index: np.ndarray,
     instance_value: np.ndarray,
     gt_label_counts: np.ndarray | None = None,
+    instance_value_counts: np.ndarray | None = None,
 ) -> PixelFrameRecord:
     """Label ids 0..33 in both images (checked by the caller); ``instance_index``/``instance_value``:
     flat indices and instanceIds values of (at least) every pixel whose instanceIds value is above 1000.
-    ``gt_label_counts`` (pixels per label id, if known) spares counting the correctly predicted pixels."""
+    ``gt_label_counts`` (pixels per label id, if known) spares counting the correctly predicted pixels;
+    ``instance_value_counts`` (``np.bincount(instance_value)``, if known) spares counting the instances' sizes."""
     return PixelFrameRecord(
         confusion_matrix(gt_label_ids.ravel(), prediction.ravel(), gt_label_counts),
-        *_instance_hits(instance_index, instance_value, prediction),
+        *_instance_hits(instance_index, instance_value, prediction, instance_value_counts),
     )
 
 
+# Pixels per bincount call in the confusion matrix: its int64 copy of the keys then stays in the cache.
+_CONFUSION_CHUNK = 1 << 18
+
+
 def confusion_matrix(truth: np.ndarray, predicted: np.ndarray, truth_counts: np.ndarray | None) -> np.ndarray:
+    """(34, 34) int64 pixel counts, rows ``truth``, columns ``predicted`` (flat uint8 label ids)."""
     if truth_counts is None:
-        keys = truth * np.uint16(NUM_LABEL_IDS) + predicted
-        counts = np.bincount(keys, minlength=NUM_LABEL_IDS * NUM_LABEL_IDS)
-        return counts.reshape(NUM_LABEL_IDS, NUM_LABEL_IDS).astype(np.int64)
+        return _pair_counts(truth, predicted).reshape(NUM_LABEL_IDS, NUM_LABEL_IDS)
     # Most pixels are right: count the wrong ones, and the diagonal is what remains of each row.
     wrong = np.flatnonzero(truth != predicted)
     keys = truth[wrong] * np.uint16(NUM_LABEL_IDS) + predicted[wrong]
@@ -109,22 +116,52 @@ def confusion_matrix(truth: np.ndarray, predicted: np.ndarray, truth_counts: np.
     return matrix
 
 
-def _instance_hits(index: np.ndarray, value: np.ndarray, prediction: np.ndarray) -> tuple[np.ndarray, ...]:
-    """Per instance (id > 1000, scored class): size, pixels predicted as its class, and as its category."""
-    inside = value > 1000  # the official test is a strict ">"
-    values = value[inside]
-    predicted = prediction.ravel()[index[inside]]
-    length = int(values.max(initial=0)) + 1
-    size = np.bincount(values, minlength=length)
-    label = values // 1000
-    hits = np.bincount(values[predicted == label], minlength=length)
-    same_category = _CATEGORY_OF_LABEL[predicted] == _CATEGORY_OF_LABEL[label]
-    category_hits = np.bincount(values[same_category & (_CATEGORY_OF_LABEL[label] >= 0)], minlength=length)
-    ids = np.flatnonzero(size)
-    instance_class = _INSTANCE_CLASS_INDEX[ids // 1000]
-    scored = instance_class >= 0  # instances of ignored classes (caravan, trailer) do not count
-    ids = ids[scored]
-    return instance_class[scored], size[ids], hits[ids], category_hits[ids]
+def _pair_counts(truth: np.ndarray, predicted: np.ndarray) -> np.ndarray:
+    """Pixels per key truth * 34 + predicted, counted chunk by chunk (a 2M-pixel int64 key array would
+    not fit in the cache, and bincount makes one from the uint16 keys)."""
+    counts = np.zeros(NUM_LABEL_IDS * NUM_LABEL_IDS, np.int64)
+    keys = np.empty(min(len(truth), _CONFUSION_CHUNK), np.uint16)
+    for start in range(0, len(truth), _CONFUSION_CHUNK):
+        stop = min(start + _CONFUSION_CHUNK, len(truth))
+        chunk_keys = keys[: stop - start]
+        np.multiply(truth[start:stop], np.uint16(NUM_LABEL_IDS), out=chunk_keys)
+        chunk_keys += predicted[start:stop]
+        counts += np.bincount(chunk_keys, minlength=NUM_LABEL_IDS * NUM_LABEL_IDS)
+    return counts
+
+
+def _instance_hits(
+    index: np.ndarray, value: np.ndarray, prediction: np.ndarray, value_counts: np.ndarray | None = None
+) -> tuple[np.ndarray, ...]:
+    """Per instance (id > 1000, scored class): class index, size, pixels predicted as its class, and as its
+    category. One bincount of instance number * 34 + predicted label gives each instance's row of predictions."""
+    counts = np.bincount(value) if value_counts is None else value_counts
+    ids = _scored_instance_ids(counts)
+    labels = ids // 1000
+    predictions_per_instance = _predicted_labels_per_instance(index, value, prediction, ids, len(counts))
+    hits = predictions_per_instance[np.arange(len(ids)), labels]
+    category_hits = (predictions_per_instance * _SAME_IIOU_CATEGORY[labels]).sum(axis=1)
+    return _INSTANCE_CLASS_INDEX[labels], counts[ids], hits, category_hits
+
+
+def _scored_instance_ids(value_counts: np.ndarray) -> np.ndarray:
+    """The instanceIds values that are instances of the pixel task: present, above 1000 (the official test
+    is a strict ">"), of a scored instance class (not caravan or trailer), in ascending order."""
+    present = np.flatnonzero(value_counts[1001 : NUM_LABEL_IDS * 1000]) + 1001
+    return present[_INSTANCE_CLASS_INDEX[present // 1000] >= 0]
+
+
+def _predicted_labels_per_instance(
+    index: np.ndarray, value: np.ndarray, prediction: np.ndarray, ids: np.ndarray, value_range: int
+) -> np.ndarray:
+    """(instances, 34): the pixels of instance ``ids[i]`` predicted as each label id."""
+    # Each instanceIds value's first key: instance number * 34; any other value shares the last row.
+    row_key = np.full(value_range, len(ids) * NUM_LABEL_IDS, np.intp)
+    row_key[ids] = np.arange(len(ids)) * NUM_LABEL_IDS
+    keys = np.take(row_key, value)
+    keys += np.take(prediction.ravel(), index)
+    counts = np.bincount(keys, minlength=(len(ids) + 1) * NUM_LABEL_IDS)
+    return counts[: len(ids) * NUM_LABEL_IDS].reshape(len(ids), NUM_LABEL_IDS)
 
 
 def combine(records: list[PixelFrameRecord]) -> PixelTotals:
