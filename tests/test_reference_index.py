@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 
 import numpy as np
@@ -11,7 +12,12 @@ from PIL import Image
 
 from cityscapes_competition.core.errors import ReferenceDataError
 from cityscapes_competition.scoring.evaluation import evaluate
-from cityscapes_competition.scoring.reference_index import INDEX_NAME, build_reference_index, load_reference_index
+from cityscapes_competition.scoring.reference_index import (
+    INDEX_NAME,
+    INDEX_VERSION,
+    build_reference_index,
+    load_reference_index,
+)
 
 
 @pytest.fixture
@@ -47,6 +53,12 @@ def test_a_stale_index_is_noticed_and_ignored(indexed_case) -> None:
 
 
 def test_a_malformed_index_is_an_organiser_error(tmp_path) -> None:
-    (tmp_path / INDEX_NAME).write_text('{"version": 1, "frames": {"x": 1}}')
+    (tmp_path / INDEX_NAME).write_text(json.dumps({"version": INDEX_VERSION, "frames": {"x": 1}}))
     with pytest.raises(ReferenceDataError, match="not a valid reference index"):
         load_reference_index(tmp_path)
+
+
+def test_an_index_of_another_version_is_not_used(tmp_path) -> None:
+    """Version 1 fingerprinted with BLAKE2b: its entries would never match, so it is not read at all."""
+    (tmp_path / INDEX_NAME).write_text(json.dumps({"version": 1, "frames": {"x": 1}}))
+    assert load_reference_index(tmp_path) == {}
