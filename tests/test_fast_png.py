@@ -334,3 +334,62 @@ def test_truncated_and_foreign_files_are_refused(tmp_path) -> None:
         read_single_channel(jpeg)
     with pytest.raises(PngReadError, match="is 30x20 pixels but the ground truth is 31x20"):
         read_single_channel(truncated, (31, 20))
+
+
+def test_masks_read_together_are_each_read_as_alone(tmp_path) -> None:
+    """read_masks_pixels unfilters the masks of an image together: 1- and 8-bit, every filter mix, Sub-only
+    (OpenCV), empty, one past the byte budget (noise: a library reads it) and one of another size among them,
+    each gives the pixels Pillow reads, in order."""
+    from cityscapes_competition.png.png_io import read_masks_pixels
+
+    rng = np.random.default_rng(7)
+    height, width = 60, 130
+    paths, expected = [], []
+    for index in range(14):
+        depth = 1 if index % 2 else 8
+        size = (40, 70) if index >= 12 else (height, width)  # a group of another size
+        mask = _sparse_mask(rng, *size, 1 if depth == 1 else 255)
+        if index == 5:
+            mask[:] = 0
+        filters = np.full(size[0], 1) if index in (2, 4) else rng.integers(0, 5, size[0])
+        if index == 8:  # 8-bit noise in Paeth rows: 60 rows of about 130 edges
+            mask, filters = rng.integers(0, 2, (height, width)) * 255, np.full(height, 4)
+        path = tmp_path / f"mask_{index}.png"
+        path.write_bytes(encode_png(mask, depth, filters))
+        paths.append(path)
+        expected.append(np.flatnonzero(mask))
+    assert fast_png.nonzero_mask_pixels(paths[8].read_bytes()) is None  # noise past the byte budget
+    for got, want in zip(read_masks_pixels(paths), expected, strict=True):
+        np.testing.assert_array_equal(got, want)
+    for got, path in zip(read_masks_pixels(paths), paths, strict=True):
+        np.testing.assert_array_equal(got, read_mask_pixels(path))
+
+
+def test_a_bad_mask_among_others_is_named(tmp_path) -> None:
+    from cityscapes_competition.png.png_io import read_masks_pixels
+
+    good = encode_png(_sparse_mask(np.random.default_rng(1), 20, 30, 1), 1, np.zeros(20, int))
+    paths = [tmp_path / f"{name}.png" for name in ("a", "b", "c")]
+    paths[0].write_bytes(good)
+    paths[1].write_bytes(b"GIF89a" + bytes(40))  # another format named .png
+    paths[2].write_bytes(good)
+    with pytest.raises(PngReadError) as caught:
+        list(read_masks_pixels(paths))
+    assert caught.value.path == str(paths[1])
+
+
+def test_padding_bits_past_the_width_are_not_pixels() -> None:
+    """A 1-bit row's last byte may carry bits past the width (a writer's leftovers): Pillow reads none."""
+    width, height = 13, 4
+    mask = np.zeros((height, width), bool)
+    mask[1, 12] = True
+    rows = np.packbits(mask, axis=1)
+    rows[:, -1] |= 0b0000_0111  # the three bits past column 12
+    stream = b"".join(b"\x00" + row.tobytes() for row in rows)
+    header = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
+    data = (
+        b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", header) + _chunk(b"IDAT", zlib.compress(stream)) + _chunk(b"IEND", b"")
+    )
+    expected = np.flatnonzero(np.asarray(Image.open(io.BytesIO(data)).convert("L")))
+    np.testing.assert_array_equal(expected, [1 * width + 12])
+    np.testing.assert_array_equal(fast_png.nonzero_mask_pixels(data), expected)

@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import struct
 import zlib
+from dataclasses import dataclass
 
 import deflate
 import numpy as np
@@ -120,9 +121,20 @@ def decode_grayscale(data: bytes) -> np.ndarray | None:
     return np.unpackbits(rows, axis=1, count=width).view(bool)
 
 
-def nonzero_mask_pixels(data: bytes) -> np.ndarray | None:
-    """Sorted flat indices of the nonzero pixels of a 1- or 8-bit grayscale PNG, unfiltering only the rows
-    that may hold any; None for another kind of file or past the budget of byte-by-byte work."""
+@dataclass(frozen=True)
+class MaskRows:
+    """A mask's runs of rows that may hold pixels (inflated, still filtered), each after a row of zeros: stacked
+    with other masks' of the same width and depth, they unfilter as they would alone."""
+
+    rows: np.ndarray  # (n, bytes per row + 1), filter byte first
+    run_starts: np.ndarray  # per run: its first row in ``rows`` (the row after its row of zeros)
+    image_rows: np.ndarray  # per run: the row of the image that row is
+    width: int
+    depth: int
+
+
+def mask_rows(data: bytes) -> MaskRows | None:
+    """The rows of a 1- or 8-bit grayscale PNG that may hold pixels; None for another kind of file."""
     width, height, depth, color_type, interlace = read_header(data)
     if color_type != _GRAYSCALE or depth not in (1, 8) or interlace or not width or not height:
         return None
@@ -130,19 +142,79 @@ def nonzero_mask_pixels(data: bytes) -> np.ndarray | None:
     rows = np.frombuffer(_inflate(_image_data(data), height * (row_bytes + 1)), np.uint8).reshape(height, -1)
     if not _MASK_FILTERS[rows[:, 0]].all():
         return None
-    budget = _Budget(_SEQUENTIAL_BYTES_PER_MASK)
-    parts = []
-    for first, last in _row_runs(_rows_that_may_hold_pixels(rows)):
-        run = rows[first : last + 1]  # the row above `first` is zeros
-        if depth == 8 and (run[:, 0] == _SUB).all():  # OpenCV's: the pixels straight from the runs of values
-            positions = _sub_row_positions(run[:, 1:], budget)
-        else:
-            decoded = _unfilter(run, _MASK_FILTERS, budget)
-            positions = None if decoded is None else _nonzero_positions(decoded, width, depth)
-        if positions is None:
+    runs = _row_runs(_rows_that_may_hold_pixels(rows))
+    zeros = np.zeros((1, row_bytes + 1), np.uint8)
+    zeros[0, 0] = _SUB  # a row of zeros filtered Sub decodes to zeros, and keeps OpenCV's all-Sub masks so
+    pieces, run_starts, stacked = [], [], 0
+    for first, last in runs:
+        pieces += [zeros, rows[first : last + 1]]
+        run_starts.append(stacked + 1)
+        stacked += last - first + 2
+    stack = np.concatenate(pieces) if pieces else np.zeros((0, row_bytes + 1), np.uint8)
+    image_rows = np.array([first for first, _ in runs], np.int64)
+    return MaskRows(stack, np.array(run_starts, np.int64), image_rows, width, depth)
+
+
+def nonzero_mask_pixels(data: bytes) -> np.ndarray | None:
+    """Sorted flat indices of the nonzero pixels of a 1- or 8-bit grayscale PNG, unfiltering only the rows
+    that may hold any; None for another kind of file or past the budget of byte-by-byte work."""
+    rows = mask_rows(data)
+    pixels = None if rows is None else nonzero_pixels_of_masks([rows])
+    return None if pixels is None else pixels[0]
+
+
+def nonzero_pixels_of_masks(masks: list[MaskRows]) -> list[np.ndarray] | None:
+    """Each mask's sorted flat pixel indices, for masks of one width and depth unfiltered together: a mask
+    costs numpy a hundred calls of a few microseconds whatever its size, so the masks of an image go through
+    them once. None past the budget of byte-by-byte work (then decode each alone, or with a library)."""
+    width, depth = masks[0].width, masks[0].depth
+    stack = np.concatenate([mask.rows for mask in masks])
+    mask_starts = np.cumsum([0] + [len(mask.rows) for mask in masks])
+    run_starts = np.concatenate([mask.run_starts + start for mask, start in zip(masks, mask_starts, strict=False)])
+    run_shifts = np.concatenate([mask.image_rows for mask in masks]) - run_starts  # image row - stacked row
+    budget = _Budget(_SEQUENTIAL_BYTES_PER_MASK * len(masks), _MAX_SUB_EDGES_PER_MASK * len(masks))
+    if depth == 8 and (stack[:, 0] == _SUB).all():  # OpenCV's: the pixels straight from the runs of values
+        runs = _sub_runs(stack[:, 1:], budget)
+        if runs is None:
             return None
-        parts.append(positions + first * width)
-    return np.concatenate(parts) if parts else np.zeros(0, np.intp)
+        starts, stops, values = runs
+        units = concatenated_ranges(starts[values != 0], stops[values != 0])
+        decoded = None
+    else:
+        decoded = _unfilter(stack, _MASK_FILTERS, budget)
+        if decoded is None:
+            return None
+        units = np.flatnonzero(decoded != 0)  # nonzero bytes; on bools 10 times faster than on the bytes
+    row_bytes = stack.shape[1] - 1
+    if depth == 8:  # a byte a pixel, and as wide as the image: each run moves down by its shift
+        counts = np.diff(np.searchsorted(units, np.append(run_starts, len(stack)) * row_bytes))
+        pixels = units + np.repeat(run_shifts * width, counts)
+        bounds = np.searchsorted(units, mask_starts[1:-1] * row_bytes)
+        return np.split(pixels, bounds)
+    pixels, byte_of_pixel = _set_bits(decoded, units, width, _row_shifts(len(stack), run_starts, run_shifts))
+    bounds = np.searchsorted(byte_of_pixel, np.searchsorted(units, mask_starts[1:-1] * row_bytes))
+    return np.split(pixels, bounds)
+
+
+def _row_shifts(rows: int, run_starts: np.ndarray, run_shifts: np.ndarray) -> np.ndarray:
+    """Per stacked row, the shift of its run (image row - stacked row); rows of zeros take the previous one."""
+    shift = np.zeros(rows, np.int64)
+    shift[run_starts] = np.diff(run_shifts, prepend=0)
+    return np.cumsum(shift)
+
+
+def _set_bits(decoded: np.ndarray, units: np.ndarray, width: int, row_shift: np.ndarray) -> tuple[np.ndarray, ...]:
+    """The image pixels of the set bits of 1-bit rows, from their nonzero bytes ``units`` (a pixel's byte's
+    place in ``units`` beside it): the bytes are unpacked alone, and only their positions are divided."""
+    row, column_byte = np.divmod(units, decoded.shape[1])
+    first_pixel = (row + row_shift[row]) * width + column_byte * 8
+    bits = np.flatnonzero(np.unpackbits(decoded.reshape(-1)[units]))
+    byte_of_pixel = bits >> 3
+    pixels = first_pixel[byte_of_pixel] + (bits & 7)
+    if width % 8:  # bits past the width pad a row's last byte: not pixels
+        inside = (column_byte * 8)[byte_of_pixel] + (bits & 7) < width
+        pixels, byte_of_pixel = pixels[inside], byte_of_pixel[inside]
+    return pixels, byte_of_pixel
 
 
 def _rows_that_may_hold_pixels(rows: np.ndarray) -> np.ndarray:
@@ -165,22 +237,6 @@ def _row_runs(may_hold: np.ndarray) -> list[tuple[int, int]]:
     firsts = np.concatenate([rows[:1], rows[breaks + 1]])
     lasts = np.concatenate([rows[breaks], rows[-1:]])
     return list(zip(firsts.tolist(), lasts.tolist(), strict=True))
-
-
-def _sub_row_positions(raw: np.ndarray, budget: _Budget) -> np.ndarray | None:
-    """The nonzero pixels of 8-bit Sub rows: the runs of nonzero values, never written out whole."""
-    runs = _sub_runs(raw, budget)
-    if runs is None:
-        return None
-    starts, stops, values = runs
-    held = values != 0
-    return concatenated_ranges(starts[held], stops[held])
-
-
-def _nonzero_positions(decoded: np.ndarray, width: int, depth: int) -> np.ndarray:
-    """Flat indices, within ``decoded``'s rows, of its nonzero pixels (1-bit: set bits; 8-bit: bytes)."""
-    hits = np.unpackbits(decoded, axis=1, count=width).view(bool) if depth == 1 else decoded != 0
-    return np.flatnonzero(hits)
 
 
 def _image_data(data: bytes) -> bytes:
@@ -263,6 +319,9 @@ def _unfilter(rows: np.ndarray, allowed: np.ndarray, budget: _Budget | None = No
         if decoded is None:
             return None
         out[sub_rows] = decoded
+    if (filters < _AVERAGE).all():  # no Average or Paeth row: each run of Up rows depends on its own only
+        _undo_up_rows(out, filters)
+        return out
     zeros = np.zeros(out.shape[1], np.uint8)
     for first, last in _dependent_segments(filters):
         above = out[first - 1] if first > 0 else zeros
@@ -278,6 +337,30 @@ def _unfilter(rows: np.ndarray, allowed: np.ndarray, budget: _Budget | None = No
                 return None
             out[first] = _undo_average(out[first], above)
     return out
+
+
+def _undo_up_rows(out: np.ndarray, filters: np.ndarray) -> None:
+    """Every run of Up rows, where no row depends on anything but the row above and the rows above a run are
+    decoded (None or Sub). Runs of up to _SHORT_CHAIN_ROWS rows (Pillow's: a row or two, ten to a mask) step
+    down together, their k-th rows at once; longer runs (png_write's: every row) one by one."""
+    up_rows = np.flatnonzero(filters == _UP)
+    if len(up_rows) == 0:
+        return
+    starts_run = np.ones(len(up_rows), bool)
+    starts_run[1:] = up_rows[1:] != up_rows[:-1] + 1
+    run = np.cumsum(starts_run) - 1
+    run_first = up_rows[starts_run]
+    run_length = np.bincount(run)
+    depth = up_rows - run_first[run]
+    short = run_length[run] <= _SHORT_CHAIN_ROWS
+    for level in range(_SHORT_CHAIN_ROWS):
+        rows = up_rows[short & (depth == level)]
+        rows = rows[rows > 0]  # the first row's above is zeros: it stays as it is
+        out[rows] += out[rows - 1]
+    zeros = np.zeros(out.shape[1], np.uint8)
+    long = run_length > _SHORT_CHAIN_ROWS
+    for first, length in zip(run_first[long].tolist(), run_length[long].tolist(), strict=True):
+        _undo_up_chain(out, first, first + length - 1, out[first - 1] if first > 0 else zeros)
 
 
 def _dependent_segments(filters: np.ndarray) -> list[tuple[int, int]]:

@@ -6,6 +6,7 @@ This is the unit of work that runs in the worker processes.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,7 +15,7 @@ import numpy as np
 from ..core.errors import SubmissionError
 from ..core.labels import NUM_LABEL_IDS
 from ..core.untrusted_files import SentFolder
-from ..png.png_io import PngMissingError, PngReadError, read_mask_pixels, read_single_channel
+from ..png.png_io import PngMissingError, PngReadError, read_masks_pixels, read_single_channel
 from .distances import region_distances
 from .groundtruth import GroundTruthFrame, GroundTruthImage, add_disparity, decode_ground_truth, read_file
 from .metrics import instance as instance_metric
@@ -103,7 +104,11 @@ def _evaluate_instances(
             add_disparity(gt, job.ground_truth)
             if gt.disparity is not None and gt.camera is not None:
                 distances = region_distances(gt.instance_pixels, region_ids, gt.disparity, gt.camera)
-    predictions = (_decode(line, gt, job.results_root) for line in job.instance_lines if _in_task(line))
+    lines = [line for line in job.instance_lines if _in_task(line)]
+    predictions = (
+        instance_metric.Prediction(pixels, line.label_id, line.confidence)
+        for line, pixels in zip(lines, _pixels_of(lines, gt, job.results_root), strict=True)
+    )
     record = instance_metric.evaluate_frame(gt.instance_ids, predictions, distances, (region_ids, region_sizes))
     return record, indexed
 
@@ -129,22 +134,23 @@ def _in_task(line: InstanceLine) -> bool:
     return instance_metric.is_instance_class(line.label_id)
 
 
-def _decode(line: InstanceLine, gt: GroundTruthImage, results_root: SentFolder | None) -> instance_metric.Prediction:
-    if isinstance(line.mask, MaskFile):
-        pixels = _mask_file_pixels(line, gt, results_root)
-    else:
+def _pixels_of(
+    lines: list[InstanceLine], gt: GroundTruthImage, results_root: SentFolder | None
+) -> Iterator[np.ndarray]:
+    """Each line's mask pixels, in order, one at a time: mask files read together (``read_masks_pixels``,
+    a bounded batch at a time), RLE masks from their runs."""
+    if not lines or not isinstance(lines[0].mask, MaskFile):  # one RLE JSON holds all of an image's masks
         width, height = gt.size
-        pixels = rle_pixels(line.mask, height, width, line.source)
-    return instance_metric.Prediction(pixels, line.label_id, line.confidence)
-
-
-def _mask_file_pixels(line: InstanceLine, gt: GroundTruthImage, results_root: SentFolder | None) -> np.ndarray:
-    path = line.mask.path
+        for line in lines:
+            yield rle_pixels(line.mask, height, width, line.source)
+        return
+    by_path = {line.mask.path: line for line in lines}
     try:
-        return read_mask_pixels(path, gt.size, results_root)
-    except PngMissingError:
+        yield from read_masks_pixels(list(by_path), gt.size, results_root)
+    except PngMissingError as exc:
+        line = by_path[exc.path]
         raise SubmissionError(
-            f"{line.source}: the mask {os.path.basename(path)} does not exist", os.path.dirname(path), _MASK_FIX
+            f"{line.source}: the mask {os.path.basename(exc.path)} does not exist", os.path.dirname(exc.path), _MASK_FIX
         ) from None
     except PngReadError as exc:
-        raise SubmissionError(f"{exc} (mask of {line.source})", path, _MASK_FIX) from None
+        raise SubmissionError(f"{exc} (mask of {by_path[exc.path].source})", exc.path, _MASK_FIX) from None
