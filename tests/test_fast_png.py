@@ -11,7 +11,13 @@ import pytest
 from PIL import Image
 
 from cityscapes_competition.png import fast_png
-from cityscapes_competition.png.png_io import PngReadError, read_mask_pixels, read_rgb, read_single_channel
+from cityscapes_competition.png.png_io import (
+    PngReadError,
+    decode_single_channel,
+    read_mask_pixels,
+    read_rgb,
+    read_single_channel,
+)
 
 
 def _chunk(kind: bytes, payload: bytes) -> bytes:
@@ -393,3 +399,30 @@ def test_padding_bits_past_the_width_are_not_pixels() -> None:
     expected = np.flatnonzero(np.asarray(Image.open(io.BytesIO(data)).convert("L")))
     np.testing.assert_array_equal(expected, [1 * width + 12])
     np.testing.assert_array_equal(fast_png.nonzero_mask_pixels(data), expected)
+
+
+@pytest.mark.parametrize("filters", ["none", "up", "sub"])
+@pytest.mark.parametrize("palette_entries", [0, 2, 256])
+def test_palette_label_maps_read_as_their_indices(filters: str, palette_entries: int) -> None:
+    """numpy reads Pillow's "P" image as its indices, whatever the palette holds (even nothing, or fewer
+    entries than the indices used): so does fast_png for None and Up rows; Sub rows go to Pillow."""
+    rng = np.random.default_rng(palette_entries)
+    indices = _scene(rng, 30, 50, 34).astype(np.uint8)
+    above = np.zeros(50, np.int64)
+    stream = bytearray()
+    for row in indices.astype(np.int64):
+        kind = {"none": 0, "up": 2, "sub": 1}[filters]
+        stream.append(kind)
+        stream += _filter_row(row, above, 1, kind).tobytes()
+        above = row
+    header = struct.pack(">IIBBBBB", 50, 30, 8, 3, 0, 0, 0)
+    palette = _chunk(b"PLTE", bytes(i % 256 for i in range(palette_entries * 3))) if palette_entries else b""
+    chunks = _chunk(b"IHDR", header) + palette + _chunk(b"IDAT", zlib.compress(bytes(stream))) + _chunk(b"IEND", b"")
+    data = b"\x89PNG\r\n\x1a\n" + chunks
+    expected = np.asarray(Image.open(io.BytesIO(data)))
+    np.testing.assert_array_equal(expected, indices)
+    decoded = fast_png.decode_palette_indices(data)
+    assert (decoded is None) == (filters == "sub")
+    if decoded is not None:
+        np.testing.assert_array_equal(decoded, expected)
+    np.testing.assert_array_equal(decode_single_channel(data), expected)

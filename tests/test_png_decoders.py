@@ -118,7 +118,7 @@ def _bounding_crop(mask: np.ndarray) -> tuple[np.ndarray, int, int]:
 KINDS: dict[str, tuple[str, Callable[[FrameData], bytes], str]] = {
     "labels, Pillow L": ("single", lambda f: pillow_png(Image.fromarray(f.label_ids)), PYWUFFS),
     "labels, Pillow L optimize": ("single", lambda f: pillow_png(Image.fromarray(f.label_ids), optimize=True), PYWUFFS),
-    "labels, Pillow P": ("single", lambda f: palette_png(f.label_ids), PILLOW),
+    "labels, Pillow P": ("single", lambda f: palette_png(f.label_ids), FAST_PNG),
     "labels, OpenCV": ("single", lambda f: opencv_png(f.label_ids), PYWUFFS),
     "labels, png_write": ("single", lambda f: encode_png(f.label_ids), PYWUFFS),
     "labels with tRNS": ("single", lambda f: pillow_png(Image.fromarray(f.label_ids), transparency=7), PILLOW),

@@ -287,12 +287,12 @@ def _place_frames(staging: Path, source: Source, samples: list[FrameId], progres
         for in_sample in (False, True) if item.frame in sampled else (False,):
             base = targets[in_sample]
             for file in item.reference:
-                origin[_place_reference(file.real, base / REFERENCE_DATA / file.relative)] = file.real
+                origin[place_reference_file(file.real, base / REFERENCE_DATA / file.relative)] = file.real
             origin[_place_photo(item.image.real, base / INPUT_DATA / item.image.relative)] = item.image.real
     return origin
 
 
-def _place_reference(source: Path, target: Path) -> Path:
+def place_reference_file(source: Path, target: Path) -> Path:
     """A ground-truth or disparity PNG re-encoded with Up-filtered rows, pixel for pixel, unless it is
     already so (the camera files and this project's synthetic data are linked as they are). A download's
     PNGs, written by the Cityscapes tools through Pillow, are mostly Paeth rows: pywuffs decodes them 2 to 3

@@ -33,6 +33,7 @@ from ..core.arrays import concatenated_ranges
 _SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _GRAYSCALE = 0
 _RGB = 2
+_PALETTE = 3
 _NONE, _SUB, _UP, _AVERAGE, _PAETH = range(5)
 
 
@@ -89,6 +90,18 @@ def decode_rgb(data: bytes) -> np.ndarray | None:
         return rows[:, 1:].reshape(height, width, 3)
     pixels = _unfilter(rows, _PHOTO_FILTERS)
     return None if pixels is None else pixels.reshape(height, width, 3)
+
+
+def decode_palette_indices(data: bytes) -> np.ndarray | None:
+    """The (height, width) uint8 palette indices of an 8-bit palette PNG whose rows are all None or Up, as numpy
+    reads Pillow's "P" image (whatever the palette holds); else None."""
+    width, height, depth, color_type, interlace = read_header(data)
+    if color_type != _PALETTE or depth != 8 or interlace or not width or not height:
+        return None
+    rows = np.frombuffer(_inflate(_image_data(data), height * (width + 1)), np.uint8).reshape(height, width + 1)
+    if not rows[:, 0].any():  # no row filtered: the inflated bytes are the indices, not copied
+        return rows[:, 1:]
+    return _unfilter(rows, _PHOTO_FILTERS)
 
 
 def nonzero_bitmask_rows(data: bytes) -> tuple[np.ndarray, int, int] | None:
