@@ -445,17 +445,20 @@ def build_index(gt: Path, workers: int) -> float:
 
 # --- fixed costs --------------------------------------------------------------------------------
 
-# Run in a fresh interpreter on a one-image case: the scorer's steps as cli._score takes them, one by one.
+# Run in a fresh interpreter (python -I, as the platforms start score.py) on a one-image case: the scorer's
+# steps as scoring/program.py takes them, one by one, through the same functions. Each import step loads
+# only what that step of score.py loads first. Its first and last lines stamp time.perf_counter() (one
+# clock for all processes on Linux), so that the caller can time the interpreter's start-up and its exit.
+# The chart process, forked before numpy is imported, imports matplotlib meanwhile: it notes when it is
+# ready, to tell its import from the drawing.
 _STEPS = """
 import time
-start = time.perf_counter()
-import sys
+begun = time.perf_counter()
+import gc, importlib, json, os, sys, tempfile
 sys.path.insert(0, {repo!r})
 from pathlib import Path
-from concurrent.futures import ProcessPoolExecutor
-from cityscapes_competition import cli, evaluation, score_files, report_html, challenge, submission_rules
-from cityscapes_competition import ingestion_status
-steps = {{"imports (numpy, the package)": time.perf_counter() - start}}
+steps = {{}}
+ready_file = tempfile.mktemp()
 
 def step(name, call):
     start = time.perf_counter()
@@ -463,20 +466,78 @@ def step(name, call):
     steps[name] = time.perf_counter() - start
     return value
 
-root = Path({root!r})
+def imported(*names):
+    return lambda: [importlib.import_module(name) for name in names]
+
+def isolated():
+    from cityscapes_competition.core.isolation import isolate_imports
+    isolate_imports({repo!r}, "score.py")
+
+step("isolating the imports (score.py)", isolated)
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # as score.py does
+step("imports: the entry point (argparse, the package's errors, processes)",
+     imported("cityscapes_competition.scoring.program"))
+from cityscapes_competition.core.processes import ForkedHelper
+from cityscapes_competition.scoring import program
+root, out = Path({root!r}), Path({out!r})
+args = step("parsing the command line",
+            lambda: program.make_parser("score.py", program.DESCRIPTION, program.add_arguments).parse_args(
+                [str(root), str(out), "--workers", "{workers}"]))
+
+def prepare_charts():
+    program._load_chart_library()
+    Path(ready_file).write_text(repr(time.perf_counter()))
+
+forked = time.perf_counter()
+charts = step("forking the chart process (it imports numpy and matplotlib meanwhile)",
+              lambda: ForkedHelper.fork(prepare_charts, program._draw_charts))
+step("imports: the output writers (numpy, the report's HTML)", imported("cityscapes_competition.scoring.score_files"))
+from cityscapes_competition.scoring import report_charts, score_files
+step("the page saying scoring is under way",
+     lambda: (score_files.watched_by_platform(out), score_files.prepare_output(out)))
+gc.disable()  # as program.collections_paused does
+step("imports: the evaluation, the challenge, the submission rules", imported(
+    "cityscapes_competition.core.challenge", "cityscapes_competition.core.ingestion_status",
+    "cityscapes_competition.scoring.evaluation", "cityscapes_competition.scoring.report_charts",
+    "cityscapes_competition.scoring.submission_rules"))
+from cityscapes_competition.core import challenge, ingestion_status
+from cityscapes_competition.scoring import evaluation, submission_rules
+settings = step("the ingestion's status, the challenge settings", lambda: (
+    ingestion_status.refuse_failed_ingestion(root / "res"), challenge.load_challenge(None))[1])
+decision = step("the submission rules (no platform metadata, no ledger)",
+                lambda: submission_rules.check_submission(root, settings, ledger_path=None))
 plan = step("file walk and checks (ground truth, results, masks named)",
             lambda: evaluation.plan_evaluation(root / "ref", root / "res"))
-scores = step("evaluating the one image", lambda: evaluation.run_plan(plan, 1))
-step("importing matplotlib (in the background when there are workers)", report_html.load_chart_library)
-charts = step("drawing the 4 charts (two processes)",
-              lambda: score_files.draw_charts_in_two_processes(report_html.chart_jobs(scores)))
-step("rendering the page and scores.json (charts already drawn)",
-     lambda: (report_html.render_detailed_results(scores, charts=charts), score_files.scores_document(scores)))
-def workers():
-    with ProcessPoolExecutor({workers}) as pool:
-        list(pool.map(abs, range({workers})))
-step("starting and stopping {workers} worker processes (not used for one image)", workers)
-print(__import__("json").dumps(steps))
+scores = step("evaluating the one image (here), and the scores",
+              lambda: evaluation.run_plan(plan, args.workers))
+assert charts is not None, "no chart process: it needs fork, one thread and two cores"
+asked = time.perf_counter()
+drawn = step("the charts from the chart process (waiting for its import, then two processes draw)",
+             lambda: charts.ask(report_charts.chart_jobs(scores)))
+assert isinstance(drawn, dict), "the chart process failed"
+ready = float(Path(ready_file).read_text())  # written before it answered
+os.remove(ready_file)
+steps["  of which: waiting for the chart process's import"] = max(0.0, ready - asked)
+step("rendering and writing the page, scores.json, scores.txt",
+     lambda: score_files.write_score_files(out, scores, drawn))
+step("recording the decision, the summary", lambda: (decision.complete(scores.leaderboard()),
+                                                       program.leaderboard_summary(scores)))
+apart = {{"chart process: its imports (numpy, matplotlib), from its fork": ready - forked}}
+gc.freeze()  # as score_main does before the interpreter exits
+print(json.dumps({{"begun": begun, "steps": steps, "apart": apart, "ended": time.perf_counter()}}), flush=True)
+"""
+
+# The workers a run of two images or more starts (fork; forkserver with TensorFlow loaded, from 8 images),
+# timed apart: the one-image run starts none.
+_WORKERS = """
+import json, sys, time
+sys.path.insert(0, {repo!r})
+from cityscapes_competition.scoring import evaluation  # what is loaded when score.py forks them
+from cityscapes_competition.core.processes import worker_pool
+start = time.perf_counter()
+with worker_pool({workers}) as pool:
+    list(pool.map(abs, range({workers})))
+print(json.dumps(time.perf_counter() - start))
 """
 
 
@@ -507,16 +568,44 @@ def fixed_costs(case: Path, row: Row, scratch: Path, workers: int, repeat: int) 
     python = [sys.executable, "-I"]
     start_up = [timed([*python, "-c", "pass"]).wall for _ in range(repeat)]
     score = [*python, str(REPO / "scoring_program" / "score.py"), str(root), str(scratch / "one-out")]
-    whole = [timed(score).wall for _ in range(repeat)]
-    code = _STEPS.format(repo=str(REPO), root=str(root), workers=workers)
-    runs = []
-    for _ in range(repeat):
-        done = subprocess.run([*python, "-c", code], capture_output=True, text=True, check=True)
-        runs.append(json.loads(done.stdout.splitlines()[-1]))
-    yield f"one image ({row.name} files, no index), score.py whole process: {statistics.median(whole):.2f} s"
-    yield f"  interpreter start-up (python -I -c pass): {statistics.median(start_up):.3f} s"
-    for name in runs[0]:
-        yield f"  {name}: {statistics.median(run[name] for run in runs):.3f} s"
+    whole = [timed(score) for _ in range(repeat)]
+    code = _STEPS.format(repo=str(REPO), root=str(root), out=str(scratch / "steps-out"), workers=workers)
+    runs = [_step_run([*python, "-c", code]) for _ in range(repeat)]
+    pool = [json.loads(_run([*python, "-c", _WORKERS.format(repo=str(REPO), workers=workers)])) for _ in range(repeat)]
+    yield (
+        f"one image ({row.name} files, no index), score.py whole process: {_median(whole, 'wall'):.3f} s "
+        f"(CPU {_median(whole, 'cpu'):.2f} s)"
+    )
+    yield f"  interpreter start-up alone (python -I -c pass): {statistics.median(start_up):.3f} s"
+    yield f"  start-up, to the script's first line: {statistics.median(run['start-up'] for run in runs):.3f} s"
+    for name in runs[0]["steps"]:
+        yield f"  {name}: {statistics.median(run['steps'][name] for run in runs):.3f} s"
+    yield f"  exit, from the last line to the process's end: {statistics.median(run['exit'] for run in runs):.3f} s"
+    total = statistics.median(run["total"] for run in runs)
+    yield f"  the steps script's whole process: {total:.3f} s"
+    for name in runs[0]["apart"]:
+        yield f"  beside them, {name}: {statistics.median(run['apart'][name] for run in runs):.3f} s"
+    yield f"starting and stopping {workers} worker processes (two images or more): {statistics.median(pool):.3f} s"
+
+
+def _step_run(command: list[str]) -> dict:
+    """The steps script's times, with its start-up (launch to first line) and exit (last line to its end)."""
+    launched = time.perf_counter()
+    output = _run(command)
+    ended = time.perf_counter()
+    run = json.loads(output)
+    run["start-up"] = run["begun"] - launched
+    run["exit"] = ended - run["ended"]
+    run["total"] = ended - launched
+    return run
+
+
+def _run(command: list[str]) -> str:
+    environment = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
+    done = subprocess.run(command, capture_output=True, text=True, env=environment)
+    if done.returncode:
+        sys.exit(f"the fixed-costs script failed:\n{done.stderr[-2000:]}")
+    return done.stdout.splitlines()[-1]
 
 
 # --- report -------------------------------------------------------------------------------------

@@ -10,6 +10,9 @@ sys.path.insert(0, _ROOT)  # the bundle ships the package beside this file; the 
 from cityscapes_competition.core.isolation import isolate_imports  # noqa: E402 (uses only os and sys)
 
 isolate_imports(_ROOT, "score.py")  # before anything else is imported: nothing from PYTHONPATH
+# Before numpy is loaded in any of the scorer's processes: OpenBLAS starts a thread per core, which spin at its
+# load (~40 ms of the other core each time), for nothing: the scorer runs one process per core and no large BLAS.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 from cityscapes_competition.scoring.program import score_main  # noqa: E402
 

@@ -12,8 +12,8 @@ from pathlib import Path
 
 from ..core.errors import SubmissionError, printable
 from ..core.naming import FrameId
-from ..core.processes import worker_pool
-from ..core.untrusted_files import SentFolder
+from ..core.processes import tensorflow_loaded, worker_pool
+from ..core.untrusted_files import SentFolder, sent_folder
 from .frame_evaluation import FrameJob, FrameRecords, frame_records
 from .groundtruth import GroundTruthFrame, discover_ground_truth
 from .metrics import instance as instance_metric
@@ -34,8 +34,11 @@ from .results_format import (
 from .rle_results import parse_rle_json
 from .scores import Scores
 
-# Below this many frames, worker start-up costs more than it saves.
-_MIN_FRAMES_FOR_WORKERS = 8
+# With TensorFlow loaded, workers start from a fresh interpreter (~0.3 s, see worker_pool): below this many
+# frames that costs more than it saves. Forked workers start in a few ms: worth it from two frames.
+_MIN_FRAMES_FOR_FRESH_WORKERS = 8
+# The largest share of frames a worker is sent at once: progress is reported a share at a time.
+_MAX_CHUNK = 8
 
 
 @dataclass
@@ -100,9 +103,9 @@ def _instance_predictions(
         return _rle_predictions(json_files, by_frame, frames, folder.sent, warnings)
     _warn_unused(by_frame, unnamed, frames, INSTANCE_DIR, warnings)
     matched = match_predictions(frames, by_frame, INSTANCE_DIR, "instance prediction txt")
-    per_frame = {}
+    per_frame, sent_root = {}, sent_folder(folder.root)
     for frame, path in matched.items():
-        per_frame[frame] = _capped(parse_instance_txt(path, folder.root), frame, warnings)
+        per_frame[frame] = _capped(parse_instance_txt(path, folder.root, sent_root), frame, warnings)
     return per_frame
 
 
@@ -162,7 +165,7 @@ def run_plan(
     pixel_totals = pixel_metric.combine([]) if plan.pixel_entered else None
     instance_records: list[instance_metric.InstanceFrameRecord] = []
     stale = 0
-    for records in _records_of_frames(plan.jobs, workers, workers_started or _nothing):
+    for records in _records_of_frames(plan.jobs, workers, workers_started):
         stale += records.index_stale
         if pixel_totals is not None and records.pixel is not None:
             pixel_metric.add_frame(pixel_totals, records.pixel)
@@ -185,21 +188,46 @@ def run_plan(
 
 
 def _records_of_frames(
-    jobs: list[FrameJob], workers: int | None, workers_started: Callable[[], None]
+    jobs: list[FrameJob], workers: int | None, workers_started: Callable[[], None] | None
 ) -> Iterator[FrameRecords]:
-    workers = workers or os.cpu_count() or 1
-    if workers == 1 or len(jobs) < _MIN_FRAMES_FOR_WORKERS:
+    count = _worker_count(len(jobs), workers or os.cpu_count() or 1, overlap=workers_started is not None)
+    if count == 0:
         yield from map(frame_records, jobs)
         return
-    chunk = max(1, min(8, len(jobs) // (workers * 4)))
-    with worker_pool(workers) as pool:
-        records = pool.map(frame_records, jobs, chunksize=chunk)  # forks every worker (on its first submit)
-        workers_started()
-        yield from records
+    with worker_pool(count) as pool:
+        chunks = pool.map(_chunk_records, _chunks(jobs, count))  # forks every worker (on its first submit)
+        if workers_started is not None:
+            workers_started()
+        for records in chunks:
+            yield from records
 
 
-def _nothing() -> None:
-    pass
+def _worker_count(frames: int, cores: int, overlap: bool) -> int:
+    """Worker processes for ``frames`` frames on ``cores`` cores; 0: evaluate them in this process.
+
+    One frame goes to a worker only when this process has work to do meanwhile (``overlap``: importing the
+    chart library, ~0.2 s); forked workers cost a few ms, workers started afresh much more."""
+    if cores <= 1 or frames == 0 or (frames == 1 and not overlap):
+        return 0
+    if tensorflow_loaded() and frames < _MIN_FRAMES_FOR_FRESH_WORKERS:
+        return 0
+    return min(cores, frames)
+
+
+def _chunks(jobs: list[FrameJob], workers: int) -> list[list[FrameJob]]:
+    """The frames in shares that shrink as they run out (guided scheduling), in order: the workers stay busy to
+    the end, the last shares being single frames, and there are few shares to send (each costs ~0.3 ms)."""
+    chunks, start = [], 0
+    while start < len(jobs):
+        size = min(_MAX_CHUNK, max(1, (len(jobs) - start) // (2 * workers)))
+        chunks.append(jobs[start : start + size])
+        start += size
+    return chunks
+
+
+def _chunk_records(jobs: list[FrameJob]) -> list[FrameRecords]:
+    """A share of the frames, evaluated in a worker."""
+    return [frame_records(job) for job in jobs]
 
 
 def evaluate(

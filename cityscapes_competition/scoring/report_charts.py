@@ -1,8 +1,9 @@
 """The detailed results page's charts: bar charts of the class scores, the confusion matrix, AP by overlap,
 each a base64 PNG data URI. Drawn on ``matplotlib.figure.Figure`` objects with the Agg canvas directly (no
-pyplot: no global state); matplotlib is imported only when a chart is drawn (about 0.3 s, a third of a
-one-image scoring run), so the scorer can import it in the background (``prefetch_chart_library``) and the
-pages without charts never pay for it. Fixed margins in inches rather than a layout engine: one draw per
+pyplot: no global state); matplotlib is imported only when a chart is drawn (``load_chart_library``: ~0.3 s,
+with a font list of its own, see there), so the pages without
+charts never pay for it, and score.py imports it in a process of its own from the start (program.py), or in the
+background (``prefetch_chart_library``). Fixed margins in inches rather than a layout engine: one draw per
 figure instead of two."""
 
 from __future__ import annotations
@@ -11,11 +12,17 @@ import base64
 import contextlib
 import importlib
 import io
+import json
 import math
+import os
+import shutil
+import sys
+import tempfile
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from html import escape
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -97,16 +104,85 @@ def load_chart_library() -> None:
     if threading.current_thread() is threading.main_thread():
         for thread in _prefetch:
             thread.join()
+    if "matplotlib" not in sys.modules:
+        with _chart_fonts():
+            for name in _CHART_MODULES:
+                importlib.import_module(name)
     for name in _CHART_MODULES:
         importlib.import_module(name)
 
 
-def _png_data_uri(fig: Figure) -> str:
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
+# The fonts the charts are drawn in: matplotlib's own DejaVu Sans (its default), as its font list (cache)
+# names them. matplotlib reads that list at import, or builds it by opening every font of the system and its
+# own (~0.15-0.3 s) and saves it in its cache folder, which does not last on the platforms: each run starts in
+# a fresh container (and where HOME cannot be written, matplotlib warns on stderr and builds it in a temporary
+# folder). So the scorer hands it this list in a folder of its own: no build, and the same fonts everywhere, so
+# the charts do not depend on the fonts the machine has. A list of another matplotlib (FONT_LIST_VERSION is its
+# FontManager.__version__) is rebuilt by matplotlib, as without this list.
+FONT_LIST_VERSION = "3.11.0"
+CHART_FONTS = (  # file in matplotlib's mpl-data/fonts/ttf, style, weight: as font_manager.ttfFontProperty reads them
+    ("DejaVuSans.ttf", "normal", 400),
+    ("DejaVuSans-Bold.ttf", "normal", 700),
+    ("DejaVuSans-Oblique.ttf", "oblique", 400),
+    ("DejaVuSans-BoldOblique.ttf", "oblique", 700),
+)
 
-    FigureCanvasAgg(fig)  # attaches itself: savefig need not look the PNG backend up
+
+def chart_font_list() -> dict:
+    """matplotlib's font list (its fontlist-v*.json) holding only ``CHART_FONTS``."""
+    entries = [
+        {"fname": f"fonts/ttf/{name}", "index": 0, "name": "DejaVu Sans", "style": style, "variant": "normal",
+         "weight": weight, "stretch": "normal", "size": "scalable", "__class__": "FontEntry"}
+        for name, style, weight in CHART_FONTS
+    ]  # fmt: skip
+    return {
+        "_version": FONT_LIST_VERSION,
+        "_FontManager__default_weight": "normal",
+        "default_size": None,
+        "defaultFamily": {"ttf": "DejaVu Sans", "afm": "Helvetica"},
+        "afmlist": [],
+        "ttflist": entries,
+        "__class__": "FontManager",
+    }
+
+
+@contextlib.contextmanager
+def _chart_fonts() -> Iterator[None]:
+    """matplotlib's import (MPLCONFIGDIR) pointed at a new temporary folder holding ``chart_font_list``, removed
+    after it: matplotlib reads the list, and its other settings there (none), at import. Unless MPLCONFIGDIR is
+    set already (the user's choice) or no folder can be made (then matplotlib finds its cache or builds one).
+    Removed on any exception too: the chart process is stopped by one (SIGTERM) when scoring fails."""
+    if os.environ.get("MPLCONFIGDIR"):
+        yield
+        return
+    folder = ""
+    try:
+        with contextlib.suppress(OSError):  # matplotlib's own ways then
+            folder = tempfile.mkdtemp(prefix="cityscapes-matplotlib-")
+            Path(folder, f"fontlist-v{FONT_LIST_VERSION}.json").write_text(json.dumps(chart_font_list()))
+            os.environ["MPLCONFIGDIR"] = folder
+        yield
+    finally:
+        if folder:
+            if os.environ.get("MPLCONFIGDIR") == folder:
+                del os.environ["MPLCONFIGDIR"]  # matplotlib keeps the name; processes started later find theirs
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _png_data_uri(fig: Figure) -> str:
+    """The figure drawn on a white background, as a PNG data URI: RGB (it is opaque: the alpha channel would be
+    a quarter of the data to compress), zlib level 1 (twice as fast as Pillow's default 6, and with RGB still
+    smaller than matplotlib's RGBA PNG). The pixels are savefig's; so is the resolution it records (pHYs)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from PIL import Image
+
+    canvas = FigureCanvasAgg(fig)
+    fig.set_dpi(DPI)
+    fig.patch.set_facecolor("white")
+    canvas.draw()
+    rgba = Image.frombuffer("RGBA", canvas.get_width_height(), canvas.buffer_rgba(), "raw", "RGBA", 0, 1)
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=DPI, metadata={"Software": None}, facecolor="white")
+    rgba.convert("RGB").save(buffer, format="PNG", compress_level=1, dpi=(DPI, DPI))
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
@@ -367,7 +443,7 @@ class ChartJob:
     key: str
     draw: Callable[..., str | None]
     args: tuple
-    cost: float  # milliseconds to draw it, measured: lets the caller share the charts out evenly
+    cost: float  # milliseconds to draw it, measured (40 images): lets the caller share the charts out evenly
 
     def run(self) -> str | None:
         return self.draw(*self.args)
@@ -377,12 +453,12 @@ def chart_jobs(scores: Scores) -> list[ChartJob]:
     """The charts of the page of ``scores``; draw them with ``draw_charts`` (here or in other processes)."""
     jobs = []
     if scores.pixel is not None:
-        jobs.append(ChartJob(PIXEL_BARS, pixel_bar_chart, (scores.pixel,), 110))
+        jobs.append(ChartJob(PIXEL_BARS, pixel_bar_chart, (scores.pixel,), 115))
         if valid_confusion(scores.pixel.confusion_matrix):
             matrix = row_normalized_confusion(scores.pixel.confusion_matrix)[0]
-            jobs.append(ChartJob(CONFUSION, confusion_heatmap, (matrix,), 170))
+            jobs.append(ChartJob(CONFUSION, confusion_heatmap, (matrix,), 200))
     if scores.instance is not None:
-        jobs.append(ChartJob(INSTANCE_BARS, instance_bar_chart, (scores.instance,), 70))
+        jobs.append(ChartJob(INSTANCE_BARS, instance_bar_chart, (scores.instance,), 65))
         jobs.append(ChartJob(AP_OVERLAP, ap_overlap_chart, (scores.instance.ap_matrix,), 60))
     return jobs
 

@@ -7,10 +7,8 @@ string that comes from data (warnings, class names, notes) is HTML-escaped.
 Scores are fractions in [0, 1] (as the official scripts return them, and as the leaderboard, scores.txt and
 scores.json hold them). The page shows them as percentages, and beside each leaderboard number its fraction,
 so that both can be matched at a glance.
-Charts are drawn on ``matplotlib.figure.Figure`` objects with the Agg canvas directly (no pyplot: no
-global state). matplotlib is imported only when a chart is drawn (about 0.3 s, a third of a one-image
-scoring run), so the scorer can import it in the background (``prefetch_chart_library``) and the pages
-without charts never pay for it.
+The charts are drawn by report_charts.py, which imports matplotlib only then: the pages without charts never
+pay for it.
 """
 
 from __future__ import annotations

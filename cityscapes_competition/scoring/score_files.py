@@ -76,9 +76,11 @@ def _category_details(scores: Scores) -> dict[str, dict[str, float | None]]:
     return categories
 
 
-def write_score_files(output_dir: Path, scores: Scores) -> None:
-    """scores.txt last, so that its presence means everything was written."""
-    charts = draw_charts_in_two_processes(chart_jobs(scores))
+def write_score_files(output_dir: Path, scores: Scores, charts: dict[str, str | None] | None = None) -> None:
+    """scores.txt last, so that its presence means everything was written. ``charts``: the pictures of
+    ``chart_jobs(scores)`` if they were drawn already (drawn here otherwise)."""
+    if charts is None:
+        charts = draw_charts_in_two_processes(chart_jobs(scores))
     write_text_atomic(output_dir / DETAILED_RESULTS, render_detailed_results(scores, charts=charts))
     write_text_atomic(output_dir / SCORES_JSON, json.dumps(scores_document(scores), indent=1, allow_nan=False))
     write_text_atomic(output_dir / SCORES_TXT, leaderboard_lines(scores))
