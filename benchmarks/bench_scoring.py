@@ -6,11 +6,14 @@ Generates once, cached under data/benchmark/n<images>_i<instances>_s<seed>/ (out
                   in this project's own encoding (every row Up-filtered, zlib-ng): the earlier benchmarks;
   world/ref/      the same ground truth as the official tools encode it: Pillow's default save of the
                   labelIds (L) and instanceIds (I;16) images (the disparity likewise, I;16);
+  world/ref-built/  world/ref as the data builder places it (its PNGs re-encoded Up-filtered, pixel for pixel);
   world/<row>/    the same predictions as each kind of writer writes them, with its default settings.
 Then, row by row, on the same files: the official evaluation (tools/run_official_evaluation.py) and this
 project's scoring program as the platform starts it (a whole process: start-up, discovery, evaluation,
-the three output files), with the reference index (as deployed) and without. Every metric is compared
-with the official one to 1e-9; the peak memory is the resident set of the whole process tree, sampled.
+the three output files), in three settings (SETTINGS): as deployed (the builder's ground truth and the
+reference index), the ground truth as downloaded with the index, and as downloaded without any index.
+Every metric is compared with the official one to 1e-9; the peak memory is the resident set of the whole
+process tree, sampled.
 
 OpenCV (opencv-python-headless) writes the OpenCV rows; it is a benchmark and test dependency only, and
 those rows are left out, with a note, where it is not installed.
@@ -46,6 +49,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from cityscapes_competition.core.labels import NUM_LABEL_IDS, color_of  # noqa: E402
+from cityscapes_competition.organiser.competition_data import place_reference_file  # noqa: E402
 from cityscapes_competition.scoring.reference_index import INDEX_NAME, build_reference_index  # noqa: E402
 from cityscapes_competition.synthetic import results as synthetic_results  # noqa: E402
 from cityscapes_competition.synthetic import scenes as synthetic  # noqa: E402
@@ -140,6 +144,21 @@ def prepare_world(case: Path, rows: Iterable[Row], workers: int) -> None:
     if gt_todo:
         (world / ".complete-ref").write_text("ok")
     print(f"written in {time.perf_counter() - start:.0f} s", flush=True)
+
+
+def prepare_built_gt(case: Path) -> None:
+    """world/ref-built: world/ref as the data builder places it (``competition_data.place_reference_file``:
+    the Pillow-written PNGs re-encoded Up-filtered, pixel for pixel; the camera files as they are)."""
+    built = case / "world" / "ref-built"
+    marker = case / "world" / ".complete-ref-built"
+    if marker.exists():
+        return
+    shutil.rmtree(built, ignore_errors=True)
+    source = case / "world" / "ref"
+    for path in sorted(source.rglob("*")):
+        if path.is_file() and path.name != INDEX_NAME:
+            place_reference_file(path, built / path.relative_to(source))
+    marker.write_text("ok")
 
 
 def _convert_frame(frame: Frame, case: Path, rows: tuple[Row, ...], with_gt: bool) -> list[dict]:
@@ -323,8 +342,7 @@ class Measured:
     row: Row
     official_seconds: float = math.nan  # the official evaluation calls (as timed by the official harness)
     official: Timing | None = None  # its whole process
-    indexed: list[Timing] = field(default_factory=list)
-    unindexed: list[Timing] = field(default_factory=list)
+    runs: dict[str, list[Timing]] = field(default_factory=lambda: {setting: [] for setting in SETTINGS})
     disagreements: list[str] = field(default_factory=list)
 
 
@@ -389,11 +407,18 @@ def _same(a, b) -> bool:
     return (math.isnan(a) and math.isnan(b)) or abs(a - b) <= 1e-9
 
 
-def _folders(case: Path, row: Row) -> tuple[Path, Path]:
-    """(ground truth, results) of a row."""
+# The settings each row is scored in: the ground truth the data builder places (the download's PNGs re-encoded) with
+# the reference index, as a bundle built by this project deploys it; the ground truth exactly as downloaded
+# (Pillow-written) with the index; and as downloaded without any index, the least an organiser can upload.
+SETTINGS = ("deployed", "downloaded", "downloaded, no index")
+
+
+def _folders(case: Path, row: Row, setting: str = "downloaded") -> tuple[Path, Path]:
+    """(ground truth, results) of a row in a setting. The project row's ground truth is the builder's already."""
     if row.project:
         return case / "ref", case / "res"
-    return case / "world" / "ref", case / "world" / row.name
+    gt = case / "world" / ("ref-built" if setting == "deployed" else "ref")
+    return gt, case / "world" / row.name
 
 
 @dataclass
@@ -405,29 +430,31 @@ class Official:
 def measure_row(
     case: Path, row: Row, officials: dict[str, Official], scratch: Path, args: argparse.Namespace
 ) -> Measured:
-    """The official evaluation once (or the run of the row it reads), this scorer ``--repeat`` times
-    with the reference index and as many without."""
-    gt, res = _folders(case, row)
+    """The official evaluation once (or the run of the row it reads), this scorer ``--repeat`` times in each
+    of the SETTINGS, taking turns."""
     official_row = _official_row(row)
-    _warm([gt / "gtFine", gt / "disparity", gt / "camera", res, *_folders(case, official_row)[1:]])
+    folders = {setting: _folders(case, row, setting) for setting in SETTINGS}
+    for gt, res in folders.values():
+        _warm([gt / "gtFine", gt / "disparity", gt / "camera", res])
+    _warm(_folders(case, official_row)[1:])
     if official_row.name not in officials:
         print(f"  official evaluation on the {official_row.name} files ...", flush=True)
         officials[official_row.name] = Official(*run_official(*_folders(case, official_row), scratch))
     official = officials[official_row.name]
     seconds = official.result["seconds"]
     measured = Measured(row, seconds["pixel"] + seconds["instance"], official.timing)
-    index = gt / INDEX_NAME
-    hidden = index.with_name(INDEX_NAME + ".off")
     for _ in range(args.repeat):
-        for runs in (measured.indexed, measured.unindexed):
-            if runs is measured.unindexed:
+        for setting, (gt, res) in folders.items():
+            index = gt / INDEX_NAME
+            hidden = index.with_name(INDEX_NAME + ".off")
+            if setting.endswith("no index"):
                 index.rename(hidden)
             try:
                 ours, timing = run_ours(gt, res, scratch, args.workers)
             finally:
                 if hidden.exists():
                     hidden.rename(index)
-            runs.append(timing)
+            measured.runs[setting].append(timing)
             measured.disagreements += compare(official.result, ours)
     return measured
 
@@ -613,20 +640,21 @@ def _run(command: list[str]) -> str:
 
 def table(results: list[Measured]) -> Iterator[str]:
     yield (
-        "| files written by | official evaluation | this scorer, with the index (as deployed) | speed-up "
-        "| without the index | speed-up | CPU time, official whole process / this scorer, index (ratio) "
+        "| files written by | official evaluation | this scorer, as deployed (the data builder's ground truth, "
+        "the index) | speed-up | ground truth as downloaded, the index | speed-up | as downloaded, no index "
+        "| speed-up | CPU time, official whole process / this scorer as deployed (ratio) "
         "| peak memory, this scorer (all processes) / official | metrics to 1e-9 |"
     )
-    yield "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |"
+    yield "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |"
     for m in results:
         assert m.official is not None
-        indexed, unindexed = (_median(runs, "wall") for runs in (m.indexed, m.unindexed))
-        cpu = _median(m.indexed, "cpu")
-        peak = max(run.peak for run in m.indexed + m.unindexed)
+        walls = [_median(m.runs[setting], "wall") for setting in SETTINGS]
+        cpu = _median(m.runs["deployed"], "cpu")
+        peak = max(run.peak for runs in m.runs.values() for run in runs)
         official = f"{m.official_seconds:.1f} s" + (f" (on the {m.row.official_on} files)" if m.row.official_on else "")
+        cells = [f"{wall:.2f} s | **{m.official_seconds / wall:.1f}x**" for wall in walls]
         yield (
-            f"| {m.row.title} | {official} | {indexed:.2f} s | **{m.official_seconds / indexed:.1f}x** "
-            f"| {unindexed:.2f} s | {m.official_seconds / unindexed:.1f}x "
+            f"| {m.row.title} | {official} | {' | '.join(cells)} "
             f"| {m.official.cpu:.1f} s / {cpu:.2f} s ({m.official.cpu / cpu:.1f}x) "
             f"| {peak / 2**20:.0f} MiB / {m.official.peak / 2**20:.0f} MiB "
             f"| {'equal' if not m.disagreements else 'DIFFERENT'} |"
@@ -661,7 +689,9 @@ def main() -> None:
     rows = _rows(args.rows)
     case = prepare(args.data, args.images, args.instances, args.seed)
     prepare_world(case, {*rows, *map(_official_row, rows)}, args.workers)
-    index_seconds = {gt: build_index(gt, args.workers) for gt in dict.fromkeys(_folders(case, row)[0] for row in rows)}
+    prepare_built_gt(case)
+    ground_truths = dict.fromkeys(_folders(case, row, setting)[0] for row in rows for setting in SETTINGS)
+    index_seconds = {gt: build_index(gt, args.workers) for gt in ground_truths}
     results, officials = [], {}
     load_before = os.getloadavg()[1]
     with tempfile.TemporaryDirectory() as scratch:
@@ -672,8 +702,9 @@ def main() -> None:
     images = next(iter(officials.values())).result["images"]
     print()
     print(f"images: {images} at 2048x1024, predicted instances per image: ~{args.instances}, cores: {os.cpu_count()}")
-    print(f"this scorer: median of {args.repeat} runs; the official evaluation: one run (its evaluation calls,")
-    print("as tools/run_official_evaluation.py times them; its whole process beside, start-up and distances included)")
+    print(f"this scorer: median of {args.repeat} runs per setting; the official evaluation: one run (its evaluation")
+    print("calls, as tools/run_official_evaluation.py times them; its whole process beside, start-up and distances")
+    print("included)")
     # other jobs slow both sides, not alike: the CPU times say what the wall times would be on an idle machine
     print(f"machine load (5-minute average) before / after the runs: {load_before:.1f} / {os.getloadavg()[1]:.1f}")
     print()

@@ -426,3 +426,15 @@ def test_palette_label_maps_read_as_their_indices(filters: str, palette_entries:
     if decoded is not None:
         np.testing.assert_array_equal(decoded, expected)
     np.testing.assert_array_equal(decode_single_channel(data), expected)
+
+
+@pytest.mark.parametrize("depth", [1, 8])
+def test_long_up_runs_continue_past_the_rows_stepped_together(depth: int) -> None:
+    """Runs of Up rows step down together for 64 rows, then each goes on alone: a run of 150 rows (png_write's
+    masks are Up on every row) and runs of 1 to 70 rows between None rows, as Pillow mixes them."""
+    rng = np.random.default_rng(depth)
+    mask = _sparse_mask(rng, 150, 90, 1 if depth == 1 else 255)
+    mask[20:140, 10:80] = 1 if depth == 1 else 255
+    for filters in (np.full(150, 2), np.where(rng.random(150) < 0.9, 2, 0)):
+        data = encode_png(mask, depth, filters)
+        np.testing.assert_array_equal(fast_png.nonzero_mask_pixels(data), np.flatnonzero(mask))
