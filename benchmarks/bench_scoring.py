@@ -476,16 +476,13 @@ def build_index(gt: Path, workers: int) -> float:
 # steps as scoring/program.py takes them, one by one, through the same functions. Each import step loads
 # only what that step of score.py loads first. Its first and last lines stamp time.perf_counter() (one
 # clock for all processes on Linux), so that the caller can time the interpreter's start-up and its exit.
-# The chart process, forked before numpy is imported, imports matplotlib meanwhile: it notes when it is
-# ready, to tell its import from the drawing.
 _STEPS = """
 import time
 begun = time.perf_counter()
-import gc, importlib, json, os, sys, tempfile
+import gc, importlib, json, os, sys
 sys.path.insert(0, {repo!r})
 from pathlib import Path
 steps = {{}}
-ready_file = tempfile.mktemp()
 
 def step(name, call):
     start = time.perf_counter()
@@ -502,31 +499,21 @@ def isolated():
 
 step("isolating the imports (score.py)", isolated)
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # as score.py does
-step("imports: the entry point (argparse, the package's errors, processes)",
-     imported("cityscapes_competition.scoring.program"))
-from cityscapes_competition.core.processes import ForkedHelper
+step("imports: the entry point (argparse, the package's errors)", imported("cityscapes_competition.scoring.program"))
 from cityscapes_competition.scoring import program
 root, out = Path({root!r}), Path({out!r})
 args = step("parsing the command line",
             lambda: program.make_parser("score.py", program.DESCRIPTION, program.add_arguments).parse_args(
                 [str(root), str(out), "--workers", "{workers}"]))
-
-def prepare_charts():
-    program._load_chart_library()
-    Path(ready_file).write_text(repr(time.perf_counter()))
-
-forked = time.perf_counter()
-charts = step("forking the chart process (it imports numpy and matplotlib meanwhile)",
-              lambda: ForkedHelper.fork(prepare_charts, program._draw_charts))
-step("imports: the output writers (numpy, the report's HTML)", imported("cityscapes_competition.scoring.score_files"))
-from cityscapes_competition.scoring import report_charts, score_files
+step("imports: the output writers (numpy, the report's HTML and charts)",
+     imported("cityscapes_competition.scoring.score_files"))
+from cityscapes_competition.scoring import score_files
 step("the page saying scoring is under way",
      lambda: (score_files.watched_by_platform(out), score_files.prepare_output(out)))
 gc.disable()  # as program.collections_paused does
 step("imports: the evaluation, the challenge, the submission rules", imported(
     "cityscapes_competition.core.challenge", "cityscapes_competition.core.ingestion_status",
-    "cityscapes_competition.scoring.evaluation", "cityscapes_competition.scoring.report_charts",
-    "cityscapes_competition.scoring.submission_rules"))
+    "cityscapes_competition.scoring.evaluation", "cityscapes_competition.scoring.submission_rules"))
 from cityscapes_competition.core import challenge, ingestion_status
 from cityscapes_competition.scoring import evaluation, submission_rules
 settings = step("the ingestion's status, the challenge settings", lambda: (
@@ -537,21 +524,13 @@ plan = step("file walk and checks (ground truth, results, masks named)",
             lambda: evaluation.plan_evaluation(root / "ref", root / "res"))
 scores = step("evaluating the one image (here), and the scores",
               lambda: evaluation.run_plan(plan, args.workers))
-assert charts is not None, "no chart process: it needs fork, one thread and two cores"
-asked = time.perf_counter()
-drawn = step("the charts from the chart process (waiting for its import, then two processes draw)",
-             lambda: charts.ask(report_charts.chart_jobs(scores)))
-assert isinstance(drawn, dict), "the chart process failed"
-ready = float(Path(ready_file).read_text())  # written before it answered
-os.remove(ready_file)
-steps["  of which: waiting for the chart process's import"] = max(0.0, ready - asked)
-step("rendering and writing the page, scores.json, scores.txt",
-     lambda: score_files.write_score_files(out, scores, drawn))
+step("rendering the page (its charts included) and writing it, scores.json, scores.txt",
+     lambda: score_files.write_score_files(out, scores))
 step("recording the decision, the summary", lambda: (decision.complete(scores.leaderboard()),
                                                        program.leaderboard_summary(scores)))
-apart = {{"chart process: its imports (numpy, matplotlib), from its fork": ready - forked}}
+assert not [name for name in sys.modules if name.split(".")[0] == "matplotlib"], "matplotlib was imported"
 gc.freeze()  # as score_main does before the interpreter exits
-print(json.dumps({{"begun": begun, "steps": steps, "apart": apart, "ended": time.perf_counter()}}), flush=True)
+print(json.dumps({{"begun": begun, "steps": steps, "ended": time.perf_counter()}}), flush=True)
 """
 
 # The workers a run of two images or more starts (fork; forkserver with TensorFlow loaded, from 8 images),
@@ -610,8 +589,6 @@ def fixed_costs(case: Path, row: Row, scratch: Path, workers: int, repeat: int) 
     yield f"  exit, from the last line to the process's end: {statistics.median(run['exit'] for run in runs):.3f} s"
     total = statistics.median(run["total"] for run in runs)
     yield f"  the steps script's whole process: {total:.3f} s"
-    for name in runs[0]["apart"]:
-        yield f"  beside them, {name}: {statistics.median(run['apart'][name] for run in runs):.3f} s"
     yield f"starting and stopping {workers} worker processes (two images or more): {statistics.median(pool):.3f} s"
 
 

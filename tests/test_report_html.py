@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import io
 import math
 import re
 import subprocess
@@ -14,10 +12,21 @@ from pathlib import Path
 import numpy as np
 import pytest
 from helpers import EVAL_NAMES, EVIL_NOTE, NAN, make_instance, make_pixel
-from PIL import Image
 
-from cityscapes_competition.core.labels import EVAL_CLASS_IDS, LABEL_NAMES
-from cityscapes_competition.scoring.report_charts import _paired_bar_chart, axis_top, row_normalized_confusion
+from cityscapes_competition.core.labels import EVAL_CLASS_IDS, INSTANCE_CLASS_NAMES, LABEL_NAMES
+from cityscapes_competition.scoring.report_charts import (
+    BLUES,
+    Bar,
+    BarRow,
+    ap_overlap_table,
+    axis_top,
+    blues,
+    confusion_position,
+    confusion_table,
+    hex_color,
+    paired_bars,
+    row_normalized_confusion,
+)
 from cityscapes_competition.scoring.report_html import (
     NOT_SUBMITTED,
     format_fraction,
@@ -31,7 +40,7 @@ EVIL_WARNING = 'bad<file>.png: size mismatch <script>alert("x")</script> & more'
 
 
 class _Collector(HTMLParser):
-    """Collects tags, image sources and the visible text; fails on obviously broken nesting."""
+    """Collects tags, image sources, table classes and the visible text; fails on obviously broken nesting."""
 
     VOID = frozenset({"meta", "img", "br", "hr", "link", "input"})
 
@@ -40,12 +49,15 @@ class _Collector(HTMLParser):
         self.stack: list[str] = []
         self.tags: list[str] = []
         self.images: list[str] = []
+        self.tables: list[str] = []
         self.text: list[str] = []
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         self.tags.append(tag)
         if tag == "img":
             self.images.append(dict(attrs)["src"] or "")
+        if tag == "table":
+            self.tables.append(dict(attrs).get("class") or "")
         if tag not in self.VOID:
             self.stack.append(tag)
 
@@ -66,13 +78,9 @@ def parse(page: str) -> _Collector:
     return collector
 
 
-def _decode_png(uri: str) -> Image.Image:
-    prefix = "data:image/png;base64,"
-    assert uri.startswith(prefix)
-    image = Image.open(io.BytesIO(base64.b64decode(uri[len(prefix) :], validate=True)))
-    image.load()
-    assert image.format == "PNG"
-    return image
+def charts(parsed: _Collector) -> list[str]:
+    """The page's charts, as the classes of their tables."""
+    return [name for name in parsed.tables if name.startswith(("bars", "heat"))]
 
 
 @pytest.fixture(scope="module")
@@ -91,12 +99,13 @@ def test_page_parses_and_is_self_contained(full_page: str) -> None:
     assert len(full_page) < 1_000_000
 
 
-def test_embedded_pictures_are_valid_pngs(full_page: str) -> None:
-    images = parse(full_page).images
-    assert len(images) == 4  # per-class bars, confusion matrix, AP bars, AP by overlap
-    for uri in images:
-        image = _decode_png(uri)
-        assert 200 < image.width < 1500 and 100 < image.height < 1500
+def test_the_charts_are_drawn_by_the_page(full_page: str) -> None:
+    parsed = parse(full_page)
+    assert parsed.images == [] and "data:image" not in full_page
+    # IoU and iIoU bars, the confusion matrix, AP bars, AP by overlap
+    assert charts(parsed) == ["bars", "heat confusion", "bars", "heat overlap"]
+    lanes = len(EVAL_NAMES) + len(INSTANCE_CLASS_NAMES) + 2 * len(INSTANCE_CLASS_NAMES)
+    assert full_page.count('<div class="lane ') == lanes  # IoU, and iIoU for the instance classes; AP and AP50%
 
 
 def test_leaderboard_numbers(full_page: str) -> None:
@@ -150,14 +159,14 @@ def test_absent_task_is_not_submitted() -> None:
     text = " ".join(parsed.text)
     assert NOT_SUBMITTED in text
     assert "73.22" in text
-    assert len(parsed.images) == 2
+    assert charts(parsed) == ["bars", "heat confusion"]
 
 
 def test_nothing_submitted() -> None:
     page = render_detailed_results(Scores(None, None))
     parsed = parse(page)
     assert " ".join(parsed.text).count(NOT_SUBMITTED) >= 2
-    assert parsed.images == []
+    assert charts(parsed) == []
     assert "warning" not in " ".join(parsed.text).lower()
 
 
@@ -170,9 +179,19 @@ def test_degenerate_inputs_do_not_break_the_page() -> None:
     instance.ap = NAN
     page = render_detailed_results(Scores(pixel, instance))
     parsed = parse(page)
-    for uri in parsed.images:
-        _decode_png(uri)
-    assert "n/a" in " ".join(parsed.text)
+    text = " ".join(parsed.text)
+    assert "n/a" in text
+    assert charts(parsed) == ["bars", "heat confusion", "bars"]  # no AP by overlap without its matrix
+    assert _between(page, '<table class="heat confusion">', "</table>").count(">no ground truth<") == len(EVAL_NAMES)
+    bars = _between(page, "IoU and iIoU per class</h3>", "</table>")
+    assert bars.count('class="na"') == len(EVAL_NAMES) + 1  # every IoU, and train's iIoU: no bar, "n/a"
+    assert bars.count('<div class="bar"') == len(INSTANCE_CLASS_NAMES) - 1  # the defined iIoUs
+
+
+def _between(page: str, start: str, end: str) -> str:
+    """The part of ``page`` from ``start`` to the next ``end``."""
+    part = page[page.index(start) :]
+    return part[: part.index(end) + len(end)]
 
 
 def test_row_normalized_confusion() -> None:
@@ -197,14 +216,15 @@ def test_format_percent(value: float | None, expected: str) -> None:
     assert format_percent(value) == expected
 
 
-def test_matplotlib_is_imported_only_to_draw_charts() -> None:
+def test_the_page_is_rendered_without_matplotlib() -> None:
     code = (
         "import sys\n"
-        "from cityscapes_competition.scoring import report_charts, report_html, score_files\n"
-        "report_html.render_in_progress(); report_html.render_failure('x')\n"
+        "sys.path.insert(0, 'tests')\n"
+        "from helpers import make_instance, make_pixel\n"
+        "from cityscapes_competition.scoring import report_html, score_files\n"
+        "from cityscapes_competition.scoring.scores import Scores\n"
+        "report_html.render_detailed_results(Scores(make_pixel(), make_instance(), [], 3))\n"
         "assert not [m for m in sys.modules if m.startswith('matplotlib')]\n"
-        "report_charts.prefetch_chart_library(); report_charts.load_chart_library()\n"
-        "assert 'matplotlib.figure' in sys.modules and 'matplotlib.pyplot' not in sys.modules\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parents[1])
 
@@ -249,11 +269,102 @@ def test_axis_top_fits_the_data(values: list[float], expected: float) -> None:
     assert axis_top(np.array(values)) == expected
 
 
-def test_bar_chart_axis_is_scaled_to_a_low_baseline() -> None:
-    figure = _paired_bar_chart(["car", "bus"], np.array([0.02, 0.01]), np.array([0.03, NAN]), ("AP", "AP50%"), "%")
-    axes = figure.axes[0]
-    assert axes.get_xlim() == pytest.approx((0.0, 5.0 * 1.09))
-    assert list(axes.get_xticks()) == pytest.approx([0.0, 1.0, 2.0, 3.0, 4.0, 5.0])
+def _widths(html: str) -> list[float]:
+    return [float(width) for width in re.findall(r'class="bar" style="width:([\d.]+)%', html)]
+
+
+def test_bar_axis_is_scaled_to_a_low_baseline() -> None:
+    rows = [BarRow("car", Bar(0.02), Bar(0.03)), BarRow("bus", Bar(0.01), Bar(NAN))]
+    html = paired_bars(rows, ("AP", "AP50%"), "%")
+    ticks = re.findall(r'<span style="left:([\d.]+)%">([\d.]+)</span>', _between(html, '<div class="axis">', "</div>"))
+    assert ticks == [("0", "0"), ("20", "1"), ("40", "2"), ("60", "3"), ("80", "4"), ("100", "5")]
+    assert _widths(html) == pytest.approx([40.0, 60.0, 20.0])  # 2, 3 and 1 % of a 0-5 % axis
+    assert "axis 0&ndash;5" in html
+    assert html.count("n/a") == 1 and ">2.0<" in html and ">3.0<" in html  # NaN: marked, no bar
+
+
+def test_bars_on_a_full_axis_and_a_class_with_one_score() -> None:
+    rows = [BarRow("road", Bar(0.9), None), BarRow("car", Bar(1.0), Bar(0.5))]
+    html = paired_bars(rows, ("IoU", "iIoU"), "score (%)")
+    assert _widths(html) == pytest.approx([90.0, 100.0, 50.0])
+    assert html.count('class="lane single"') == 1 and html.count('class="lane second"') == 1
+    assert ">100</span>" in html  # the last tick
+
+
+def test_bar_names_are_escaped() -> None:
+    html = paired_bars([BarRow("<b>x</b>", Bar(0.5), None)], ("a<", "b&"), "c>")
+    assert "<b>" not in html and "&lt;b&gt;x&lt;/b&gt;" in html and "a&lt;" in html and "b&amp;" in html
+
+
+def test_the_colour_scale_is_matplotlibs_blues() -> None:
+    from matplotlib import colormaps
+
+    reference = colormaps["Blues"]
+    for position in np.linspace(0.0, 1.0, 41):
+        expected = np.round(np.array(reference(position)[:3]) * 255)
+        assert np.abs(np.array(blues(position)) - expected).max() <= 3, position
+    assert blues(-1.0) == BLUES[0] and blues(2.0) == BLUES[-1]
+
+
+def test_the_confusion_scale_emphasizes_small_shares_as_the_heatmaps_power_norm() -> None:
+    from matplotlib.colors import PowerNorm
+
+    norm = PowerNorm(0.5, vmin=0, vmax=100)
+    for share in (0.0, 0.004, 0.01, 0.05, 0.25, 0.5, 1.0):
+        assert confusion_position(share) == pytest.approx(float(norm(100 * share)))
+    assert confusion_position(0.01) == pytest.approx(0.1)  # 1 % is a tenth of the way, not a hundredth
+
+
+def _cells(html: str) -> list[tuple[str, str, str]]:
+    """(class attribute, style, text) of every data cell."""
+    return re.findall(r'<td((?: class="[^"]*")?)((?: style="[^"]*")?)[^>]*>([^<]*)</td>', html)
+
+
+def test_the_confusion_matrix_table() -> None:
+    matrix = np.full((19, 19), 0.0)
+    matrix[0, 0], matrix[0, 1], matrix[0, 2], matrix[0, 3] = 0.9, 0.06, 0.004, 0.005
+    matrix[1, 1] = 0.3
+    matrix[2] = np.nan
+    html = confusion_table(matrix)
+    assert html.startswith('<div class="table-wrap"><table class="heat confusion">')
+    assert re.findall(r'<th class="col"[^>]*><span>([^<]+)</span>', html) == EVAL_NAMES
+    assert re.findall(r'<th class="row">.*?</span>([^<]+)</th>', html) == EVAL_NAMES
+    cells = _cells(html)
+    first = [text for _, _, text in cells[:4]]
+    assert first == ["90", "6", "", "0"]  # blank under 0.5 %; 0.5 % itself rounds to 0, as the heatmap's labels
+    assert cells[0][0] == ' class="dark"' and cells[19 + 1][0] == ""  # white text on 90 %, not on 30 %
+    assert cells[1][1] == f' style="background:{hex_color(blues(math.sqrt(0.06)))}"'
+    assert '<td class="no-gt" colspan="19">no ground truth</td>' in html  # the row without ground truth
+    assert len(cells) == 18 * 19 + 1
+    assert 'title="road predicted as sidewalk: 6.00 %"' in html
+    assert "0</span>" in html and "100</span>" in html and "row&#x27;s ground-truth pixels" in html  # the scale
+
+
+def test_ap_by_overlap_table() -> None:
+    per_class = np.array([[0.5 - 0.04 * k for k in range(10)] for _ in INSTANCE_CLASS_NAMES])
+    per_class[2] = np.nan  # no ground truth
+    per_class[3, 4] = np.nan
+    html = ap_overlap_table(np.stack([per_class, per_class * 0]))
+    assert html is not None
+    heads = re.findall(r"<th>([\d.]+)</th>", html)
+    assert heads == ["0.50", "0.55", "0.60", "0.65", "0.70", "0.75", "0.80", "0.85", "0.90", "0.95"]
+    cells = _cells(html)
+    assert cells[0][2] == "50.0" and cells[9][2] == "14.0"
+    assert '<td class="no-gt" colspan="10">no ground truth</td>' in html
+    missing = cells[2 * 10 + 1 + 4]  # after two rows and the one cell of the row without ground truth
+    assert missing[0] == ' class="na"' and missing[2] == "&ndash;"  # a dash, not 0
+    mean = _between(html, '<tr class="mean">', "</tr>")
+    assert _cells(mean)[0][2] == "50.0" and _cells(mean)[4][2] == "34.0"  # NaN left out of the means
+    # the scale fits the data: 0-100 % for 50 %, and 0-5 % for a 2 % baseline
+    assert re.findall(r">(\d+)</span>", _between(html, '<div class="ticks">', "</div>"))[-1] == "100"
+    low = ap_overlap_table(np.full((1, 8, 10), 0.02))
+    assert low is not None and re.findall(r">(\d+)</span>", _between(low, '<div class="ticks">', "</div>"))[-1] == "5"
+    assert _cells(low)[0][1] == f' style="background:{hex_color(blues(0.4))}"'
+
+
+@pytest.mark.parametrize("matrix", [np.zeros((0,)), np.zeros((8, 10)), np.zeros((1, 0, 10))])
+def test_no_ap_by_overlap_table_without_a_matrix(matrix: np.ndarray) -> None:
+    assert ap_overlap_table(matrix) is None
 
 
 def _absent_but_predicted() -> tuple[np.ndarray, int, int]:
@@ -281,5 +392,5 @@ def test_a_class_without_ground_truth_but_predicted_says_why_it_scores_0() -> No
     pixel.class_iou["train"] = 0.0  # the official IoU: tp / (tp + fp + fn) = 0 / (0 + 7 + 0)
     pixel.class_iiou["train"] = 0.0
     text = " ".join(parse(render_detailed_results(Scores(pixel, None))).text)
-    assert text.count(f"no GT, {false_positives} FP px") == 2  # IoU and iIoU
+    assert text.count(f"no GT, {false_positives} FP px") == 4  # IoU and iIoU, in the table and the bars
     assert "counts in the mean" in text

@@ -12,12 +12,9 @@ import pytest
 import yaml
 
 from cityscapes_competition.core import atomic
-from cityscapes_competition.scoring import score_files
 from cityscapes_competition.scoring.evaluation import evaluate
-from cityscapes_competition.scoring.report_charts import ChartJob, chart_jobs
 from cityscapes_competition.scoring.report_html import render_detailed_results
 from cityscapes_competition.scoring.score_files import (
-    draw_charts_in_two_processes,
     leaderboard_lines,
     scores_document,
     write_score_files,
@@ -168,41 +165,7 @@ def test_an_undefined_score_reaches_codabench_as_a_number(tiny_case, tmp_path) -
     assert "ap is undefined" in (tmp_path / "detailed_results.html").read_text()
 
 
-def test_charts_drawn_in_two_processes_make_the_same_page(tmp_path) -> None:
+def test_the_page_written_is_the_page_rendered(tmp_path) -> None:
     scores = _scores()
     write_score_files(tmp_path, scores)
     assert (tmp_path / "detailed_results.html").read_text() == render_detailed_results(scores)
-
-
-def test_charts_are_drawn_in_two_processes(monkeypatch) -> None:
-    # threads another test left running (a pool's, tqdm's) or TensorFlow would make it draw here alone, by design
-    monkeypatch.setattr(score_files.threading, "active_count", lambda: 1)
-    monkeypatch.setattr(score_files, "tensorflow_loaded", lambda: False)  # another test may have loaded it
-    jobs = [ChartJob("a", lambda: str(os.getpid()), (), 2.0), ChartJob("b", lambda: str(os.getpid()), (), 1.0)]
-    drawn = draw_charts_in_two_processes(jobs)
-    assert len(set(drawn.values())) == 2 and str(os.getpid()) in drawn.values()
-
-
-def test_charts_a_failing_child_process_did_not_draw_are_drawn_here(monkeypatch) -> None:
-    monkeypatch.setattr(score_files.threading, "active_count", lambda: 1)
-    monkeypatch.setattr(score_files, "tensorflow_loaded", lambda: False)
-    parent = os.getpid()
-
-    def draw(value: int) -> str:
-        if os.getpid() != parent:
-            raise RuntimeError("fails in the child")
-        return f"drawn {value}"
-
-    jobs = [ChartJob("a", draw, (1,), 2.0), ChartJob("b", draw, (2,), 1.0)]
-    assert draw_charts_in_two_processes(jobs) == {"a": "drawn 1", "b": "drawn 2"}
-
-
-def test_charts_are_shared_out_by_cost() -> None:
-    there, here = score_files._share_out(chart_jobs(_scores()))
-    assert {job.key for job in there} | {job.key for job in here} == {
-        "pixel_bars",
-        "confusion",
-        "instance_bars",
-        "ap_overlap",
-    }
-    assert abs(sum(job.cost for job in there) - sum(job.cost for job in here)) <= max(job.cost for job in there + here)

@@ -154,18 +154,12 @@ def run_plan(
     plan: EvaluationPlan,
     workers: int | None = None,
     on_frame: Callable[[], None] | None = None,
-    workers_started: Callable[[], None] | None = None,
 ) -> Scores:
-    """The scores of the plan's frames, evaluated in ``workers`` processes.
-
-    ``workers_started``: called once the worker processes are forked, while they evaluate the frames: the
-    caller may start threads then (a fork must not copy them), which have this process's GIL to themselves.
-    Not called when the frames are evaluated here: a thread would only take turns with them for the GIL.
-    """
+    """The scores of the plan's frames, evaluated in ``workers`` processes."""
     pixel_totals = pixel_metric.combine([]) if plan.pixel_entered else None
     instance_records: list[instance_metric.InstanceFrameRecord] = []
     stale = 0
-    for records in _records_of_frames(plan.jobs, workers, workers_started):
+    for records in _records_of_frames(plan.jobs, workers):
         stale += records.index_stale
         if pixel_totals is not None and records.pixel is not None:
             pixel_metric.add_frame(pixel_totals, records.pixel)
@@ -187,27 +181,20 @@ def run_plan(
     return Scores(pixel_scores, instance_scores, warnings, len(plan.jobs), plan.with_distances)
 
 
-def _records_of_frames(
-    jobs: list[FrameJob], workers: int | None, workers_started: Callable[[], None] | None
-) -> Iterator[FrameRecords]:
-    count = _worker_count(len(jobs), workers or os.cpu_count() or 1, overlap=workers_started is not None)
+def _records_of_frames(jobs: list[FrameJob], workers: int | None) -> Iterator[FrameRecords]:
+    count = _worker_count(len(jobs), workers or os.cpu_count() or 1)
     if count == 0:
         yield from map(frame_records, jobs)
         return
     with worker_pool(count) as pool:
-        chunks = pool.map(_chunk_records, _chunks(jobs, count))  # forks every worker (on its first submit)
-        if workers_started is not None:
-            workers_started()
-        for records in chunks:
+        for records in pool.map(_chunk_records, _chunks(jobs, count)):  # forks every worker (on its first submit)
             yield from records
 
 
-def _worker_count(frames: int, cores: int, overlap: bool) -> int:
-    """Worker processes for ``frames`` frames on ``cores`` cores; 0: evaluate them in this process.
-
-    One frame goes to a worker only when this process has work to do meanwhile (``overlap``: importing the
-    chart library, ~0.2 s); forked workers cost a few ms, workers started afresh much more."""
-    if cores <= 1 or frames == 0 or (frames == 1 and not overlap):
+def _worker_count(frames: int, cores: int) -> int:
+    """Worker processes for ``frames`` frames on ``cores`` cores; 0: evaluate them in this process (one frame:
+    a worker would only add its start). Forked workers cost a few ms, workers started afresh much more."""
+    if cores <= 1 or frames <= 1:
         return 0
     if tensorflow_loaded() and frames < _MIN_FRAMES_FOR_FRESH_WORKERS:
         return 0
@@ -230,8 +217,5 @@ def _chunk_records(jobs: list[FrameJob]) -> list[FrameRecords]:
     return [frame_records(job) for job in jobs]
 
 
-def evaluate(
-    ref_root: Path, res_root: Path, workers: int | None = None, workers_started: Callable[[], None] | None = None
-) -> Scores:
-    """``workers_started``: see ``run_plan``."""
-    return run_plan(plan_evaluation(ref_root, res_root), workers, workers_started=workers_started)
+def evaluate(ref_root: Path, res_root: Path, workers: int | None = None) -> Scores:
+    return run_plan(plan_evaluation(ref_root, res_root), workers)

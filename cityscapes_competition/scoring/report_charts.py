@@ -1,29 +1,18 @@
-"""The detailed results page's charts: bar charts of the class scores, the confusion matrix, AP by overlap,
-each a base64 PNG data URI. Drawn on ``matplotlib.figure.Figure`` objects with the Agg canvas directly (no
-pyplot: no global state); matplotlib is imported only when a chart is drawn (``load_chart_library``: ~0.3 s,
-with a font list of its own, see there), so the pages without
-charts never pay for it, and score.py imports it in a process of its own from the start (program.py), or in the
-background (``prefetch_chart_library``). Fixed margins in inches rather than a layout engine: one draw per
-figure instead of two."""
+"""The detailed results page's charts, drawn by the page itself in HTML and CSS: bars per class (IoU and iIoU,
+AP and AP50%), and the row-normalized confusion matrix and AP by overlap threshold as tables whose cells are
+coloured by their value. No pictures and no plotting library: drawing them with matplotlib cost ~0.75 s of CPU
+per run (its import and the Agg rendering, a third of a 40-image run); as HTML they cost about a millisecond,
+stay sharp at any zoom, and every number in them can be read and copied.
+
+Every value is a fraction in [0, 1]; a missing one (NaN, None) is shown as "n/a" or "no ground truth", never as
+a bar or a colour that would look like a score. Names come from the label table, but are escaped anyway."""
 
 from __future__ import annotations
 
-import base64
-import contextlib
-import importlib
-import io
-import json
 import math
-import os
-import shutil
-import sys
-import tempfile
-import threading
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from html import escape
-from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -33,19 +22,13 @@ from cityscapes_competition.core.labels import (
     LABEL_NAMES,
     color_of,
 )
-from cityscapes_competition.scoring.scores import InstanceScores, PixelScores, Scores
+from cityscapes_competition.scoring.scores import InstanceScores, PixelScores
 
-if TYPE_CHECKING:
-    from matplotlib.collections import LineCollection
-    from matplotlib.colors import Colormap
-    from matplotlib.figure import Figure
+Color = tuple[int, int, int]
 
-
-DPI = 100
-
-
-FALLBACK_COLOR = (128, 128, 128)
+FALLBACK_COLOR: Color = (128, 128, 128)
 OVERLAPS = tuple(round(0.5 + 0.05 * i, 2) for i in range(10))
+NA_TOOLTIP = "undefined: no ground truth for this class in the evaluated images (denominator 0)"
 
 _LABEL_ID_OF_NAME: dict[str, int] = {name: label_id for label_id, name in enumerate(LABEL_NAMES)}
 EVAL_CLASS_NAMES: tuple[str, ...] = tuple(LABEL_NAMES[i] for i in EVAL_CLASS_IDS)
@@ -58,13 +41,9 @@ def is_missing(value: float | None) -> bool:
     return value is None or not math.isfinite(float(value))
 
 
-def class_color(name: str) -> tuple[int, int, int]:
+def class_color(name: str) -> Color:
     label_id = _LABEL_ID_OF_NAME.get(name)
     return FALLBACK_COLOR if label_id is None else color_of(label_id)
-
-
-def _rgb(color: tuple[int, int, int]) -> tuple[float, float, float]:
-    return (color[0] / 255.0, color[1] / 255.0, color[2] / 255.0)
 
 
 def ordered(known: Sequence[str], present: Iterable[str]) -> list[str]:
@@ -73,140 +52,69 @@ def ordered(known: Sequence[str], present: Iterable[str]) -> list[str]:
     return list(known) + [name for name in present if name not in known]
 
 
-_CHART_MODULES = (
-    "matplotlib.figure",
-    "matplotlib.backends.backend_agg",
-    "matplotlib.collections",
-    "matplotlib.colors",
-    "matplotlib.patches",
-)
-_prefetch: list[threading.Thread] = []
+def hex_color(color: Color) -> str:
+    return "#{:02x}{:02x}{:02x}".format(*color)
 
 
-def prefetch_chart_library() -> None:
-    """Start importing matplotlib in a background thread, to overlap the scoring's own work.
-
-    Call it only when no process is forked before the charts are drawn: a child forked during an
-    import inherits that module's lock, held by a thread it does not have, and hangs on its import.
-    """
-    if not _prefetch:
-        _prefetch.append(threading.Thread(target=_import_quietly, name="import matplotlib"))
-        _prefetch[0].start()  # not a daemon: the interpreter never exits in the middle of an import
+def swatch(color: Color) -> str:
+    return f'<span class="swatch" style="background:{hex_color(color)}"></span>'
 
 
-def _import_quietly() -> None:
-    with contextlib.suppress(Exception):  # the main thread imports again and reports the error
-        load_chart_library()
+def na_mark(tooltip: str = NA_TOOLTIP) -> str:
+    return f'<span class="na" title="{escape(tooltip)}">n/a<sup>*</sup></span>'
 
 
-def load_chart_library() -> None:
-    """Import the parts of matplotlib the charts use (after the prefetch, if one runs, has finished)."""
-    if threading.current_thread() is threading.main_thread():
-        for thread in _prefetch:
-            thread.join()
-    if "matplotlib" not in sys.modules:
-        with _chart_fonts():
-            for name in _CHART_MODULES:
-                importlib.import_module(name)
-    for name in _CHART_MODULES:
-        importlib.import_module(name)
-
-
-# The fonts the charts are drawn in: matplotlib's own DejaVu Sans (its default), as its font list (cache)
-# names them. matplotlib reads that list at import, or builds it by opening every font of the system and its
-# own (~0.15-0.3 s) and saves it in its cache folder, which does not last on the platforms: each run starts in
-# a fresh container (and where HOME cannot be written, matplotlib warns on stderr and builds it in a temporary
-# folder). So the scorer hands it this list in a folder of its own: no build, and the same fonts everywhere, so
-# the charts do not depend on the fonts the machine has. A list of another matplotlib (FONT_LIST_VERSION is its
-# FontManager.__version__) is rebuilt by matplotlib, as without this list.
-FONT_LIST_VERSION = "3.11.0"
-CHART_FONTS = (  # file in matplotlib's mpl-data/fonts/ttf, style, weight: as font_manager.ttfFontProperty reads them
-    ("DejaVuSans.ttf", "normal", 400),
-    ("DejaVuSans-Bold.ttf", "normal", 700),
-    ("DejaVuSans-Oblique.ttf", "oblique", 400),
-    ("DejaVuSans-BoldOblique.ttf", "oblique", 700),
-)
-
-
-def chart_font_list() -> dict:
-    """matplotlib's font list (its fontlist-v*.json) holding only ``CHART_FONTS``."""
-    entries = [
-        {"fname": f"fonts/ttf/{name}", "index": 0, "name": "DejaVu Sans", "style": style, "variant": "normal",
-         "weight": weight, "stretch": "normal", "size": "scalable", "__class__": "FontEntry"}
-        for name, style, weight in CHART_FONTS
-    ]  # fmt: skip
-    return {
-        "_version": FONT_LIST_VERSION,
-        "_FontManager__default_weight": "normal",
-        "default_size": None,
-        "defaultFamily": {"ttf": "DejaVu Sans", "afm": "Helvetica"},
-        "afmlist": [],
-        "ttflist": entries,
-        "__class__": "FontManager",
-    }
-
-
-@contextlib.contextmanager
-def _chart_fonts() -> Iterator[None]:
-    """matplotlib's import (MPLCONFIGDIR) pointed at a new temporary folder holding ``chart_font_list``, removed
-    after it: matplotlib reads the list, and its other settings there (none), at import. Unless MPLCONFIGDIR is
-    set already (the user's choice) or no folder can be made (then matplotlib finds its cache or builds one).
-    Removed on any exception too: the chart process is stopped by one (SIGTERM) when scoring fails."""
-    if os.environ.get("MPLCONFIGDIR"):
-        yield
-        return
-    folder = ""
-    try:
-        with contextlib.suppress(OSError):  # matplotlib's own ways then
-            folder = tempfile.mkdtemp(prefix="cityscapes-matplotlib-")
-            Path(folder, f"fontlist-v{FONT_LIST_VERSION}.json").write_text(json.dumps(chart_font_list()))
-            os.environ["MPLCONFIGDIR"] = folder
-        yield
-    finally:
-        if folder:
-            if os.environ.get("MPLCONFIGDIR") == folder:
-                del os.environ["MPLCONFIGDIR"]  # matplotlib keeps the name; processes started later find theirs
-            shutil.rmtree(folder, ignore_errors=True)
-
-
-def _png_data_uri(fig: Figure) -> str:
-    """The figure drawn on a white background, as a PNG data URI: RGB (it is opaque: the alpha channel would be
-    a quarter of the data to compress), zlib level 1 (twice as fast as Pillow's default 6, and with RGB still
-    smaller than matplotlib's RGBA PNG). The pixels are savefig's; so is the resolution it records (pHYs)."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from PIL import Image
-
-    canvas = FigureCanvasAgg(fig)
-    fig.set_dpi(DPI)
-    fig.patch.set_facecolor("white")
-    canvas.draw()
-    rgba = Image.frombuffer("RGBA", canvas.get_width_height(), canvas.buffer_rgba(), "raw", "RGBA", 0, 1)
-    buffer = io.BytesIO()
-    rgba.convert("RGB").save(buffer, format="PNG", compress_level=1, dpi=(DPI, DPI))
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
-
-
-def img(uri: str | None, alt: str) -> str:
-    return "" if uri is None else f'<img class="chart" src="{uri}" alt="{escape(alt)}">'
-
-
-def _figure(width: float, height: float, left: float, right: float, top: float, bottom: float) -> Figure:
-    """A figure with one axes inset by the given margins (inches)."""
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(width, height))
-    fig.subplots_adjust(left=left / width, right=1 - right / width, top=1 - top / height, bottom=bottom / height)
-    return fig
-
-
-def _values(scores: dict[str, float], names: Sequence[str]) -> np.ndarray:
-    return np.array([_get(scores, n) for n in names], dtype=float)
-
-
-def _get(values: dict[str, float], key: str) -> float:
+def _get(values: Mapping[str, float], key: str) -> float:
     value = values.get(key)
-    return np.nan if is_missing(value) else float(value)
+    return math.nan if is_missing(value) else float(value)
 
+
+# --- the colour scale ---------------------------------------------------------------------------
+
+# matplotlib's "Blues" (ColorBrewer's nine classes), evenly spaced from 0 to 1: the scale of the former heatmap.
+BLUES: tuple[Color, ...] = (
+    (247, 251, 255), (222, 235, 247), (198, 219, 239), (158, 202, 225), (107, 174, 214),
+    (66, 146, 198), (33, 113, 181), (8, 81, 156), (8, 48, 107),
+)  # fmt: skip
+# From here on the cells are dark enough for white text: 40 % in the confusion matrix, as the heatmap had it.
+_DARK_FROM = math.sqrt(0.4)
+
+
+def _mix(low: Color, high: Color, share: float) -> Color:
+    """The colour ``share`` of the way from ``low`` to ``high``."""
+    red, green, blue = (round(a + (b - a) * share) for a, b in zip(low, high, strict=True))
+    return red, green, blue
+
+
+def blues(position: float) -> Color:
+    """The scale's colour at ``position`` in [0, 1] (clipped), interpolated linearly between its stops."""
+    scaled = min(max(position, 0.0), 1.0) * (len(BLUES) - 1)
+    low = min(int(scaled), len(BLUES) - 2)
+    return _mix(BLUES[low], BLUES[low + 1], scaled - low)
+
+
+def _heat_cell(position: float, text: str, title: str) -> str:
+    """A table cell coloured by ``position`` on the scale, with white text where the colour is dark."""
+    dark = ' class="dark"' if position >= _DARK_FROM else ""
+    return f'<td{dark} style="background:{hex_color(blues(position))}" title="{escape(title)}">{text}</td>'
+
+
+def color_scale(ticks: Sequence[tuple[float, str]], label: str) -> str:
+    """The scale as a legend: its gradient, ``ticks`` (position in [0, 1], text) under it, and ``label``."""
+    gradient = ",".join(hex_color(color) for color in BLUES)  # evenly spaced, as ``blues`` reads them
+    marks = "".join(f'<span style="left:{100 * position:.2f}%">{escape(text)}</span>' for position, text in ticks)
+    return (
+        f'<div class="scale"><div class="scale-bar" style="background:linear-gradient(90deg,{gradient})"></div>'
+        f'<div class="ticks">{marks}</div><div class="scale-label">{escape(label)}</div></div>'
+    )
+
+
+def _wrapped(table: str) -> str:
+    """A table in a box of its own that scrolls when the window is narrower than the table."""
+    return f'<div class="table-wrap">{table}</div>'
+
+
+# --- bars per class -----------------------------------------------------------------------------
 
 _AXIS_TOPS = (5.0, 10.0, 20.0, 25.0, 50.0, 100.0)
 
@@ -220,97 +128,109 @@ def axis_top(values: np.ndarray, headroom: float = 1.1) -> float:
     return next((top for top in _AXIS_TOPS if peak <= top), _AXIS_TOPS[-1])
 
 
-def _axis_ticks(top: float) -> np.ndarray:
-    return np.linspace(0.0, top, 6)  # steps of 1, 2, 4, 5, 10 or 20 %
+def axis_ticks(top: float) -> list[float]:
+    return [top * i / 5 for i in range(6)]  # steps of 1, 2, 4, 5, 10 or 20 %
 
 
-def _paired_bar_chart(
-    names: Sequence[str],
-    first: np.ndarray,
-    second: np.ndarray,
-    labels: tuple[str, str],
-    xlabel: str,
-    second_defined: Sequence[bool] | None = None,
-) -> Figure:
-    """Horizontal bars per class: the first score in the class color, the second hatched and lighter.
+def bar_width(value: float, top: float) -> float:
+    """A bar's length, in % of the axis 0..``top`` % (``value`` a fraction)."""
+    return min(max(100.0 * value / top, 0.0), 1.0) * 100.0
 
-    NaN bars are left out and marked "n/a"; a class whose second score is not defined at all
-    gets a single centred bar.
-    """
-    from matplotlib.patches import Patch
 
-    defined = [True] * len(names) if second_defined is None else list(second_defined)
-    fig = _figure(5.5, 0.75 + 0.3 * len(names), left=1.05, right=0.15, top=0.1, bottom=0.5)
-    ax = fig.add_subplot()
-    rows = np.arange(len(names), dtype=float)
-    colors = [_rgb(class_color(n)) for n in names]
-    bar_h = 0.4
-    second_rows = [i for i, shown in enumerate(defined) if shown]
-    top = axis_top(np.concatenate([first, second[second_rows]]) * 100)
-    first_y = np.where(defined, rows - bar_h / 2, rows)
-    first_h = np.where(defined, bar_h, 0.6)
-    ax.barh(first_y, np.nan_to_num(first * 100), first_h, color=colors, edgecolor="#333", lw=0.5)
-    ax.barh(
-        rows[second_rows] + bar_h / 2,
-        np.nan_to_num(second[second_rows] * 100),
-        bar_h,
-        color=[colors[i] for i in second_rows],
-        alpha=0.45,
-        hatch="////",
-        edgecolor="#333",
-        lw=0.5,
-    )
-    bars = [(y, v) for y, v in zip(first_y, first, strict=True)]
-    bars += [(rows[i] + bar_h / 2, second[i]) for i in second_rows]
-    for y, value in bars:
-        if np.isnan(value):
-            ax.text(top / 100, y, "n/a", va="center", fontsize=7, color="#777")
+@dataclass(frozen=True)
+class Bar:
+    """One score of a class: ``value`` a fraction (NaN: undefined); ``note`` says why a 0 is a 0."""
+
+    value: float
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class BarRow:
+    """A class's two scores; ``second`` None where that score is not defined for the class (one bar)."""
+
+    name: str
+    first: Bar
+    second: Bar | None
+
+
+def paired_bars(rows: Sequence[BarRow], labels: tuple[str, str], axis_label: str) -> str:
+    """Horizontal bars per class: the first score in the class colour, the second hatched and lighter, on an
+    axis scaled to the data (``axis_top``); undefined scores are marked "n/a", not drawn."""
+    values = [row.first.value for row in rows] + [row.second.value for row in rows if row.second is not None]
+    top = axis_top(np.array(values, dtype=float) * 100)
+    ticks = "".join(f'<span style="left:{100 * tick / top:g}%">{tick:g}</span>' for tick in axis_ticks(top))
+    head = f'<th>class</th><th class="lanes-cell"><div class="axis">{ticks}</div></th>'
+    body = []
+    for row in rows:
+        color = class_color(row.name)
+        if row.second is None:
+            lanes = _bar(row.first, labels[0], color, top, "single")
         else:
-            ax.text(100 * value + top / 100, y, f"{100 * value:.1f}", va="center", fontsize=7)
-    ax.set_yticks(rows, names, fontsize=9)
-    ax.set_ylim(len(names) - 0.5, -0.5)
-    ax.set_xlim(0, top * 1.09)  # room for the value written after a full bar
-    ax.set_xticks(_axis_ticks(top))
-    ax.tick_params(axis="x", labelsize=8)
-    ax.set_xlabel(xlabel, fontsize=9)
-    ax.grid(axis="x", color="#ddd", lw=0.6)
-    ax.set_axisbelow(True)
-    for side in ("top", "right"):
-        ax.spines[side].set_visible(False)
-    ax.legend(
-        handles=[
-            Patch(facecolor="#999", edgecolor="#333", label=labels[0]),
-            Patch(facecolor="#999", alpha=0.45, hatch="////", edgecolor="#333", label=labels[1]),
-        ],
-        loc="lower right",
-        fontsize=8,
-        framealpha=0.95,
+            lanes = _bar(row.first, labels[0], color, top, "first")
+            lanes += _bar(row.second, labels[1], _lighter(color), top, "second")
+        body.append(
+            f'<tr><td>{swatch(color)}{escape(row.name)}</td><td class="lanes-cell"><div class="lanes">{lanes}'
+            "</div></td></tr>"
+        )
+    table = f'<table class="bars"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>'
+    legend = (
+        f'<p class="legend"><span class="key first"></span>{escape(labels[0])} '
+        f'<span class="key second"></span>{escape(labels[1])} <span class="dim">&middot; {escape(axis_label)}, '
+        f"axis 0&ndash;{top:g}</span></p>"
     )
-    return fig
+    return _wrapped(table) + legend
 
 
-def pixel_bar_chart(pixel: PixelScores) -> str:
-    """IoU and iIoU per class (iIoU only for the instance classes), as a PNG data URI."""
-    names = ordered(EVAL_CLASS_NAMES, pixel.class_iou)
-    defined = [name in pixel.class_iiou for name in names]
-    fig = _paired_bar_chart(
-        names,
-        _values(pixel.class_iou, names),
-        _values(pixel.class_iiou, names),
-        ("IoU", "iIoU"),
-        "score (%)",
-        defined,
+def _lighter(color: Color) -> Color:
+    """The colour at 45 % opacity on white, as the second bars were drawn."""
+    return _mix((255, 255, 255), color, 0.45)
+
+
+def _bar(bar: Bar, label: str, color: Color, top: float, kind: str) -> str:
+    if is_missing(bar.value):
+        return f'<div class="lane {kind}">{na_mark(f"{label}: {NA_TOOLTIP}")}</div>'
+    percent = 100.0 * bar.value
+    note = f' <span class="dim">{escape(bar.note)}</span>' if bar.note else ""
+    return (
+        f'<div class="lane {kind}" title="{escape(label)}: {percent:.2f} %">'
+        f'<div class="bar" style="width:{bar_width(bar.value, top):.2f}%;--c:{hex_color(color)}"></div>'
+        f'<span class="value">{percent:.1f}{note}</span></div>'
     )
-    return _png_data_uri(fig)
 
 
-def instance_bar_chart(instance: InstanceScores) -> str:
-    """AP and AP50% per class, as a PNG data URI."""
-    names = ordered(INSTANCE_CLASS_NAMES, instance.class_scores)
-    ap = np.array([_get(instance.class_scores.get(n, {}), "ap") for n in names], dtype=float)
-    ap50 = np.array([_get(instance.class_scores.get(n, {}), "ap50") for n in names], dtype=float)
-    fig = _paired_bar_chart(names, ap, ap50, ("AP", "AP50%"), "average precision (%)")
-    return _png_data_uri(fig)
+def _no_ground_truth_note(false_positives: int | None) -> str:
+    return "" if false_positives is None else f"no GT, {false_positives:,} FP px"
+
+
+def pixel_bars(pixel: PixelScores, unseen: Mapping[str, int]) -> str:
+    """IoU and iIoU per class (iIoU only for the instance classes); ``unseen``: the false-positive pixels of the
+    classes absent from the ground truth but predicted, whose 0 is written with why."""
+    rows = []
+    for name in ordered(EVAL_CLASS_NAMES, pixel.class_iou):
+        note = _no_ground_truth_note(unseen.get(name))
+        second = Bar(_get(pixel.class_iiou, name), note) if name in pixel.class_iiou else None
+        rows.append(BarRow(name, Bar(_get(pixel.class_iou, name), note), second))
+    return paired_bars(rows, ("IoU", "iIoU"), "score (%)")
+
+
+def instance_bars(instance: InstanceScores) -> str:
+    """AP and AP50% per class."""
+    rows = []
+    for name in ordered(INSTANCE_CLASS_NAMES, instance.class_scores):
+        values = instance.class_scores.get(name, {})
+        rows.append(BarRow(name, Bar(_get(values, "ap")), Bar(_get(values, "ap50"))))
+    return paired_bars(rows, ("AP", "AP50%"), "average precision (%)")
+
+
+# --- the confusion matrix -----------------------------------------------------------------------
+
+
+def valid_confusion(confusion: np.ndarray | None) -> bool:
+    if confusion is None:
+        return False
+    conf = np.asarray(confusion)
+    return conf.ndim == 2 and conf.shape[0] == conf.shape[1] and conf.shape[0] > max(EVAL_CLASS_IDS)
 
 
 def row_normalized_confusion(confusion: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -335,56 +255,44 @@ def row_normalized_confusion(confusion: np.ndarray) -> tuple[np.ndarray, np.ndar
     return matrix, np.clip(ignored, 0.0, 1.0), prior
 
 
-def _blues() -> Colormap:
-    from matplotlib import colormaps
+def confusion_position(share: float) -> float:
+    """Where a share sits on the colour scale: its square root (matplotlib's PowerNorm(0.5) over 0-100 %), so
+    that the small confusions, the ones worth seeing, are not all near-white."""
+    return math.sqrt(min(max(share, 0.0), 1.0))
 
-    return colormaps["Blues"].with_extremes(bad="#eeeeee")
+
+_CONFUSION_TICKS = (0, 1, 5, 10, 25, 50, 75, 100)
 
 
-def confusion_heatmap(matrix: np.ndarray) -> str:
-    """The row-normalized 19x19 matrix as an annotated heatmap (PNG data URI)."""
-    from matplotlib.colors import PowerNorm
-    from matplotlib.figure import Figure
-
+def confusion_table(matrix: np.ndarray) -> str:
+    """The row-normalized 19x19 matrix: rows ground truth, columns predictions, whole percentages in cells
+    coloured by them (blank under 0.5 %), the exact share as each cell's tooltip."""
     names = EVAL_CLASS_NAMES
-    n = len(names)
-    side, left, bottom, top, right = 6.2, 1.25, 1.2, 0.15, 1.05
-    width, height = left + side + right, bottom + side + top
-    fig = Figure(figsize=(width, height))
-    ax = fig.add_axes((left / width, bottom / height, side / width, side / height))
-    cax = fig.add_axes(
-        ((left + side + 0.15) / width, (bottom + side * 0.2) / height, 0.15 / width, side * 0.6 / height)
+    head = '<th class="corner"><span>prediction &rarr;</span><span>ground truth &darr;</span></th>' + "".join(
+        f'<th class="col" style="border-bottom-color:{hex_color(class_color(name))}" '
+        f'title="predicted as {escape(name)}"><span>{escape(name)}</span></th>'
+        for name in names
     )
-    image = ax.imshow(np.ma.masked_invalid(matrix * 100), cmap=_blues(), norm=PowerNorm(0.5, vmin=0, vmax=100))
-    for i in range(n):
+    rows = []
+    for i, truth in enumerate(names):
+        label = f'<th class="row">{swatch(class_color(truth))}{escape(truth)}</th>'
         if np.isnan(matrix[i]).all():
-            ax.text(n / 2 - 0.5, i, "no ground truth", ha="center", va="center", fontsize=7, color="#555")
+            rows.append(f'<tr>{label}<td class="no-gt" colspan="{len(names)}">no ground truth</td></tr>')
             continue
-        for j in np.flatnonzero(matrix[i] >= 0.005):
-            pct = 100 * matrix[i, j]
-            color = "white" if pct > 40 else "#222"
-            ax.text(j, i, f"{pct:.0f}", ha="center", va="center", fontsize=6.5, color=color)
-    ax.set_xticks(range(n), names, rotation=55, ha="right", rotation_mode="anchor", fontsize=8)
-    ax.set_yticks(range(n), names, fontsize=8)
-    ax.set_xlabel("prediction", fontsize=9)
-    ax.set_ylabel("ground truth", fontsize=9)
-    ax.add_collection(_cell_grid(n), autolim=False)
-    colorbar = fig.colorbar(image, cax=cax)
-    colorbar.set_label("% of the row's ground-truth pixels", fontsize=8)
-    colorbar.set_ticks([0, 1, 5, 10, 25, 50, 75, 100])
-    colorbar.ax.tick_params(labelsize=7)
-    return _png_data_uri(fig)
+        cells = "".join(_confusion_cell(truth, predicted, float(matrix[i, j])) for j, predicted in enumerate(names))
+        rows.append(f"<tr>{label}{cells}</tr>")
+    table = f'<table class="heat confusion"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
+    ticks = [(confusion_position(tick / 100), str(tick)) for tick in _CONFUSION_TICKS]
+    return _wrapped(table) + color_scale(ticks, "% of the row's ground-truth pixels")
 
 
-def _cell_grid(n: int) -> LineCollection:
-    """White lines between the cells of an n x n image, as the minor-tick grid draws them: one
-    collection instead of 2(n+1) minor ticks, which cost a quarter of the heatmap's time."""
-    from matplotlib.collections import LineCollection
+def _confusion_cell(truth: str, predicted: str, share: float) -> str:
+    text = f"{100 * share:.0f}" if share >= 0.005 else ""
+    title = f"{truth} predicted as {predicted}: {100 * share:.2f} %"
+    return _heat_cell(confusion_position(share), text, title)
 
-    edges = np.arange(n + 1) - 0.5
-    low, high = np.full(n + 1, -0.5), np.full(n + 1, n - 0.5)
-    rows = np.stack([np.column_stack([low, edges]), np.column_stack([high, edges])], axis=1)
-    return LineCollection([*rows, *rows[:, :, ::-1]], colors="white", linewidths=0.5, zorder=1.5)
+
+# --- AP by overlap threshold --------------------------------------------------------------------
 
 
 def _nanmean_columns(values: np.ndarray) -> np.ndarray:
@@ -395,8 +303,9 @@ def _nanmean_columns(values: np.ndarray) -> np.ndarray:
     return np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
 
 
-def ap_overlap_chart(ap_matrix: np.ndarray) -> str | None:
-    """AP against the overlap threshold from ``ap_matrix[0]`` (all distances), per class and mean.
+def ap_overlap_table(ap_matrix: np.ndarray) -> str | None:
+    """AP per class (rows) by overlap threshold (columns) from ``ap_matrix[0]`` (all distances), and the mean
+    over the classes with ground truth; cells coloured on a scale from 0 to ``axis_top`` of the values.
 
     None when the matrix is not (distances, classes, overlaps) shaped or empty.
     """
@@ -405,75 +314,36 @@ def ap_overlap_chart(ap_matrix: np.ndarray) -> str | None:
         return None
     per_class = matrix[0]
     count = per_class.shape[1]
-    overlaps = np.array(OVERLAPS) if count == len(OVERLAPS) else np.linspace(0.5, 0.95, count)
+    overlaps = OVERLAPS if count == len(OVERLAPS) else tuple(np.linspace(0.5, 0.95, count))
     names = (
         INSTANCE_CLASS_NAMES
         if per_class.shape[0] == len(INSTANCE_CLASS_NAMES)
         else tuple(f"class {i}" for i in range(per_class.shape[0]))
     )
-    fig = _figure(7.0, 3.2, left=0.65, right=1.15, top=0.1, bottom=0.55)
-    ax = fig.add_subplot()
-    for name, row in zip(names, per_class, strict=True):
-        if not np.isnan(row).all():
-            ax.plot(overlaps, row * 100, color=_rgb(class_color(name)), lw=1.1, alpha=0.85, label=name)
     mean = _nanmean_columns(per_class)
-    ax.plot(overlaps, mean * 100, color="black", lw=2.4, marker="o", ms=3.5, label="mean")
-    ax.set_xticks(overlaps, [f"{o:.2f}" for o in overlaps], fontsize=8)
-    ax.tick_params(axis="y", labelsize=8)
-    ax.set_xlim(overlaps[0] - 0.01, overlaps[-1] + 0.01)
     top = axis_top(np.concatenate([per_class.ravel(), mean]) * 100, headroom=1.05)
-    ax.set_ylim(0, top)
-    ax.set_yticks(_axis_ticks(top))
-    ax.set_xlabel("overlap threshold", fontsize=9)
-    ax.set_ylabel("AP (%)", fontsize=9)
-    ax.grid(color="#ddd", lw=0.6)
-    for spine in ("top", "right"):
-        ax.spines[spine].set_visible(False)
-    ax.legend(fontsize=7.5, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
-    return _png_data_uri(fig)
+    head = "<th>class</th>" + "".join(f"<th>{overlap:.2f}</th>" for overlap in overlaps)
+    rows = []
+    for name, row in zip(names, per_class, strict=True):
+        label = f"<th>{swatch(class_color(name))}{escape(name)}</th>"
+        if np.isnan(row).all():
+            rows.append(f'<tr>{label}<td class="no-gt" colspan="{count}">no ground truth</td></tr>')
+        else:
+            rows.append(f"<tr>{label}{_ap_cells(name, row, overlaps, top)}</tr>")
+    mean_cells = _ap_cells("mean", mean, overlaps, top)
+    rows.append(f'<tr class="mean"><th title="over the classes with ground truth">mean</th>{mean_cells}</tr>')
+    table = f'<table class="heat overlap"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
+    ticks = [(tick / top, f"{tick:g}") for tick in axis_ticks(top)]
+    return _wrapped(table) + color_scale(ticks, "AP (%)")
 
 
-PIXEL_BARS, CONFUSION, INSTANCE_BARS, AP_OVERLAP = "pixel_bars", "confusion", "instance_bars", "ap_overlap"
-
-
-@dataclass(frozen=True)
-class ChartJob:
-    """One picture of the page: ``draw(*args)`` gives its PNG data URI (None: nothing to show)."""
-
-    key: str
-    draw: Callable[..., str | None]
-    args: tuple
-    cost: float  # milliseconds to draw it, measured (40 images): lets the caller share the charts out evenly
-
-    def run(self) -> str | None:
-        return self.draw(*self.args)
-
-
-def chart_jobs(scores: Scores) -> list[ChartJob]:
-    """The charts of the page of ``scores``; draw them with ``draw_charts`` (here or in other processes)."""
-    jobs = []
-    if scores.pixel is not None:
-        jobs.append(ChartJob(PIXEL_BARS, pixel_bar_chart, (scores.pixel,), 115))
-        if valid_confusion(scores.pixel.confusion_matrix):
-            matrix = row_normalized_confusion(scores.pixel.confusion_matrix)[0]
-            jobs.append(ChartJob(CONFUSION, confusion_heatmap, (matrix,), 200))
-    if scores.instance is not None:
-        jobs.append(ChartJob(INSTANCE_BARS, instance_bar_chart, (scores.instance,), 65))
-        jobs.append(ChartJob(AP_OVERLAP, ap_overlap_chart, (scores.instance.ap_matrix,), 60))
-    return jobs
-
-
-def draw_charts(jobs: Iterable[ChartJob]) -> dict[str, str | None]:
-    """The pictures of ``jobs``, by key."""
-    load_chart_library()
-    return {job.key: job.run() for job in jobs}
-
-
-# --- page sections ------------------------------------------------------------------------------
-
-
-def valid_confusion(confusion: np.ndarray | None) -> bool:
-    if confusion is None:
-        return False
-    conf = np.asarray(confusion)
-    return conf.ndim == 2 and conf.shape[0] == conf.shape[1] and conf.shape[0] > max(EVAL_CLASS_IDS)
+def _ap_cells(name: str, values: np.ndarray, overlaps: Sequence[float], top: float) -> str:
+    cells = []
+    for value, overlap in zip(values, overlaps, strict=True):
+        title = f"{name}, overlap {overlap:.2f}"
+        if math.isnan(value):
+            cells.append(f'<td class="na" title="{escape(title)}: {escape(NA_TOOLTIP)}">&ndash;</td>')
+        else:
+            percent = 100 * value
+            cells.append(_heat_cell(bar_width(value, top) / 100, f"{percent:.1f}", f"{title}: AP {percent:.2f} %"))
+    return "".join(cells)

@@ -1,19 +1,17 @@
 """The participant's detailed results: one self-contained HTML page (``detailed_results.html``).
 
 CodaLab/Codabench show this page in an iframe, so it carries everything inline: CSS in a
-``<style>`` element and the charts as base64 PNG data URIs; no scripts, fonts or links. Every
-string that comes from data (warnings, class names, notes) is HTML-escaped.
+``<style>`` element, and the charts drawn in HTML and CSS (report_charts.py); no pictures, scripts, fonts or
+links. Every string that comes from data (warnings, class names, notes) is HTML-escaped.
 
 Scores are fractions in [0, 1] (as the official scripts return them, and as the leaderboard, scores.txt and
 scores.json hold them). The page shows them as percentages, and beside each leaderboard number its fraction,
 so that both can be matched at a glance.
-The charts are drawn by report_charts.py, which imports matplotlib only then: the pages without charts never
-pay for it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from html import escape
 from pathlib import Path
 
@@ -29,23 +27,22 @@ from cityscapes_competition.core.labels import (
 from cityscapes_competition.scoring.scores import InstanceScores, PixelScores, Scores
 
 from .report_charts import (
-    AP_OVERLAP,
-    CONFUSION,
     EVAL_CLASS_NAMES,
     FALLBACK_COLOR,
-    INSTANCE_BARS,
-    PIXEL_BARS,
-    chart_jobs,
+    NA_TOOLTIP,
+    ap_overlap_table,
     class_color,
-    draw_charts,
-    img,
+    confusion_table,
+    instance_bars,
     is_missing,
+    na_mark,
     ordered,
+    pixel_bars,
     row_normalized_confusion,
+    swatch,
     valid_confusion,
 )
 
-NA_TOOLTIP = "undefined: no ground truth for this class in the evaluated images (denominator 0)"
 NOT_DEFINED_TOOLTIP = "not defined for this class"
 NOT_SUBMITTED = "not submitted (scored 0)"
 UNITS_NOTE = (
@@ -67,19 +64,10 @@ def format_fraction(value: float | None) -> str:
     return "n/a" if is_missing(value) else f"{float(value):.4f}"
 
 
-def _na(tooltip: str = NA_TOOLTIP) -> str:
-    return f'<span class="na" title="{escape(tooltip)}">n/a<sup>*</sup></span>'
-
-
-def _swatch(color: tuple[int, int, int]) -> str:
-    r, g, b = color
-    return f'<span class="swatch" style="background:rgb({r},{g},{b})"></span>'
-
-
 def _score_cell(value: float | None, decimals: int = 1, bar: bool = True) -> str:
     """A table cell with a percentage and a faint in-cell bar; "n/a" with a tooltip for NaN."""
     if is_missing(value):
-        return f'<td class="num">{_na()}</td>'
+        return f'<td class="num">{na_mark()}</td>'
     pct = min(max(100.0 * float(value), 0.0), 100.0)
     style = f' style="background:linear-gradient(90deg,#dbe7f5 {pct:.1f}%,transparent {pct:.1f}%)"' if bar else ""
     return f'<td class="num"{style}>{format_percent(value, decimals)}</td>'
@@ -88,7 +76,7 @@ def _score_cell(value: float | None, decimals: int = 1, bar: bool = True) -> str
 def _leaderboard_cell(value: float | None) -> str:
     """A mean that is a leaderboard column: the percentage, and the fraction the leaderboard shows."""
     if is_missing(value):
-        return f'<td class="num">{_na()}</td>'
+        return f'<td class="num">{na_mark()}</td>'
     return f'<td class="num">{format_percent(value)} <span class="fraction">({format_fraction(value)})</span></td>'
 
 
@@ -106,10 +94,6 @@ def _no_ground_truth_cell(value: float | None, false_positives: int) -> str:
 
 def _not_defined_cell() -> str:
     return f'<td class="num dim" title="{NOT_DEFINED_TOOLTIP}">&ndash;</td>'
-
-
-# --- charts -------------------------------------------------------------------------------------
-# Fixed margins in inches rather than a layout engine: one draw per figure instead of two.
 
 
 def _card(label: str, value: float | None, absent_note: str | None = None) -> str:
@@ -199,10 +183,10 @@ def _pixel_class_table(
     matrix: np.ndarray | None,
     ignored: np.ndarray | None,
     prior: np.ndarray | None,
+    unseen: dict[str, int],
 ) -> str:
     names = ordered(EVAL_CLASS_NAMES, pixel.class_iou)
     has_conf = matrix is not None
-    unseen = predicted_without_ground_truth(pixel.confusion_matrix) if has_conf else {}
     head = "<th>class</th><th>IoU (%)</th><th>iIoU (%)</th>"
     if has_conf:
         head += (
@@ -214,7 +198,7 @@ def _pixel_class_table(
         )
     rows = []
     for name in names:
-        cells = f"<td>{_swatch(class_color(name))}{escape(name)}</td>"
+        cells = f"<td>{swatch(class_color(name))}{escape(name)}</td>"
         cells += _class_score_cell(pixel.class_iou.get(name), unseen.get(name))
         iiou = _class_score_cell(pixel.class_iiou[name], unseen.get(name)) if name in pixel.class_iiou else None
         cells += iiou or _not_defined_cell()
@@ -261,13 +245,13 @@ def predicted_without_ground_truth(confusion: np.ndarray) -> dict[str, int]:
 def _most_confused(matrix: np.ndarray, i: int) -> str:
     row = matrix[i].copy()
     if np.isnan(row).all():
-        return _na()
+        return na_mark()
     row[i] = -1.0
     j = int(np.argmax(row))
     if row[j] <= 0:
         return '<span class="dim">&ndash;</span>'
     name = EVAL_CLASS_NAMES[j]
-    return f"{_swatch(class_color(name))}{escape(name)} <span class='dim'>({100 * row[j]:.1f}%)</span>"
+    return f"{swatch(class_color(name))}{escape(name)} <span class='dim'>({100 * row[j]:.1f}%)</span>"
 
 
 def _category_table(pixel: PixelScores) -> str:
@@ -276,8 +260,8 @@ def _category_table(pixel: PixelScores) -> str:
     rows = []
     for name in ordered(known, pixel.category_iou):
         iiou = _score_cell(pixel.category_iiou[name]) if name in pixel.category_iiou else _not_defined_cell()
-        swatch = _swatch(colors.get(name, FALLBACK_COLOR))
-        rows.append(f"<tr><td>{swatch}{escape(name)}</td>{_score_cell(pixel.category_iou.get(name))}{iiou}</tr>")
+        mark = swatch(colors.get(name, FALLBACK_COLOR))
+        rows.append(f"<tr><td>{mark}{escape(name)}</td>{_score_cell(pixel.category_iou.get(name))}{iiou}</tr>")
     mean = (
         f"<tr class='mean'><td>mean (leaderboard)</td>{_leaderboard_cell(pixel.iou_category)}"
         f"{_leaderboard_cell(pixel.iiou_category)}</tr>"
@@ -285,21 +269,23 @@ def _category_table(pixel: PixelScores) -> str:
     return _table("<th>category</th><th>IoU (%)</th><th>iIoU (%)</th>", [*rows, mean])
 
 
-def pixel_section(pixel: PixelScores | None, charts: Mapping[str, str | None]) -> str:
+def pixel_section(pixel: PixelScores | None) -> str:
     title = "<h2>Pixel-level semantic labeling</h2>"
     if pixel is None:
         return f'<section id="pixel">{title}<p class="missing">Task {NOT_SUBMITTED}.</p></section>'
     matrix = ignored = prior = None
+    unseen: dict[str, int] = {}
     if valid_confusion(pixel.confusion_matrix):
         matrix, ignored, prior = row_normalized_confusion(pixel.confusion_matrix)
+        unseen = predicted_without_ground_truth(pixel.confusion_matrix)
     parts = [
         title,
         "<h3>Per class</h3>",  # the full width: its six columns do not fit half of a 1280 px window
-        _pixel_class_table(pixel, matrix, ignored, prior),
+        _pixel_class_table(pixel, matrix, ignored, prior, unseen),
         '<div class="two-col"><div><h3>Per category</h3>',
         _category_table(pixel),
         "</div><div><h3>IoU and iIoU per class</h3>",
-        img(charts.get(PIXEL_BARS), "IoU and iIoU per class"),
+        pixel_bars(pixel, unseen),
         "</div></div>",
     ]
     if matrix is not None:
@@ -308,8 +294,9 @@ def pixel_section(pixel: PixelScores | None, charts: Mapping[str, str | None]) -
             '<p class="explain">Rows are ground truth, columns predictions; each row is divided by all '
             "ground-truth pixels of its class (as the official script prints it), so a row sums to less "
             "than 100% when pixels were predicted as an ignored label (see &ldquo;&rarr; ignored&rdquo; "
-            "above). Cells are percentages; values under 0.5% are left blank.</p>",
-            img(charts.get(CONFUSION), "Row-normalized confusion matrix"),
+            "above). Cells are percentages, coloured on the scale below; values under 0.5% are left blank. "
+            "Hover over a cell for its exact share.</p>",
+            confusion_table(matrix),
         ]
     return f'<section id="pixel">{"".join(parts)}</section>'
 
@@ -324,14 +311,14 @@ def _instance_table(instance: InstanceScores) -> str:
     for name in names:
         values = instance.class_scores.get(name, {})
         cells = "".join(_score_cell(values.get(k)) for k in keys)
-        rows.append(f"<tr><td>{_swatch(class_color(name))}{escape(name)}</td>{cells}</tr>")
+        rows.append(f"<tr><td>{swatch(class_color(name))}{escape(name)}</td>{cells}</tr>")
     means = {"ap": instance.ap, "ap50": instance.ap50, "ap100m": instance.ap100m, "ap50m": instance.ap50m}
     mean_cells = "".join(_leaderboard_cell(means[k]) for k in keys)
     mean = f"<tr class='mean'><td>mean (leaderboard)</td>{mean_cells}</tr>"
     return _table(head, [*rows, mean])
 
 
-def instance_section(instance: InstanceScores | None, charts: Mapping[str, str | None]) -> str:
+def instance_section(instance: InstanceScores | None) -> str:
     title = "<h2>Instance-level semantic labeling</h2>"
     if instance is None:
         return f'<section id="instance">{title}<p class="missing">Task {NOT_SUBMITTED}.</p></section>'
@@ -345,16 +332,17 @@ def instance_section(instance: InstanceScores | None, charts: Mapping[str, str |
         parts.append(f'<p class="explain">AP100m and AP50m: n/a &mdash; {escape(note)}</p>')
     parts += [
         "</div><div><h3>AP and AP50% per class</h3>",
-        img(charts.get(INSTANCE_BARS), "AP and AP50% per class"),
+        instance_bars(instance),
         "</div></div>",
     ]
-    overlap_chart = charts.get(AP_OVERLAP)
-    if overlap_chart is not None:
+    overlap_table = ap_overlap_table(instance.ap_matrix)
+    if overlap_table is not None:
         parts += [
             "<h3>AP by overlap threshold</h3>",
             '<p class="explain">AP is the mean over the ten thresholds 0.50, 0.55, &hellip;, 0.95; '
-            "AP50% is the first point. The black line is the mean over classes with ground truth.</p>",
-            img(overlap_chart, "AP against the overlap threshold"),
+            "AP50% is the first column. The last row is the mean over the classes with ground truth. Cells "
+            "are AP in %, coloured on the scale below.</p>",
+            overlap_table,
         ]
     return f'<section id="instance">{"".join(parts)}</section>'
 
@@ -363,13 +351,8 @@ def instance_section(instance: InstanceScores | None, charts: Mapping[str, str |
 CSS = Path(__file__).with_name("report.css").read_text(encoding="utf-8")
 
 
-def render_detailed_results(
-    scores: Scores, title: str = "Cityscapes evaluation", charts: Mapping[str, str | None] | None = None
-) -> str:
-    """The whole page, as a string of self-contained HTML; ``charts``: the pictures of ``chart_jobs(scores)``
-    if they were drawn already (drawn here otherwise)."""
-    if charts is None:
-        charts = draw_charts(chart_jobs(scores))
+def render_detailed_results(scores: Scores, title: str = "Cityscapes evaluation") -> str:
+    """The whole page, as a string of self-contained HTML."""
     images = f"{scores.image_count} image{'s' if scores.image_count != 1 else ''} evaluated"
     footer = (
         "<footer><p><sup>*</sup> n/a: the score is undefined because the class has no ground truth in "
@@ -387,8 +370,8 @@ def render_detailed_results(
             f"<header><h1>{escape(title)}</h1><p class='meta'>{images}</p></header>",
             warnings_html(scores.reported_warnings()),
             summary_html(scores),
-            pixel_section(scores.pixel, charts),
-            instance_section(scores.instance, charts),
+            pixel_section(scores.pixel),
+            instance_section(scores.instance),
             footer,
         ]
     )

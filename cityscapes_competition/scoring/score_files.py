@@ -4,18 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
-import sys
-import threading
 import time
-from collections.abc import Sequence
 from pathlib import Path
 
 from ..core.atomic import write_text_atomic
 from ..core.errors import ReferenceDataError
 from ..core.labels import LABEL_NAMES
-from ..core.processes import tensorflow_loaded
-from .report_charts import ChartJob, chart_jobs, draw_charts, load_chart_library
 from .report_html import render_detailed_results, render_failure, render_in_progress
 from .scores import LEADERBOARD_KEYS, Scores, finite_or_none
 
@@ -76,71 +70,11 @@ def _category_details(scores: Scores) -> dict[str, dict[str, float | None]]:
     return categories
 
 
-def write_score_files(output_dir: Path, scores: Scores, charts: dict[str, str | None] | None = None) -> None:
-    """scores.txt last, so that its presence means everything was written. ``charts``: the pictures of
-    ``chart_jobs(scores)`` if they were drawn already (drawn here otherwise)."""
-    if charts is None:
-        charts = draw_charts_in_two_processes(chart_jobs(scores))
-    write_text_atomic(output_dir / DETAILED_RESULTS, render_detailed_results(scores, charts=charts))
+def write_score_files(output_dir: Path, scores: Scores) -> None:
+    """scores.txt last, so that its presence means everything was written."""
+    write_text_atomic(output_dir / DETAILED_RESULTS, render_detailed_results(scores))
     write_text_atomic(output_dir / SCORES_JSON, json.dumps(scores_document(scores), indent=1, allow_nan=False))
     write_text_atomic(output_dir / SCORES_TXT, leaderboard_lines(scores))
-
-
-def draw_charts_in_two_processes(jobs: Sequence[ChartJob]) -> dict[str, str | None]:
-    """The charts, about half of them drawn in a forked copy of this process, the rest here.
-
-    matplotlib holds the GIL while it draws, so threads would take turns; a fork, once matplotlib is
-    imported, shares it and costs a few ms against ~0.16 s of drawing saved. Drawn here alone when there
-    is one chart, when fork is not available, when other threads run (a fork would copy their locks), or when
-    TensorFlow is loaded (a forked copy of its state can crash the child).
-    """
-    load_chart_library()
-    there, here = _share_out(jobs)
-    if not there or not hasattr(os, "fork") or threading.active_count() > 1 or tensorflow_loaded():
-        return draw_charts(jobs)
-    pid, reader = _fork_drawing(there)
-    try:
-        charts = draw_charts(here)
-    finally:
-        drawn = _collect(pid, reader)
-    return {**charts, **(drawn if drawn is not None else draw_charts(there))}  # a failed child: draw here
-
-
-def _share_out(jobs: Sequence[ChartJob]) -> tuple[list[ChartJob], list[ChartJob]]:
-    """Two lists of about equal drawing time, the most costly chart first."""
-    shares: tuple[list[ChartJob], list[ChartJob]] = ([], [])
-    for job in sorted(jobs, key=lambda job: -job.cost):
-        min(shares, key=lambda share: sum(j.cost for j in share)).append(job)
-    return shares
-
-
-def _fork_drawing(jobs: Sequence[ChartJob]) -> tuple[int, int]:
-    """A child process that draws ``jobs`` and writes them, as JSON, to the returned pipe."""
-    sys.stdout.flush()  # else the child would write this process's buffered output a second time
-    sys.stderr.flush()
-    reader, writer = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        status = 1
-        try:
-            os.close(reader)
-            with os.fdopen(writer, "wb") as pipe:
-                pipe.write(json.dumps(draw_charts(jobs)).encode("ascii"))
-            status = 0
-        finally:
-            os._exit(status)  # never returns into the caller's code, nor runs its exit handlers
-    os.close(writer)
-    return pid, reader
-
-
-def _collect(pid: int, reader: int) -> dict[str, str | None] | None:
-    """The child's charts, or None if it failed."""
-    with os.fdopen(reader, "rb") as pipe:
-        data = pipe.read()
-    _, status = os.waitpid(pid, 0)
-    if status != 0:
-        return None
-    return json.loads(data)
 
 
 # CodaLab v1.5 uploads detailed_results.html from a watcher (competitions-v1-compute-worker
