@@ -310,3 +310,38 @@ def test_instance_class_pixels_refuse_values_that_name_no_label(bad_value: int, 
     image = np.array([[ROAD, bad_value], [26001, VOID]], dtype)
     with pytest.raises(ReferenceDataError, match=f"holds value {bad_value},"):
         groundtruth._instance_class_pixels(image, Path("x_instanceIds.png"))
+
+
+def _official_loop_average_precision(scores: np.ndarray, is_true: np.ndarray, hard_false_negatives: int) -> float:
+    """cityscapesScripts' evaluateMatches curve, its loop over the distinct scores as written there."""
+    order = np.argsort(scores)
+    sorted_scores, true_cumsum = scores[order], np.cumsum(is_true[order])
+    _, first_of_score = np.unique(sorted_scores, return_index=True)
+    n_examples, n_true = len(sorted_scores), true_cumsum[-1]
+    precision, recall = np.zeros(len(first_of_score) + 1), np.zeros(len(first_of_score) + 1)
+    true_cumsum = np.append(true_cumsum, 0)
+    for i, start in enumerate(first_of_score):
+        below = true_cumsum[start - 1]
+        tp = n_true - below
+        fp = n_examples - start - tp
+        fn = below + hard_false_negatives
+        precision[i] = float(tp) / (tp + fp)
+        recall[i] = float(tp) / (tp + fn)
+    precision[-1], recall[-1] = 1.0, 0.0
+    padded = np.append(np.append(recall[0], recall), 0.0)
+    return float(np.dot(precision, np.convolve(padded, [-0.5, 0, 0.5], "valid")))
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_average_precision_is_the_official_loop_bit_for_bit(seed: int) -> None:
+    """The curve is computed for all distinct scores at once: the same float operations as the loop, so
+    the same bits, ties, no true example and no hard false negative included."""
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(1, 400))
+    scores = rng.integers(0, [3, 20, 1000][seed % 3], n) / 7.0
+    is_true = (rng.random(n) < [0.0, 0.3, 1.0, 0.6][seed % 4]).astype(float)
+    hard = int(rng.integers(0, 3)) * (seed % 5 != 0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        expected = _official_loop_average_precision(scores, is_true, hard)
+    got = instance_metric.official_average_precision(scores, is_true, hard)
+    assert got == expected or (np.isnan(got) and np.isnan(expected))

@@ -334,18 +334,14 @@ def official_average_precision(scores: np.ndarray, is_true: np.ndarray, hard_fal
     _, first_of_score = np.unique(sorted_scores, return_index=True)
     n_examples = len(sorted_scores)
     n_true = true_cumsum[-1]
-    precision = np.zeros(len(first_of_score) + 1)
-    recall = np.zeros(len(first_of_score) + 1)
-    true_cumsum = np.append(true_cumsum, 0)  # so that index -1 reads 0
-    for i, start in enumerate(first_of_score):
-        below = true_cumsum[start - 1]
-        tp = n_true - below
-        fp = n_examples - start - tp
-        fn = below + hard_false_negatives
-        precision[i] = float(tp) / (tp + fp)
-        recall[i] = float(tp) / (tp + fn)
-    precision[-1] = 1.0
-    recall[-1] = 0.0
+    # At each distinct score, from the lowest: the examples scored at least that are the predictions kept.
+    below = np.append(true_cumsum, 0)[first_of_score - 1]  # true examples scored lower (index -1 reads 0)
+    tp = n_true - below
+    fp = n_examples - first_of_score - tp
+    fn = below + hard_false_negatives
+    with np.errstate(invalid="ignore", divide="ignore"):  # 0/0 is NaN, as in the official loop
+        precision = np.append(tp / (tp + fp), 1.0)
+        recall = np.append(tp / (tp + fn), 0.0)
     padded = np.append(np.append(recall[0], recall), 0.0)
     step_widths = np.convolve(padded, [-0.5, 0, 0.5], "valid")
     return float(np.dot(precision, step_widths))
