@@ -50,6 +50,8 @@ _ABOVE_DEPENDENT_FILTERS = _filter_table(_UP, _AVERAGE, _PAETH)
 # Bytes a mask's Average and Paeth rows may compute one by one (about 0.4 us each): a street scene's
 # 8-bit Pillow mask needs a few hundred. Past the budget a library decodes the file (pywuffs: 1 ms).
 _SEQUENTIAL_BYTES_PER_MASK = 4096
+# Average and Paeth rows a mask may have where it may hold pixels (Pillow's: a few; png_write's: none).
+_MAX_PREDICTED_ROWS_PER_MASK = 64
 # Nonzero bytes a mask's Sub rows may hold (an OpenCV mask of a person: a few thousand): noise in Sub rows
 # costs 0.15 s here against pywuffs' 10 ms.
 _MAX_SUB_EDGES_PER_MASK = 65536
@@ -111,7 +113,7 @@ def nonzero_bitmask_rows(data: bytes) -> tuple[np.ndarray, int, int] | None:
         return None
     row_bytes = (width + 7) // 8
     rows = np.frombuffer(_inflate(_image_data(data), height * (row_bytes + 1)), np.uint8).reshape(height, -1)
-    pixels = _unfilter(rows, _MASK_FILTERS, _Budget(_SEQUENTIAL_BYTES_PER_MASK))
+    pixels = _unfilter(rows, _MASK_FILTERS, _Budget())
     return None if pixels is None else (pixels, width, height)
 
 
@@ -185,7 +187,7 @@ def nonzero_pixels_of_masks(masks: list[MaskRows]) -> list[np.ndarray] | None:
     mask_starts = np.cumsum([0] + [len(mask.rows) for mask in masks])
     run_starts = np.concatenate([mask.run_starts + start for mask, start in zip(masks, mask_starts, strict=False)])
     run_shifts = np.concatenate([mask.image_rows for mask in masks]) - run_starts  # image row - stacked row
-    budget = _Budget(_SEQUENTIAL_BYTES_PER_MASK * len(masks), _MAX_SUB_EDGES_PER_MASK * len(masks))
+    budget = _Budget(len(masks))
     if depth == 8 and (stack[:, 0] == _SUB).all():  # OpenCV's: the pixels straight from the runs of values
         runs = _sub_runs(stack[:, 1:], budget)
         if runs is None:
@@ -304,12 +306,13 @@ def _inflate(compressed: bytes, expected: int, photo: bool = False) -> bytes | b
 
 
 class _Budget:
-    """Bytes left to compute one by one (Average and Paeth rows) in one file, and the nonzero bytes its Sub
-    rows may hold."""
+    """What the masks of one call may cost: bytes computed one by one (in Average and Paeth rows), Average and
+    Paeth rows (each a few numpy calls, even when empty), and nonzero bytes in Sub rows."""
 
-    def __init__(self, bytes_left: int, sub_edges: int = _MAX_SUB_EDGES_PER_MASK) -> None:
-        self.bytes_left = bytes_left
-        self.sub_edges = sub_edges
+    def __init__(self, masks: int = 1) -> None:
+        self.bytes_left = _SEQUENTIAL_BYTES_PER_MASK * masks
+        self.sub_edges = _MAX_SUB_EDGES_PER_MASK * masks
+        self.predicted_rows = _MAX_PREDICTED_ROWS_PER_MASK * masks
 
     def spend(self, count: int) -> bool:
         self.bytes_left -= count
@@ -332,31 +335,33 @@ def _unfilter(rows: np.ndarray, allowed: np.ndarray, budget: _Budget | None = No
         if decoded is None:
             return None
         out[sub_rows] = decoded
-    if (filters < _AVERAGE).all():  # no Average or Paeth row: each run of Up rows depends on its own only
-        _undo_up_rows(out, filters)
-        return out
+    predicted = np.flatnonzero(filters >= _AVERAGE)  # Average and Paeth rows: one at a time, in order
+    if budget is not None and len(predicted) > budget.predicted_rows:
+        return None
     zeros = np.zeros(out.shape[1], np.uint8)
-    for first, last in _dependent_segments(filters):
-        above = out[first - 1] if first > 0 else zeros
-        if filters[first] == _UP:
-            _undo_up_chain(out, first, last, above)
-        elif filters[first] == _PAETH:
-            row = _undo_paeth(out[first], above, budget)
-            if row is None:
+    start = 0  # the first row not decoded yet
+    for row in predicted.tolist():
+        _undo_up_rows(out[start:row], filters[start:row], out[start - 1] if start > 0 else zeros)
+        above = out[row - 1] if row > 0 else zeros
+        if filters[row] == _PAETH:
+            decoded = _undo_paeth(out[row], above, budget)
+            if decoded is None:
                 return None
-            out[first] = row
-        elif out[first].any() or above.any():  # else zeros stay zeros
+            out[row] = decoded
+        elif out[row].any() or above.any():  # an Average row; else zeros stay zeros
             if budget is not None and not budget.spend(out.shape[1]):
                 return None
-            out[first] = _undo_average(out[first], above)
+            out[row] = _undo_average(out[row], above)
+        start = row + 1
+    _undo_up_rows(out[start:], filters[start:], out[start - 1] if start > 0 else zeros)
     return out
 
 
-def _undo_up_rows(out: np.ndarray, filters: np.ndarray) -> None:
-    """Every run of Up rows, where no row depends on anything but the row above and the rows above a run are
-    decoded (None or Sub). The runs step down together, their k-th rows at once, for their first
-    _UP_LEVELS_TOGETHER rows (a Pillow mask's runs are 3 rows long at the median, 40 at the 95th percentile,
-    ten to a mask); the rest of a longer run (png_write's: every row) goes on alone."""
+def _undo_up_rows(out: np.ndarray, filters: np.ndarray, above: np.ndarray) -> None:
+    """Every run of Up rows in ``out`` (the rows other than Up decoded, ``above`` the row above the first):
+    no row depends on anything but the row above. The runs step down together, their k-th rows at once, while
+    at least _UP_RUNS_TOGETHER of them go on (a Pillow mask's runs are 3 rows long at the median, 40 at the
+    95th percentile, ten to a mask); the few longer ones (png_write's masks are Up on every row) go on alone."""
     up_rows = np.flatnonzero(filters == _UP)
     if len(up_rows) == 0:
         return
@@ -366,27 +371,24 @@ def _undo_up_rows(out: np.ndarray, filters: np.ndarray) -> None:
     run_first = up_rows[starts_run]
     run_length = np.bincount(run)
     depth = up_rows - run_first[run]
-    for level in range(min(int(run_length.max()), _UP_LEVELS_TOGETHER)):
-        rows = up_rows[depth == level]
-        rows = rows[rows > 0]  # the first row's above is zeros: it stays as it is
+    by_depth = up_rows[np.argsort(depth, kind="stable")]  # rows of depth 0, then 1...: a slice per level
+    level_ends = np.cumsum(np.bincount(depth))
+    levels = 0
+    while levels < len(level_ends) and _level_size(level_ends, levels) >= _UP_RUNS_TOGETHER:
+        rows = by_depth[(level_ends[levels - 1] if levels else 0) : level_ends[levels]]
+        if rows[0] == 0:  # the first row: its above is ``above``
+            out[0] += above
+            rows = rows[1:]
         out[rows] += out[rows - 1]
-    long = run_length > _UP_LEVELS_TOGETHER
-    for first, length in zip(run_first[long].tolist(), run_length[long].tolist(), strict=True):
-        rest = first + _UP_LEVELS_TOGETHER
-        _undo_up_chain(out, rest, first + length - 1, out[rest - 1])
+        levels += 1
+    for first, length in zip(run_first.tolist(), run_length.tolist(), strict=True):
+        if length > levels:
+            rest = first + levels
+            _undo_up_chain(out, rest, first + length - 1, out[rest - 1] if rest > 0 else above)
 
 
-def _dependent_segments(filters: np.ndarray) -> list[tuple[int, int]]:
-    """Rows that depend on the row above, in order: runs of Up rows together, other rows alone."""
-    rows = np.flatnonzero(filters >= _UP)
-    if len(rows) == 0:
-        return []
-    is_up = filters[rows] == _UP
-    continues = np.zeros(len(rows), bool)
-    continues[1:] = (rows[1:] == rows[:-1] + 1) & is_up[1:] & is_up[:-1]
-    starts = np.flatnonzero(~continues)
-    ends = np.append(starts[1:] - 1, len(rows) - 1)
-    return list(zip(rows[starts].tolist(), rows[ends].tolist(), strict=True))
+def _level_size(level_ends: np.ndarray, level: int) -> int:
+    return int(level_ends[level] - (level_ends[level - 1] if level else 0))
 
 
 def _undo_sub(raw: np.ndarray, budget: _Budget | None = None) -> np.ndarray | None:
@@ -464,7 +466,7 @@ def _undo_paeth(raw: np.ndarray, above: np.ndarray, budget: _Budget | None) -> n
 
 _SPARSE_CHAIN_COLUMNS = 96
 _SHORT_CHAIN_ROWS = 4
-_UP_LEVELS_TOGETHER = 64
+_UP_RUNS_TOGETHER = 4
 
 
 def _undo_up_chain(out: np.ndarray, first: int, last: int, above: np.ndarray) -> None:
