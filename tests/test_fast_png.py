@@ -438,3 +438,58 @@ def test_long_up_runs_continue_past_the_rows_stepped_together(depth: int) -> Non
     for filters in (np.full(150, 2), np.where(rng.random(150) < 0.9, 2, 0)):
         data = encode_png(mask, depth, filters)
         np.testing.assert_array_equal(fast_png.nonzero_mask_pixels(data), np.flatnonzero(mask))
+
+
+def test_a_palette_of_more_than_256_colours_is_refused_as_pillow_refuses_it() -> None:
+    """Pillow's parse accepts a PLTE chunk of 771 bytes and more, its decoding refuses it: so does png_io."""
+    raw = zlib.compress(b"\x00" + bytes([7, 7, 7, 7]))
+    header = struct.pack(">IIBBBBB", 4, 1, 8, 3, 0, 0, 0)
+    for palette_bytes, accepted in ((768, True), (770, True), (771, False), (900, False)):
+        chunks = _chunk(b"IHDR", header) + _chunk(b"PLTE", bytes(palette_bytes)) + _chunk(b"IDAT", raw)
+        data = b"\x89PNG\r\n\x1a\n" + chunks + _chunk(b"IEND", b"")
+        if accepted:
+            np.testing.assert_array_equal(decode_single_channel(data), [[7, 7, 7, 7]])
+        else:
+            with pytest.raises(PngReadError, match="palette"):
+                decode_single_channel(data)
+
+
+def test_mask_batches_hold_at_most_an_image_of_rows_and_16_mb(tmp_path, monkeypatch) -> None:
+    """The masks read together are bounded by the pixels of their rows that may hold any and by their bytes,
+    files included (a mask a library reads counts its file): a batch holds one mask more only when alone."""
+    from cityscapes_competition.png import png_io
+
+    sizes: list[tuple[int, int]] = []  # per batch: masks, masks fast_png reads
+    batch = png_io._masks_of_batch
+
+    def spy(pending):
+        sizes.append((len(pending), sum(rows is not None for *_, rows in pending)))
+        return batch(pending)
+
+    monkeypatch.setattr(png_io, "_masks_of_batch", spy)
+    rng = np.random.default_rng(3)
+    paths, expected = [], []
+    for index in range(9):
+        mask = _sparse_mask(rng, 40, 64, 255)
+        depth = 16 if index % 3 == 0 else 8  # 16-bit: a library reads it; its file counts
+        path = tmp_path / f"m{index}.png"
+        path.write_bytes(encode_png(mask * 257 if depth == 16 else mask, depth, np.zeros(40, int)))
+        paths.append(path)
+        expected.append(np.flatnonzero(mask))
+    # 1 pixel, or 1 byte: a mask a batch (no two 16-bit masks follow each other); no bound: all in one
+    for pixels, size, most, most_fast in ((1, 10**9, 1, 1), (10**9, 1, 1, 1), (10**9, 10**9, 9, 6)):
+        sizes.clear()
+        monkeypatch.setattr(png_io, "_MASK_BATCH_PIXELS", pixels)
+        monkeypatch.setattr(png_io, "_MASK_BATCH_BYTES", size)
+        for got, want in zip(png_io.read_masks_pixels(paths), expected, strict=True):
+            np.testing.assert_array_equal(got, want)
+        assert max(n for n, _ in sizes) <= most and max(fast for _, fast in sizes) == most_fast
+        assert sum(n for n, _ in sizes) == 9
+
+
+def test_a_ground_truth_header_too_large_to_size_is_not_up_filtered() -> None:
+    from cityscapes_competition.png.png_io import rows_filtered_none_or_up
+
+    header = struct.pack(">IIBBBBB", 0xFFFFFFFF, 0xFFFFFFFF, 16, 6, 0, 0, 0)
+    chunks = _chunk(b"IHDR", header) + _chunk(b"IDAT", zlib.compress(bytes(10))) + _chunk(b"IEND", b"")
+    assert rows_filtered_none_or_up(b"\x89PNG\r\n\x1a\n" + chunks) is False

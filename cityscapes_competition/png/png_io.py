@@ -154,7 +154,12 @@ def decode_single_channel(data: bytes, expected_size: Size | None = None, truste
         pixels = _wuffs(data, layout.color_type, layout.depth)
         if pixels is not None:
             return pixels
-    elif layout.color_type == _PALETTE and layout.depth == 8 and _fast_decoders_may_read(layout, data):
+    elif (
+        layout.color_type == _PALETTE
+        and layout.depth == 8
+        and _plain_palette(data)
+        and _fast_decoders_may_read(layout, data)
+    ):
         pixels = _fast(decode_palette_indices, data)  # Pillow's "P" label maps: None rows, 6 ms in Pillow
         if pixels is not None:
             return pixels
@@ -164,12 +169,27 @@ def decode_single_channel(data: bytes, expected_size: Size | None = None, truste
         return _decode(lambda: np.asarray(image))
 
 
+def _plain_palette(data: bytes) -> bool:
+    """Whether a palette PNG's PLTE chunk, if any, holds at most 256 colours: Pillow refuses a longer one when
+    it decodes the pixels (its parse before them accepts it), so then Pillow decides."""
+    position = 8
+    while position + 8 <= len(data):
+        (length,) = struct.unpack_from(">I", data, position)
+        kind = data[position + 4 : position + 8]
+        if kind == b"PLTE":
+            return length <= 3 * 256
+        if kind == b"IDAT":
+            return True
+        position += 12 + length
+    return True
+
+
 def rows_filtered_none_or_up(data: bytes) -> bool:
     """Whether every row of a well-formed PNG is filtered None or Up, as png_write writes: such ground truth
     decodes 2 to 3 times faster (pywuffs) than the Paeth rows of Pillow's, the Cityscapes tools' writer."""
     try:
         return row_filters(data).max(initial=0) <= 2
-    except (PngFormatError, ValueError, struct.error):
+    except (PngFormatError, ValueError, OverflowError, struct.error):
         return False
 
 
@@ -205,9 +225,11 @@ def read_mask_pixels(
     return _mask_pixels_by_library(data, layout)
 
 
-# Masks unfiltered together at most: their rows that may hold pixels cover this many pixels (two images), so the
-# pixels found at once take at most 64 MB.
-_MASK_BATCH_PIXELS = 2 * 2048 * 2048
+# Masks unfiltered together at most: their rows that may hold pixels cover at most an image's pixels (a street
+# scene's 40 masks cover about two), and their files and rows take at most 16 MB (or one mask more than that),
+# so that a batch's arrays take about 100 MB at worst (a worker's share of the memory; one by one, ~70 MB).
+_MASK_BATCH_PIXELS = 2048 * 1024
+_MASK_BATCH_BYTES = 16 * 1024 * 1024
 
 
 def read_masks_pixels(
@@ -217,7 +239,7 @@ def read_masks_pixels(
     few at a time (``_MASK_BATCH_PIXELS``): 0.2 ms a 1-bit mask less than one by one. A PngReadError
     names its path (``.path``)."""
     pending: list[tuple[str, bytes, _Layout, MaskRows | None]] = []
-    batch_pixels = 0
+    batch_pixels = batch_bytes = 0
     for path in paths:
         try:
             data = _read_bytes(path, folder)
@@ -225,11 +247,13 @@ def read_masks_pixels(
         except PngReadError as exc:
             raise type(exc)(str(exc), str(path)) from None
         rows = _fast(mask_rows, data) if _may_read_as_mask_rows(layout, data) else None
-        pending.append((str(path), data, layout, rows))
-        batch_pixels += 0 if rows is None else len(rows.rows) * rows.width
-        if batch_pixels > _MASK_BATCH_PIXELS:
+        pixels = 0 if rows is None else len(rows.rows) * rows.width
+        if pending and (batch_pixels + pixels > _MASK_BATCH_PIXELS or batch_bytes + len(data) > _MASK_BATCH_BYTES):
             yield from _masks_of_batch(pending)
-            pending, batch_pixels = [], 0
+            pending, batch_pixels, batch_bytes = [], 0, 0
+        pending.append((str(path), data, layout, rows))
+        batch_pixels += pixels
+        batch_bytes += len(data) + (0 if rows is None else rows.rows.nbytes)
     yield from _masks_of_batch(pending)
 
 
