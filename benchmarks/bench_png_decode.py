@@ -117,17 +117,28 @@ def png_io_reader(module: ModuleType, kind: str) -> Reader:
 
 
 def png_io_at(revision: str, scratch: Path) -> ModuleType:
-    """png_io as it was at ``revision``, as a package of its own beside the current one."""
+    """png_io as it was at ``revision``, as a package of its own beside the current one: the revision's
+    ``png/`` and ``core/`` subpackages (png_io imports the core's untrusted_files), copied whole."""
     package = scratch / "png_io_baseline"
-    package.mkdir()
-    (package / "__init__.py").write_text("")
-    for name in ("png_io.py", "fast_png.py", "untrusted_files.py"):
-        source = subprocess.run(
-            ["git", "show", f"{revision}:cityscapes_competition/{name}"], cwd=REPO, check=True, capture_output=True
-        ).stdout
-        (package / name).write_bytes(source)
+    listing = subprocess.run(
+        ["git", "ls-tree", "-r", "--name-only", revision, "cityscapes_competition/png", "cityscapes_competition/core"],
+        cwd=REPO, check=True, capture_output=True, text=True,
+    ).stdout.split()  # fmt: skip
+    if not any(name.endswith("png/png_io.py") for name in listing):
+        raise SystemExit(
+            f"--baseline {revision}: no cityscapes_competition/png/png_io.py there (before the png/ subpackage)"
+        )
+    for name in listing:
+        if not name.endswith(".py"):
+            continue
+        source = subprocess.run(["git", "show", f"{revision}:{name}"], cwd=REPO, check=True, capture_output=True)
+        target = package / Path(name).relative_to("cityscapes_competition")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(source.stdout)
+    for folder in (package, package / "png", package / "core"):
+        (folder / "__init__.py").touch()
     sys.path.insert(0, str(scratch))
-    return importlib.import_module("png_io_baseline.png_io")
+    return importlib.import_module("png_io_baseline.png.png_io")
 
 
 def write_files(frames: int, scratch: Path) -> dict[str, list[Path]]:
