@@ -100,7 +100,7 @@ def decode_palette_indices(data: bytes) -> np.ndarray | None:
     width, height, depth, color_type, interlace = read_header(data)
     if color_type != _PALETTE or depth != 8 or interlace or not width or not height:
         return None
-    rows = np.frombuffer(_inflate(_image_data(data), height * (width + 1)), np.uint8).reshape(height, width + 1)
+    rows = _inflated_rows(data, height, width)
     if not rows[:, 0].any():  # no row filtered: the inflated bytes are the indices, not copied
         return rows[:, 1:]
     return _unfilter(rows, _PHOTO_FILTERS)
@@ -112,7 +112,7 @@ def nonzero_bitmask_rows(data: bytes) -> tuple[np.ndarray, int, int] | None:
     if color_type != _GRAYSCALE or depth != 1 or interlace or not width or not height:
         return None
     row_bytes = (width + 7) // 8
-    rows = np.frombuffer(_inflate(_image_data(data), height * (row_bytes + 1)), np.uint8).reshape(height, -1)
+    rows = _inflated_rows(data, height, row_bytes)
     pixels = _unfilter(rows, _MASK_FILTERS, _Budget())
     return None if pixels is None else (pixels, width, height)
 
@@ -124,7 +124,7 @@ def row_filters(data: bytes) -> np.ndarray:
     if channels is None or interlace or not width or not height:
         raise PngFormatError("not a plain PNG")
     stride = (width * channels * depth + 7) // 8 + 1
-    return np.frombuffer(_inflate(_image_data(data), height * stride), np.uint8)[::stride]
+    return _inflated_rows(data, height, stride - 1)[:, 0]
 
 
 def decode_grayscale(data: bytes) -> np.ndarray | None:
@@ -154,7 +154,7 @@ def mask_rows(data: bytes) -> MaskRows | None:
     if color_type != _GRAYSCALE or depth not in (1, 8) or interlace or not width or not height:
         return None
     row_bytes = (width * depth + 7) // 8
-    rows = np.frombuffer(_inflate(_image_data(data), height * (row_bytes + 1)), np.uint8).reshape(height, -1)
+    rows = _inflated_rows(data, height, row_bytes)
     if not _MASK_FILTERS[rows[:, 0]].all():
         return None
     runs = _row_runs(_rows_that_may_hold_pixels(rows))
@@ -252,6 +252,12 @@ def _row_runs(may_hold: np.ndarray) -> list[tuple[int, int]]:
     firsts = np.concatenate([rows[:1], rows[breaks + 1]])
     lasts = np.concatenate([rows[breaks], rows[-1:]])
     return list(zip(firsts.tolist(), lasts.tolist(), strict=True))
+
+
+def _inflated_rows(data: bytes, height: int, row_bytes: int) -> np.ndarray:
+    """A participant-safe inflate (zlib-ng, at most the declared rows) of the image data, as (height, filter
+    byte + row_bytes) still-filtered rows."""
+    return np.frombuffer(_inflate(_image_data(data), height * (row_bytes + 1)), np.uint8).reshape(height, -1)
 
 
 def _image_data(data: bytes) -> bytes:
@@ -372,10 +378,11 @@ def _undo_up_rows(out: np.ndarray, filters: np.ndarray, above: np.ndarray) -> No
     run_length = np.bincount(run)
     depth = up_rows - run_first[run]
     by_depth = up_rows[np.argsort(depth, kind="stable")]  # rows of depth 0, then 1...: a slice per level
-    level_ends = np.cumsum(np.bincount(depth))
+    level_sizes = np.bincount(depth)
+    level_ends = np.cumsum(level_sizes)
     levels = 0
-    while levels < len(level_ends) and _level_size(level_ends, levels) >= _UP_RUNS_TOGETHER:
-        rows = by_depth[(level_ends[levels - 1] if levels else 0) : level_ends[levels]]
+    while levels < len(level_sizes) and level_sizes[levels] >= _UP_RUNS_TOGETHER:
+        rows = by_depth[level_ends[levels] - level_sizes[levels] : level_ends[levels]]
         if rows[0] == 0:  # the first row: its above is ``above``
             out[0] += above
             rows = rows[1:]
@@ -385,10 +392,6 @@ def _undo_up_rows(out: np.ndarray, filters: np.ndarray, above: np.ndarray) -> No
         if length > levels:
             rest = first + levels
             _undo_up_chain(out, rest, first + length - 1, out[rest - 1] if rest > 0 else above)
-
-
-def _level_size(level_ends: np.ndarray, level: int) -> int:
-    return int(level_ends[level] - (level_ends[level - 1] if level else 0))
 
 
 def _undo_sub(raw: np.ndarray, budget: _Budget | None = None) -> np.ndarray | None:

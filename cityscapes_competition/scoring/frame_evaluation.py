@@ -144,9 +144,9 @@ def _pixels_of(
         for line in lines:
             yield rle_pixels(line.mask, height, width, line.source)
         return
-    by_path = {line.mask.path: line for line in lines}
+    by_path = {line.mask.path: line for line in lines}  # to name the line of a mask that fails
     try:
-        yield from read_masks_pixels(list(by_path), gt.size, results_root)
+        yield from read_masks_pixels([line.mask.path for line in lines], gt.size, results_root)
     except PngMissingError as exc:
         line = by_path[exc.path]
         raise SubmissionError(
