@@ -113,7 +113,11 @@ def pillow_reader(kind: str) -> Reader:
 
 
 def png_io_reader(module: ModuleType, kind: str) -> Reader:
-    return {"single": module.read_single_channel, "mask": module.read_mask_pixels, "photo": module.read_rgb}[kind]
+    return {
+        "single": module.read_single_channel,
+        "mask": getattr(module, "read_mask_runs", getattr(module, "read_mask_pixels", None)),
+        "photo": module.read_rgb,
+    }[kind]
 
 
 def png_io_at(revision: str, scratch: Path) -> ModuleType:

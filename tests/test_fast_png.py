@@ -14,7 +14,7 @@ from cityscapes_competition.png import fast_png
 from cityscapes_competition.png.png_io import (
     PngReadError,
     decode_single_channel,
-    read_mask_pixels,
+    read_mask_runs,
     read_rgb,
     read_single_channel,
 )
@@ -122,9 +122,9 @@ def test_mask_pixels_are_pillows_for_every_filter_mix(depth: int, seed: int) -> 
     filters = np.full(height, filter_choice) if filter_choice < 5 else rng.integers(0, 5, height)
     data = encode_png(mask, depth, filters, idat_pieces=int(rng.integers(1, 3)))
     expected = np.flatnonzero(np.asarray(Image.open(io.BytesIO(data)).convert("L")))
-    pixels = fast_png.nonzero_mask_pixels(data)
-    assert pixels is not None
-    np.testing.assert_array_equal(pixels, expected)
+    runs = fast_png.nonzero_mask_runs(data)
+    assert runs is not None
+    np.testing.assert_array_equal(runs.pixels(), expected)
 
 
 @pytest.mark.parametrize("kind", [3, 4])
@@ -134,20 +134,20 @@ def test_masks_past_the_byte_budget_go_to_a_library_and_read_the_same(tmp_path, 
     noise = np.random.default_rng(kind).integers(0, 2, (90, 400))
     for depth in (1, 8):
         data = encode_png(noise * (255 if depth == 8 else 1), depth, np.full(90, kind))
-        assert fast_png.nonzero_mask_pixels(data) is None
+        assert fast_png.nonzero_mask_runs(data) is None
         path = tmp_path / f"noise_{depth}.png"
         path.write_bytes(data)
-        np.testing.assert_array_equal(read_mask_pixels(path), np.flatnonzero(noise))
+        np.testing.assert_array_equal(read_mask_runs(path).pixels(), np.flatnonzero(noise))
 
 
 def test_masks_of_noise_in_sub_rows_go_to_pywuffs_and_read_the_same(tmp_path) -> None:
     """Past 65,536 nonzero bytes in Sub rows (an OpenCV mask holds a few thousand) pywuffs is faster."""
     noise = np.random.default_rng(5).integers(0, 256, (300, 300))
     data = encode_png(noise, 8, np.full(300, 1))
-    assert fast_png.nonzero_mask_pixels(data) is None
+    assert fast_png.nonzero_mask_runs(data) is None
     path = tmp_path / "noise.png"
     path.write_bytes(data)
-    np.testing.assert_array_equal(read_mask_pixels(path), np.flatnonzero(noise))
+    np.testing.assert_array_equal(read_mask_runs(path).pixels(), np.flatnonzero(noise))
 
 
 def test_sub_rows_hold_their_sums_between_edges() -> None:
@@ -314,7 +314,7 @@ def test_mask_pixels_match_the_official_reading(tmp_path, mode: str) -> None:
     path = tmp_path / f"mask_{mode.replace(';', '')}.png"
     image.save(path)
     official = np.flatnonzero(np.array(Image.open(path).convert("L")) != 0)
-    np.testing.assert_array_equal(read_mask_pixels(path), official)
+    np.testing.assert_array_equal(read_mask_runs(path).pixels(), official)
 
 
 def test_oversized_header_is_refused_before_decoding(tmp_path) -> None:
@@ -343,10 +343,10 @@ def test_truncated_and_foreign_files_are_refused(tmp_path) -> None:
 
 
 def test_masks_read_together_are_each_read_as_alone(tmp_path) -> None:
-    """read_masks_pixels unfilters the masks of an image together: 1- and 8-bit, every filter mix, Sub-only
+    """read_masks_runs unfilters the masks of an image together: 1- and 8-bit, every filter mix, Sub-only
     (OpenCV), empty, one past the byte budget (noise: a library reads it) and one of another size among them,
     each gives the pixels Pillow reads, in order."""
-    from cityscapes_competition.png.png_io import read_masks_pixels
+    from cityscapes_competition.png.png_io import read_masks_runs
 
     rng = np.random.default_rng(7)
     height, width = 60, 130
@@ -364,15 +364,15 @@ def test_masks_read_together_are_each_read_as_alone(tmp_path) -> None:
         path.write_bytes(encode_png(mask, depth, filters))
         paths.append(path)
         expected.append(np.flatnonzero(mask))
-    assert fast_png.nonzero_mask_pixels(paths[8].read_bytes()) is None  # noise past the byte budget
-    for got, want in zip(read_masks_pixels(paths), expected, strict=True):
-        np.testing.assert_array_equal(got, want)
-    for got, path in zip(read_masks_pixels(paths), paths, strict=True):
-        np.testing.assert_array_equal(got, read_mask_pixels(path))
+    assert fast_png.nonzero_mask_runs(paths[8].read_bytes()) is None  # noise past the byte budget
+    for got, want in zip(read_masks_runs(paths), expected, strict=True):
+        np.testing.assert_array_equal(got.pixels(), want)
+    for got, path in zip(read_masks_runs(paths), paths, strict=True):
+        np.testing.assert_array_equal(got.pixels(), read_mask_runs(path).pixels())
 
 
 def test_a_bad_mask_among_others_is_named(tmp_path) -> None:
-    from cityscapes_competition.png.png_io import read_masks_pixels
+    from cityscapes_competition.png.png_io import read_masks_runs
 
     good = encode_png(_sparse_mask(np.random.default_rng(1), 20, 30, 1), 1, np.zeros(20, int))
     paths = [tmp_path / f"{name}.png" for name in ("a", "b", "c")]
@@ -380,8 +380,38 @@ def test_a_bad_mask_among_others_is_named(tmp_path) -> None:
     paths[1].write_bytes(b"GIF89a" + bytes(40))  # another format named .png
     paths[2].write_bytes(good)
     with pytest.raises(PngReadError) as caught:
-        list(read_masks_pixels(paths))
+        list(read_masks_runs(paths))
     assert caught.value.path == str(paths[1])
+
+
+@pytest.mark.parametrize("width", [8, 13, 16, 63, 64])
+def test_runs_of_1_bit_rows_across_bytes_rows_and_padding(width: int) -> None:
+    """1-bit runs come from the bytes where a run starts or stops: runs across byte boundaries, whole rows set,
+    a run at a row's end beside one at the next row's start, single pixels, and set padding bits past the
+    width (Pillow reads none) give Pillow's pixels."""
+    rng = np.random.default_rng(width)
+    height = 9
+    mask = np.zeros((height, width), bool)
+    mask[0] = True
+    mask[1, width // 2 :] = True
+    mask[2, : width // 3 + 1] = True
+    mask[3] = rng.random(width) < 0.5
+    mask[4, ::2] = True
+    mask[6, 7 : width - 1] = True
+    mask[7:] = rng.random((2, width)) < 0.8
+    rows = np.packbits(mask, axis=1)
+    if width % 8:
+        rows[::2, -1] |= np.uint8((1 << (8 - width % 8)) - 1)  # padding bits set on every other row
+    stream = b"".join(b"\x00" + row.tobytes() for row in rows)
+    header = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
+    data = (
+        b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", header) + _chunk(b"IDAT", zlib.compress(stream)) + _chunk(b"IEND", b"")
+    )
+    expected = np.flatnonzero(np.asarray(Image.open(io.BytesIO(data)).convert("L")))
+    np.testing.assert_array_equal(expected, np.flatnonzero(mask))
+    runs = fast_png.nonzero_mask_runs(data)
+    np.testing.assert_array_equal(runs.pixels(), expected)
+    assert (runs.stops > runs.starts).all() and (runs.starts[1:] >= runs.stops[:-1]).all()
 
 
 def test_padding_bits_past_the_width_are_not_pixels() -> None:
@@ -398,7 +428,7 @@ def test_padding_bits_past_the_width_are_not_pixels() -> None:
     )
     expected = np.flatnonzero(np.asarray(Image.open(io.BytesIO(data)).convert("L")))
     np.testing.assert_array_equal(expected, [1 * width + 12])
-    np.testing.assert_array_equal(fast_png.nonzero_mask_pixels(data), expected)
+    np.testing.assert_array_equal(fast_png.nonzero_mask_runs(data).pixels(), expected)
 
 
 @pytest.mark.parametrize("filters", ["none", "up", "sub"])
@@ -437,7 +467,7 @@ def test_long_up_runs_continue_past_the_rows_stepped_together(depth: int) -> Non
     mask[20:140, 10:80] = 1 if depth == 1 else 255
     for filters in (np.full(150, 2), np.where(rng.random(150) < 0.9, 2, 0)):
         data = encode_png(mask, depth, filters)
-        np.testing.assert_array_equal(fast_png.nonzero_mask_pixels(data), np.flatnonzero(mask))
+        np.testing.assert_array_equal(fast_png.nonzero_mask_runs(data).pixels(), np.flatnonzero(mask))
 
 
 def test_a_palette_of_more_than_256_colours_is_refused_as_pillow_refuses_it() -> None:
@@ -481,8 +511,8 @@ def test_mask_batches_hold_at_most_an_image_of_rows_and_16_mb(tmp_path, monkeypa
         sizes.clear()
         monkeypatch.setattr(png_io, "_MASK_BATCH_PIXELS", pixels)
         monkeypatch.setattr(png_io, "_MASK_BATCH_BYTES", size)
-        for got, want in zip(png_io.read_masks_pixels(paths), expected, strict=True):
-            np.testing.assert_array_equal(got, want)
+        for got, want in zip(png_io.read_masks_runs(paths), expected, strict=True):
+            np.testing.assert_array_equal(got.pixels(), want)
         assert max(n for n, _ in sizes) <= most and max(fast for _, fast in sizes) == most_fast
         assert sum(n for n, _ in sizes) == 9
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from cityscapes_competition.core.arrays import PixelRuns
 from cityscapes_competition.core.errors import ReferenceDataError
 from cityscapes_competition.scoring import groundtruth
 from cityscapes_competition.scoring.distances import region_distances
@@ -152,7 +153,7 @@ REGION_SIZES = as_int64(2, 2, 2, 4, 2)
 
 
 def prediction(pixels: list[int], label: int, confidence: float) -> instance_metric.Prediction:
-    return instance_metric.Prediction(np.array(pixels, np.int64), label, confidence)
+    return instance_metric.Prediction(PixelRuns.of_pixels(np.unique(np.array(pixels, np.int64))), label, confidence)
 
 
 FRAME_PREDICTIONS = [
@@ -214,6 +215,60 @@ def test_an_image_with_more_regions_than_a_byte_can_number() -> None:
         pair_intersection=np.ones(302, np.int64),
         pred_void=as_int64(0, 0),
     )
+
+
+def _blocky_instance_ids(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
+    """Rectangles of car and person instances, groups and void on road: runs of every length."""
+    image = np.full((height, width), ROAD, np.uint16)
+    values = [CAR, PERSON, VOID, 26001, 26002, 26003, 24001, 24002]
+    for _ in range(12):
+        top, left = rng.integers(0, height), rng.integers(0, width)
+        image[top : top + rng.integers(1, height + 1), left : left + rng.integers(1, width + 1)] = rng.choice(values)
+    return image
+
+
+def _overlaps_by_pixels(instance_ids: np.ndarray, masks: list[np.ndarray]) -> dict[tuple[int, int], int]:
+    """(mask, instanceIds value) -> pixels, counted pixel by pixel."""
+    counted: dict[tuple[int, int], int] = {}
+    for index, mask in enumerate(masks):
+        values, counts = np.unique(instance_ids[mask], return_counts=True)
+        counted.update({(index, int(v)): int(c) for v, c in zip(values, counts, strict=True)})
+    return counted
+
+
+@pytest.mark.parametrize("limits", [None, (1, 1), (3, 7)])
+@pytest.mark.parametrize("seed", range(4))
+def test_overlaps_counted_by_runs_are_the_pixels_in_both_orders(seed: int, limits, monkeypatch) -> None:
+    """A mask's overlaps come from its runs against the ground truth's runs: equal to counting pixel by pixel,
+    for masks given row-major (PNG) and column-major (RLE), in batches and chunks of any size."""
+    if limits is not None:
+        monkeypatch.setattr(instance_metric, "_RUNS_PER_BATCH", limits[0])
+        monkeypatch.setattr(instance_metric, "_OVERLAPS_PER_CHUNK", limits[1])
+    rng = np.random.default_rng(seed)
+    height, width = [(13, 17), (1, 40), (40, 1), (32, 64)][seed]
+    instance_ids = _blocky_instance_ids(rng, height, width)
+    masks = [rng.random((height, width)) < share for share in (0.05, 0.5, 0.95, 1.0)]
+    masks.append(_blocky_instance_ids(rng, height, width) == 26001)
+    confidences = np.linspace(0.9, 0.5, len(masks))
+    row_major = [
+        instance_metric.Prediction(PixelRuns.of_flags(mask.reshape(-1)), CAR, c)
+        for mask, c in zip(masks, confidences, strict=True)
+    ]
+    column_major = []
+    for mask, c in zip(masks, confidences, strict=True):
+        runs = PixelRuns.of_flags(mask.T.reshape(-1))
+        column_major.append(instance_metric.Prediction(PixelRuns(runs.starts, runs.stops, True), CAR, c))
+    expected = _overlaps_by_pixels(instance_ids, [m for m in masks if m.any()])
+    for predictions in (row_major, column_major, row_major[:2] + column_major[2:]):  # and both in one frame
+        record = instance_metric.evaluate_frame(instance_ids, predictions)
+        kept = [m for m in masks if m.any()]
+        np.testing.assert_array_equal(record.pred_size, [m.sum() for m in kept])
+        np.testing.assert_array_equal(record.pred_void, [expected.get((i, VOID), 0) for i in range(len(kept))])
+        got = {
+            (int(p), int(record.region_id[r])): int(n)
+            for p, r, n in zip(record.pair_pred, record.pair_region, record.pair_intersection, strict=True)
+        }
+        assert got == {key: n for key, n in expected.items() if CAR in (key[1], key[1] // 1000)}  # instances, groups
 
 
 def test_an_empty_frame_gives_an_empty_record() -> None:

@@ -9,6 +9,7 @@ import math
 import numpy as np
 import pytest
 
+from cityscapes_competition.core.arrays import PixelRuns
 from cityscapes_competition.core.labels import AVERAGE_INSTANCE_SIZE
 from cityscapes_competition.scoring.metrics import instance as instance_metric
 from cityscapes_competition.scoring.metrics import pixel as pixel_metric
@@ -71,7 +72,10 @@ def instance_scores(*predictions: tuple[int, float]) -> instance_metric.Instance
     """Predictions given as (pixels inside the car, taken from its first rows; confidence)."""
     gt = np.zeros((20, 20), np.int32)
     gt[CAR_ROWS] = CAR * 1000
-    found = [instance_metric.Prediction(np.arange(inside), CAR, confidence) for inside, confidence in predictions]
+    found = [
+        instance_metric.Prediction(PixelRuns.of_pixels(np.arange(inside)), CAR, confidence)
+        for inside, confidence in predictions
+    ]
     record = instance_metric.evaluate_frame(gt, found)
     return instance_metric.summarize(instance_metric.combine([record], with_distances=False))
 
@@ -113,7 +117,10 @@ def test_a_prediction_mostly_on_a_group_region_is_ignored() -> None:
     on_group = np.flatnonzero(gt.ravel() == CAR)  # all on the group: ignored share 1 > every overlap
     record = instance_metric.evaluate_frame(
         gt,
-        [instance_metric.Prediction(np.arange(150), CAR, 0.9), instance_metric.Prediction(on_group, CAR, 0.99)],
+        [
+            instance_metric.Prediction(PixelRuns.of_pixels(np.arange(150)), CAR, 0.9),
+            instance_metric.Prediction(PixelRuns.of_pixels(on_group), CAR, 0.99),
+        ],
     )
     scores = instance_metric.summarize(instance_metric.combine([record], with_distances=False))
     assert scores.class_scores["car"]["ap"] == pytest.approx(0.5, abs=1e-12)  # as with the hit alone

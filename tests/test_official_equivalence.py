@@ -18,6 +18,7 @@ import pytest
 from helpers import assert_equal_to_official, run_official
 from PIL import Image
 
+from cityscapes_competition.core.arrays import PixelRuns
 from cityscapes_competition.core.labels import AVERAGE_INSTANCE_SIZE
 from cityscapes_competition.scoring.evaluation import evaluate
 from cityscapes_competition.scoring.metrics import instance as instance_metric
@@ -101,7 +102,7 @@ def test_issue_89_case_gives_zero_where_the_official_code_crashes() -> None:
     gt = np.full((40, 60), 7, np.int32)
     gt[0:20, 0:30] = 26  # a group of cars: never matched, an ignore region
     gt[20:40, 30:60] = 26000  # one car instance
-    on_group = instance_metric.Prediction(np.flatnonzero((gt == 26).ravel()), 26, 0.9)
+    on_group = instance_metric.Prediction(PixelRuns.of_flags((gt == 26).ravel()), 26, 0.9)
     record = instance_metric.evaluate_frame(gt, [on_group])
     totals = instance_metric.combine([record], with_distances=False)
     scores = instance_metric.summarize(totals)

@@ -171,7 +171,7 @@ KINDS: dict[str, tuple[str, Callable[[FrameData], bytes], str]] = {
 def png_io_reading(path: Path, reader: str) -> np.ndarray | None:
     try:
         if reader == "mask":
-            return png_io.read_mask_pixels(path)
+            return png_io.read_mask_runs(path).pixels()
         if reader == "ground truth":  # the organiser's files, read as the scorer reads them
             return png_io.decode_single_channel(path.read_bytes(), trusted=True)
         return png_io.read_rgb(path) if reader == "photo" else png_io.read_single_channel(path)
@@ -368,6 +368,46 @@ def test_a_stream_that_ends_early_reads_its_missing_rows_as_zero(frame: FrameDat
     pixels = png_io.read_single_channel(path)
     np.testing.assert_array_equal(pixels[:-3], frame.instance_ids[:-3])
     assert not pixels[-3:].any()
+
+
+TOP_ROWS_KINDS = (
+    "disparity, Pillow I;16",
+    "disparity, OpenCV uint16",
+    "disparity, png_write",
+    "instanceIds, Pillow I;16",
+    "labels, Pillow L",
+    "labels, interlaced",
+    "instanceIds, interlaced",
+    "labels with tRNS",
+)
+
+
+@pytest.mark.parametrize("kind", TOP_ROWS_KINDS)
+def test_top_rows_are_pillows_first_rows_and_pywuffs_stops_there(
+    kind: str, frame: FrameData, decoders_used: list[str]
+) -> None:
+    """decode_top_rows (a disparity's rows down to the lowest instance) equals Pillow's first rows; pywuffs
+    decodes only those rows of a plain file; an interlaced one (its rows are scattered over the passes) and a
+    tRNS one are decoded whole, by their usual decoder, and cut."""
+    data = KINDS[kind][1](frame)
+    with Image.open(io.BytesIO(data)) as image:
+        pillow = np.asarray(image)
+    height = pillow.shape[0]
+    for rows in (1, 97, height - 1, height, height + 5, 0):
+        decoders_used.clear()
+        got = png_io.decode_top_rows(data, rows)
+        assert got.dtype == pillow.dtype
+        np.testing.assert_array_equal(got, pillow[:rows])
+        plain = "interlaced" not in kind and "tRNS" not in kind
+        if plain and 0 < rows < height:
+            assert decoders_used == [PYWUFFS]
+
+
+def test_top_rows_still_refuse_a_damaged_header(frame: FrameData) -> None:
+    data = bytearray(KINDS["disparity, Pillow I;16"][1](frame))
+    data[29] ^= 1  # the IHDR checksum
+    with pytest.raises(png_io.PngReadError):
+        png_io.decode_top_rows(bytes(data), 10)
 
 
 def test_pywuffs_is_asked_for_bytes_checksums_and_bounded_dimensions() -> None:

@@ -14,7 +14,11 @@ from helpers import pillow_reading
 from cityscapes_competition.png import png_io
 
 HOSTILE = Path(__file__).parent / "data" / "hostile_png"
-READERS = {"mask": png_io.read_mask_pixels, "single": png_io.read_single_channel, "photo": png_io.read_rgb}
+READERS = {
+    "mask": lambda path: png_io.read_mask_runs(path).pixels(),
+    "single": png_io.read_single_channel,
+    "photo": png_io.read_rgb,
+}
 # Refused on purpose, though Pillow reads them: the PNG standard puts IHDR first and allows one; a BMP is
 # not a PNG; the single-channel reader takes no colour image.
 ON_PURPOSE = (
@@ -67,7 +71,7 @@ def test_a_second_colour_profile_is_refused_before_pillow_inflates_them(tmp_path
     path = tmp_path / "profiles.png"
     path.write_bytes(gray_png(4, 2, zlib.compress(b"\x00" * 4 * 2 + b"\x00" * 2), profile * 2))
     with pytest.raises(png_io.PngReadError, match="more than one colour profile"):
-        png_io.read_mask_pixels(path)
+        png_io.read_mask_runs(path)
     path.write_bytes(gray_png(4, 2, zlib.compress(bytes(10)), profile))  # one is fine
     assert png_io.read_single_channel(path).shape == (2, 4)
 
@@ -91,4 +95,4 @@ def test_image_data_far_larger_than_a_label_map_needs_is_left_to_pillow(tmp_path
     monkeypatch.setattr(png_io, "_wuffs", lambda *args: pytest.fail("pywuffs was given the file"))
     expected = np.tile(np.arange(256, dtype=np.uint8), (height, width // 256))
     np.testing.assert_array_equal(png_io.read_single_channel(path), expected)
-    assert len(png_io.read_mask_pixels(path)) == np.count_nonzero(expected)
+    assert png_io.read_mask_runs(path).size == np.count_nonzero(expected)

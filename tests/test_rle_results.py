@@ -106,10 +106,12 @@ def test_the_empty_string_has_no_runs() -> None:
 
 
 @pytest.mark.parametrize("seed", range(6))
-def test_pixels_from_the_runs_are_pycocotools_decoding(seed: int) -> None:
-    """The scorer reads a mask's pixels off its runs (30x faster than decoding the image): the same set as
-    np.flatnonzero of pycocotools' decoding, for blobs, speckle, an empty and a full mask, odd sizes."""
-    from cityscapes_competition.scoring.rle_results import pixels_of_runs
+def test_the_runs_are_pycocotools_decoding(seed: int) -> None:
+    """The scorer counts a mask by its runs, column-major as pycocotools encodes them (the ground truth is cut
+    into runs in the same order): the same pixels as pycocotools' decoding read column by column, for blobs,
+    speckle, an empty and a full mask, odd sizes."""
+    from cityscapes_competition.scoring.results_format import RleMask
+    from cityscapes_competition.scoring.rle_results import rle_runs
 
     rng = np.random.default_rng(seed)
     height, width = [(1024, 2048), (7, 5), (1, 9), (33, 1)][seed % 4]
@@ -123,6 +125,8 @@ def test_pixels_from_the_runs_are_pycocotools_decoding(seed: int) -> None:
     masks.append(blob)
     for mask in masks:
         encoded = rle_codec.encode(np.asfortranarray(mask.astype(np.uint8)))
-        runs = compressed_runs(encoded["counts"].decode("ascii"), height * width)
-        expected = np.flatnonzero(rle_codec.decode(encoded))
-        np.testing.assert_array_equal(pixels_of_runs(runs, height, width), expected)
+        runs = rle_runs(RleMask(height, width, encoded["counts"].decode("ascii")), height, width, "p.json prediction 0")
+        assert runs.column_major
+        expected = np.flatnonzero(rle_codec.decode(encoded).ravel(order="F"))
+        np.testing.assert_array_equal(runs.pixels(), expected)
+        assert (runs.stops > runs.starts).all()

@@ -12,17 +12,18 @@ from pathlib import Path
 
 import numpy as np
 
+from ..core.arrays import PixelRuns
 from ..core.errors import SubmissionError
 from ..core.labels import NUM_LABEL_IDS
 from ..core.untrusted_files import SentFolder
-from ..png.png_io import PngMissingError, PngReadError, read_masks_pixels, read_single_channel
+from ..png.png_io import PngMissingError, PngReadError, read_masks_runs, read_single_channel
 from .distances import region_distances
 from .groundtruth import GroundTruthFrame, GroundTruthImage, add_disparity, decode_ground_truth, read_file
 from .metrics import instance as instance_metric
 from .metrics import pixel as pixel_metric
 from .reference_index import FrameIndex, fingerprint
 from .results_format import InstanceLine, MaskFile
-from .rle_results import rle_pixels
+from .rle_results import rle_runs
 
 _PIXEL_FIX = "A pixel prediction is a one-channel PNG of label ids 0..33 at the size of the test image."
 _MASK_FIX = "A mask is a PNG at the size of the test image whose nonzero pixels are the instance."
@@ -106,8 +107,8 @@ def _evaluate_instances(
                 distances = region_distances(gt.instance_pixels, region_ids, gt.disparity, gt.camera)
     lines = [line for line in job.instance_lines if _in_task(line)]
     predictions = (
-        instance_metric.Prediction(pixels, line.label_id, line.confidence)
-        for line, pixels in zip(lines, _pixels_of(lines, gt, job.results_root), strict=True)
+        instance_metric.Prediction(runs, line.label_id, line.confidence)
+        for line, runs in zip(lines, _runs_of(lines, gt, job.results_root), strict=True)
     )
     record = instance_metric.evaluate_frame(gt.instance_ids, predictions, distances, (region_ids, region_sizes))
     return record, indexed
@@ -134,19 +135,17 @@ def _in_task(line: InstanceLine) -> bool:
     return instance_metric.is_instance_class(line.label_id)
 
 
-def _pixels_of(
-    lines: list[InstanceLine], gt: GroundTruthImage, results_root: SentFolder | None
-) -> Iterator[np.ndarray]:
-    """Each line's mask pixels, in order, one at a time: mask files read together (``read_masks_pixels``,
-    a bounded batch at a time), RLE masks from their runs."""
+def _runs_of(lines: list[InstanceLine], gt: GroundTruthImage, results_root: SentFolder | None) -> Iterator[PixelRuns]:
+    """Each line's mask as runs of pixels, in order, one at a time: mask files read together
+    (``read_masks_runs``, a bounded batch at a time), RLE masks straight from their counts."""
     if not lines or not isinstance(lines[0].mask, MaskFile):  # one RLE JSON holds all of an image's masks
         width, height = gt.size
         for line in lines:
-            yield rle_pixels(line.mask, height, width, line.source)
+            yield rle_runs(line.mask, height, width, line.source)
         return
     by_path = {line.mask.path: line for line in lines}  # to name the line of a mask that fails
     try:
-        yield from read_masks_pixels([line.mask.path for line in lines], gt.size, results_root)
+        yield from read_masks_runs([line.mask.path for line in lines], gt.size, results_root)
     except PngMissingError as exc:
         line = by_path[exc.path]
         raise SubmissionError(

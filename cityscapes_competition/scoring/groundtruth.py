@@ -19,7 +19,7 @@ from ..core.naming import (
     FrameId,
     index_by_frame,
 )
-from ..png.png_io import PngReadError, Size, decode_single_channel
+from ..png.png_io import PngReadError, Size, decode_single_channel, decode_top_rows
 
 _FIX = "Regenerate the reference data or check the Cityscapes download it was built from."
 
@@ -63,7 +63,7 @@ class GroundTruthImage:
     label_ids: np.ndarray  # uint8, label ids 0..33
     instance_ids: np.ndarray  # uint16, labelId*1000+k for instances, else the label id
     instance_pixels: InstanceClassPixels = field(repr=False)
-    disparity: np.ndarray | None = None  # uint16 raw disparity
+    disparity: np.ndarray | None = None  # uint16 raw disparity, its rows down to the lowest instance-class pixel
     camera: Camera | None = None
 
     @property
@@ -116,9 +116,15 @@ def decode_ground_truth(frame: GroundTruthFrame, label_bytes: bytes, instance_by
 
 
 def add_disparity(image: GroundTruthImage, frame: GroundTruthFrame) -> None:
-    """Decode the frame's disparity and camera, if it has them."""
+    """Decode the frame's disparity and camera, if it has them: the disparity's rows down to the lowest
+    instance-class pixel, all the distances read (``distances.region_distances``)."""
     if frame.disparity is not None and frame.camera is not None:
-        disparity = _decode(read_file(frame.disparity), frame.disparity, image.size)
+        width = image.size[0]
+        rows = int(image.instance_pixels.index[-1]) // width + 1 if len(image.instance_pixels.index) else 0
+        try:
+            disparity = decode_top_rows(read_file(frame.disparity), rows, image.size)
+        except PngReadError as exc:
+            raise ReferenceDataError(str(exc), frame.disparity, _FIX) from None
         image.disparity = disparity.astype(np.uint16, copy=False)
         image.camera = read_camera(frame.camera)
 

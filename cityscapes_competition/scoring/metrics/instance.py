@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ...core.arrays import PixelRuns, concatenated_ranges
 from ...core.labels import INSTANCE_CLASS_IDS, INSTANCE_CLASS_NAMES, NUM_LABEL_IDS, VOID_LABEL_IDS, label_lookup
 from ..scores import InstanceScores
 
@@ -58,9 +59,9 @@ def label_of_region(region_ids: np.ndarray) -> np.ndarray:
 
 @dataclass
 class Prediction:
-    """One predicted instance: the flat indices of its pixels, its label id and confidence."""
+    """One predicted instance: its pixels as runs of flat indices, its label id and confidence."""
 
-    pixels: np.ndarray
+    runs: PixelRuns
     label_id: int
     confidence: float
 
@@ -120,18 +121,35 @@ def evaluate_frame(
     """
     region_id, region_size = regions if regions is not None else ground_truth_regions(gt_instance_ids)
     region_class = _CLASS_INDEX[label_of_region(region_id)]
-    gt_flat = _as_unsigned(gt_instance_ids.ravel())
-    bins = _RegionBins(region_id, region_class, gt_flat.dtype)
+    gt_image = _as_unsigned(gt_instance_ids)
+    bins = _RegionBins(region_id, region_class, gt_image.dtype)
+    gt_runs = _GroundTruthRuns(gt_image, bins)
     preds: list[tuple[int, float, int, int]] = []
     pairs: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+    batch: list[Prediction] = []
+
+    def count_batch() -> None:
+        for prediction, counts in zip(batch, gt_runs.counts([p.runs for p in batch]), strict=True):
+            class_index = _CLASS_INDEX[prediction.label_id]
+            regions_hit, intersection = bins.regions_of_class(counts, class_index)
+            pairs.append((np.full(len(regions_hit), len(preds)), regions_hit, intersection))
+            preds.append((class_index, float(prediction.confidence), int(counts.sum()), int(counts[bins.void])))
+        batch.clear()
+
+    batch_runs = 0
     for prediction in predictions:
         class_index = _CLASS_INDEX[prediction.label_id] if 0 <= prediction.label_id < NUM_LABEL_IDS else -1
-        if class_index < 0 or len(prediction.pixels) == 0:
+        if class_index < 0 or len(prediction.runs.starts) == 0:
             continue
-        counts = bins.count(gt_flat, prediction.pixels)
-        regions_hit, intersection = bins.regions_of_class(counts, class_index)
-        pairs.append((np.full(len(regions_hit), len(preds)), regions_hit, intersection))
-        preds.append((class_index, float(prediction.confidence), len(prediction.pixels), int(counts[bins.void])))
+        if batch and (
+            batch_runs + len(prediction.runs.starts) > _RUNS_PER_BATCH
+            or prediction.runs.column_major != batch[0].runs.column_major
+        ):
+            count_batch()
+            batch_runs = 0
+        batch.append(prediction)
+        batch_runs += len(prediction.runs.starts)
+    count_batch()
     if distances is None:
         distances = RegionDistances(np.full(len(region_id), -1.0), np.zeros(len(region_id)))
     pred_columns = np.array(preds, dtype=float).reshape(-1, 4)
@@ -155,15 +173,63 @@ def _as_unsigned(values: np.ndarray) -> np.ndarray:
     """instanceIds values as uint8/uint16 (their PNG types), so a table can cover every possible value."""
     if values.dtype in (np.uint8, np.uint16):
         return values
-    if len(values) and (int(values.min()) < 0 or int(values.max()) > np.iinfo(np.uint16).max):
+    if values.size and (int(values.min()) < 0 or int(values.max()) > np.iinfo(np.uint16).max):
         raise ValueError("instanceIds values must lie in 0..65535")
     return values.astype(np.uint16)
 
 
+# A frame's predictions are counted together, a batch of at most this many runs at a time (a street scene's
+# 40 masks hold ~6,000), and their overlaps with the ground truth's runs at most _OVERLAPS_PER_CHUNK at a
+# time: about 100 MB at worst, whatever masks a participant sends.
+_RUNS_PER_BATCH = 1 << 20
+_OVERLAPS_PER_CHUNK = 1 << 22
+
+
+class _GroundTruthRuns:
+    """The ground truth as runs of equal instanceIds values, in the flat order of the masks counted (row-major
+    for PNG masks, column-major for RLE ones: one transposed copy), each run with its bin. A mask's pixels
+    per bin are then its runs' overlaps with these runs: work in proportion to runs, not pixels."""
+
+    def __init__(self, gt_image: np.ndarray, bins: _RegionBins) -> None:
+        self.image, self.bins = gt_image, bins
+        self.orders: dict[bool, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+
+    def runs(self, column_major: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(starts, stops, bins) of the runs."""
+        if column_major not in self.orders:
+            flat = (self.image.T if column_major else self.image).reshape(-1)
+            starts = np.flatnonzero(np.concatenate(([True], flat[1:] != flat[:-1])))
+            stops = np.append(starts[1:], flat.size)
+            self.orders[column_major] = (starts, stops, self.bins.table[flat[starts]])
+        return self.orders[column_major]
+
+    def counts(self, masks: list[PixelRuns]) -> np.ndarray:
+        """Each mask's pixels per bin, (masks, bins): masks of one order, their runs inside the image."""
+        bin_count = self.bins.other + 1
+        totals = np.zeros(len(masks) * bin_count, np.int64)
+        if not masks:
+            return totals.reshape(0, bin_count)
+        gt_starts, gt_stops, gt_bins = self.runs(masks[0].column_major)
+        starts = np.concatenate([mask.starts for mask in masks])
+        stops = np.concatenate([mask.stops for mask in masks])
+        owner = np.repeat(np.arange(len(masks)), [len(mask.starts) for mask in masks])
+        first = np.searchsorted(gt_starts, starts, side="right") - 1  # the ground-truth runs each run meets
+        last = np.searchsorted(gt_starts, stops, side="left")
+        spans = np.cumsum(last - first)
+        chunk_ends = np.searchsorted(spans, np.arange(_OVERLAPS_PER_CHUNK, int(spans[-1]), _OVERLAPS_PER_CHUNK))
+        for chunk in np.split(np.arange(len(starts)), np.unique(chunk_ends)):
+            meets = concatenated_ranges(first[chunk], last[chunk])
+            run = np.repeat(chunk, last[chunk] - first[chunk])
+            overlap = np.minimum(stops[run], gt_stops[meets]) - np.maximum(starts[run], gt_starts[meets])
+            keys = owner[run] * bin_count + gt_bins[meets]
+            totals += np.bincount(keys, weights=overlap, minlength=len(totals)).astype(np.int64)
+        return totals.reshape(len(masks), bin_count)
+
+
 class _RegionBins:
     """A table from every instanceIds value to a bin: one per region (in ``region_id`` order), one for void
-    labels and one for everything else. Counting a prediction's pixels per bin is then one gather and one
-    bincount (no sort), and its overlap with each region and with void is read off the counts."""
+    labels and one for everything else. A prediction's overlap with each region and with void is read off its
+    pixels per bin (``_GroundTruthRuns.counts``)."""
 
     def __init__(self, region_id: np.ndarray, region_class: np.ndarray, value_type: np.dtype):
         self.void, self.other = len(region_id), len(region_id) + 1
@@ -173,10 +239,6 @@ class _RegionBins:
         self.table[_VOID_VALUES] = self.void
         self.table[region_id] = np.arange(len(region_id))
         self.class_regions = [np.flatnonzero(region_class == c) for c in range(len(INSTANCE_CLASS_IDS))]
-
-    def count(self, gt_flat: np.ndarray, pixels: np.ndarray) -> np.ndarray:
-        """Pixels of the prediction per bin."""
-        return np.bincount(np.take(self.table, np.take(gt_flat, pixels)), minlength=self.other + 1)
 
     def regions_of_class(self, counts: np.ndarray, class_index: int) -> tuple[np.ndarray, np.ndarray]:
         """The regions of the class the prediction overlaps (ascending), and the overlaps."""
