@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import memory_growth_within
 
 from cityscapes_competition.core.arrays import PixelRuns
 from cityscapes_competition.core.errors import ReferenceDataError
@@ -236,7 +237,7 @@ def _overlaps_by_pixels(instance_ids: np.ndarray, masks: list[np.ndarray]) -> di
     return counted
 
 
-@pytest.mark.parametrize("limits", [None, (1, 1), (3, 7)])
+@pytest.mark.parametrize("limits", [None, (1, 1, 1), (3, 7, 1), (10**6, 10**6, 20)])
 @pytest.mark.parametrize("seed", range(4))
 def test_overlaps_counted_by_runs_are_the_pixels_in_both_orders(seed: int, limits, monkeypatch) -> None:
     """A mask's overlaps come from its runs against the ground truth's runs: equal to counting pixel by pixel,
@@ -244,6 +245,7 @@ def test_overlaps_counted_by_runs_are_the_pixels_in_both_orders(seed: int, limit
     if limits is not None:
         monkeypatch.setattr(instance_metric, "_RUNS_PER_BATCH", limits[0])
         monkeypatch.setattr(instance_metric, "_OVERLAPS_PER_CHUNK", limits[1])
+        monkeypatch.setattr(instance_metric, "_COUNTS_PER_BATCH", limits[2])
     rng = np.random.default_rng(seed)
     height, width = [(13, 17), (1, 40), (40, 1), (32, 64)][seed]
     instance_ids = _blocky_instance_ids(rng, height, width)
@@ -269,6 +271,24 @@ def test_overlaps_counted_by_runs_are_the_pixels_in_both_orders(seed: int, limit
             for p, r, n in zip(record.pair_pred, record.pair_region, record.pair_intersection, strict=True)
         }
         assert got == {key: n for key, n in expected.items() if CAR in (key[1], key[1] // 1000)}  # instances, groups
+
+
+def _count_hostile_frame() -> None:
+    """A ground truth of one-pixel runs (2M, cars alternating with void) against 24 checkerboard masks (1M runs
+    each) and one mask of the whole image (one run meeting every ground-truth run)."""
+    height, width = 1024, 2048
+    instance_ids = np.where((np.arange(height * width) % 2) == 0, 26001, VOID).astype(np.uint16).reshape(height, -1)
+    checkerboard = PixelRuns(np.arange(0, height * width, 2), np.arange(1, height * width + 1, 2))
+    whole = PixelRuns(np.array([0]), np.array([height * width]))
+    predictions = [instance_metric.Prediction(checkerboard, CAR, 0.5) for _ in range(24)]
+    record = instance_metric.evaluate_frame(instance_ids, [*predictions, instance_metric.Prediction(whole, CAR, 0.9)])
+    assert record.pair_intersection.tolist() == [height * width // 2] * 25
+    assert record.pred_void.tolist() == [0] * 24 + [height * width // 2]
+
+
+def test_counting_a_hostile_frame_stays_in_bounded_memory() -> None:
+    """Runs are counted in batches and chunks: 26 million overlaps in a few tens of MB (all at once: ~1.5 GB)."""
+    assert memory_growth_within(_count_hostile_frame) < 300 * 1024 * 1024
 
 
 def test_an_empty_frame_gives_an_empty_record() -> None:

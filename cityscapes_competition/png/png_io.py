@@ -33,9 +33,9 @@ import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-from PIL import Image, PngImagePlugin
 
 try:  # built from source (a C++ compiler); without it Pillow decodes the same pixels, only slower
     from pywuffs import ImageDecoderQuirks, ImageDecoderType, PixelFormat
@@ -57,6 +57,9 @@ from .fast_png import (
     read_header,
     row_filters,
 )
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 Size = tuple[int, int]  # (width, height), as Pillow reports it
 
@@ -447,7 +450,10 @@ def _pillow_opens(data: bytes) -> bool:
 def _pillow(data: bytes) -> Image.Image:
     """Pillow's parse of the chunks before the image data. PngImageFile rather than Image.open, which hides
     why a PNG fails ("cannot identify image file"); Image.open's decompression-bomb check adds nothing to
-    the header checks before it (MAX_PIXELS is a tenth of Pillow's limit, on the same IHDR)."""
+    the header checks before it (MAX_PIXELS is a tenth of Pillow's limit, on the same IHDR). Imported here:
+    the usual files never reach Pillow, and its import is 20 ms of every scoring's start-up."""
+    from PIL import PngImagePlugin
+
     try:
         return PngImagePlugin.PngImageFile(io.BytesIO(data))
     except Exception as exc:  # Pillow's chunk handlers raise what a damaged file makes them: SyntaxError... IndexError

@@ -127,6 +127,7 @@ def evaluate_frame(
     preds: list[tuple[int, float, int, int]] = []
     pairs: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
     batch: list[Prediction] = []
+    batch_runs = 0
 
     def count_batch() -> None:
         for prediction, counts in zip(batch, gt_runs.counts([p.runs for p in batch]), strict=True):
@@ -136,19 +137,20 @@ def evaluate_frame(
             preds.append((class_index, float(prediction.confidence), int(counts.sum()), int(counts[bins.void])))
         batch.clear()
 
-    batch_runs = 0
     for prediction in predictions:
         class_index = _CLASS_INDEX[prediction.label_id] if 0 <= prediction.label_id < NUM_LABEL_IDS else -1
-        if class_index < 0 or len(prediction.runs.starts) == 0:
+        runs = len(prediction.runs.starts)
+        if class_index < 0 or runs == 0:
             continue
         if batch and (
-            batch_runs + len(prediction.runs.starts) > _RUNS_PER_BATCH
+            batch_runs + runs > _RUNS_PER_BATCH
+            or (len(batch) + 1) * (bins.other + 1) > _COUNTS_PER_BATCH
             or prediction.runs.column_major != batch[0].runs.column_major
         ):
             count_batch()
             batch_runs = 0
         batch.append(prediction)
-        batch_runs += len(prediction.runs.starts)
+        batch_runs += runs
     count_batch()
     if distances is None:
         distances = RegionDistances(np.full(len(region_id), -1.0), np.zeros(len(region_id)))
@@ -178,11 +180,12 @@ def _as_unsigned(values: np.ndarray) -> np.ndarray:
     return values.astype(np.uint16)
 
 
-# A frame's predictions are counted together, a batch of at most this many runs at a time (a street scene's
-# 40 masks hold ~6,000), and their overlaps with the ground truth's runs at most _OVERLAPS_PER_CHUNK at a
-# time: about 100 MB at worst, whatever masks a participant sends.
+# A frame's predictions are counted together, in batches of at most _RUNS_PER_BATCH runs (a street scene's 40
+# masks hold ~6,000) and _COUNTS_PER_BATCH counts (masks x bins), their overlaps with the ground truth's runs
+# _OVERLAPS_PER_CHUNK at a time: some 50 MB at most, whatever masks a participant sends.
 _RUNS_PER_BATCH = 1 << 20
-_OVERLAPS_PER_CHUNK = 1 << 22
+_COUNTS_PER_BATCH = 1 << 20
+_OVERLAPS_PER_CHUNK = 1 << 20
 
 
 class _GroundTruthRuns:
