@@ -702,3 +702,30 @@ def test_mask_paths_are_joined_as_normpath_joins_them(tmp_path) -> None:
             assert not expected.startswith(f"{root}{os.sep}"), name
             continue
         assert joined == expected, name
+
+
+@pytest.mark.parametrize("checked_size", [0, 10, 99, 100, 101, 5000])
+def test_a_file_read_whole_whatever_its_size_did_since_it_was_checked(tmp_path, checked_size: int) -> None:
+    """A file is read in one call at the size checked; one that grew since is read on to its end or refused past
+    the limit, one that shrank is read to its end."""
+    from cityscapes_competition.core.untrusted_files import UntrustedFileError, _read_at_most
+
+    path = tmp_path / "file.bin"
+    content = bytes(range(100))
+    path.write_bytes(content)
+    for limit, refused in ((1000, False), (100, False), (99, True)):
+        handle = os.open(path, os.O_RDONLY)
+        try:
+            if refused:
+                with pytest.raises(UntrustedFileError, match="more than the 99 bytes allowed"):
+                    _read_at_most(handle, limit, min(checked_size, limit))
+            else:
+                assert _read_at_most(handle, limit, min(checked_size, limit)) == content
+        finally:
+            os.close(handle)
+    path.write_bytes(b"")
+    handle = os.open(path, os.O_RDONLY)
+    try:
+        assert _read_at_most(handle, 1000, checked_size) == b""
+    finally:
+        os.close(handle)

@@ -414,6 +414,40 @@ def test_runs_of_1_bit_rows_across_bytes_rows_and_padding(width: int) -> None:
     assert (runs.stops > runs.starts).all() and (runs.starts[1:] >= runs.stops[:-1]).all()
 
 
+@pytest.mark.parametrize("depth", [1, 8])
+def test_rows_below_an_up_filtered_object_are_left_when_they_decode_to_zeros(depth: int) -> None:
+    """png_write's masks are Up on every row: below an object, the row that cancels it and the zero rows after
+    it decode to zeros, found from one sum, and are not unfiltered; where the sum is not zero (an object
+    running on to the bottom, two objects, a Sub row at the base) every row below stays, and the pixels are
+    Pillow's in every case."""
+    height, width = 40, 24
+    high = 1 if depth == 1 else 255
+    middle = np.zeros((height, width), np.uint8)
+    middle[10:20, 3:15] = high
+    to_bottom = np.zeros((height, width), np.uint8)
+    to_bottom[25:, 5:9] = high
+    two = middle.copy()
+    two[30:33, 20:] = high
+    up = np.full(height, 2)
+    none_base = up.copy()
+    none_base[8] = 0
+    sub_base = up.copy()
+    sub_base[8] = 1
+    cases = [  # (mask, filters, the rows that may hold pixels)
+        (middle, up, 11),  # rows 10-20: the object and the row cancelling it
+        (middle, none_base, 11),
+        (middle, sub_base, 30),  # a Sub row at the base: no sum, every row from the object down
+        (to_bottom, up, 15),
+        (two, up, 24),  # rows 10-33: the gap between the objects stays; only the rows below the last are summed
+    ]
+    for mask, filters, may_hold in cases:
+        data = encode_png(mask, depth, filters)
+        rows = fast_png._inflated_rows(data, height, (width * depth + 7) // 8)
+        assert fast_png._rows_that_may_hold_pixels(rows).sum() == may_hold
+        expected = np.flatnonzero(np.asarray(Image.open(io.BytesIO(data)).convert("L")))
+        np.testing.assert_array_equal(fast_png.nonzero_mask_runs(data).pixels(), expected)
+
+
 def test_padding_bits_past_the_width_are_not_pixels() -> None:
     """A 1-bit row's last byte may carry bits past the width (a writer's leftovers): Pillow reads none."""
     width, height = 13, 4

@@ -130,12 +130,21 @@ def read_untrusted(path: Path | str, limit: int, folder: SentFolder | None) -> b
 
     Without ``folder`` (the organiser's own data) links are followed wherever they go.
     """
-    with open_untrusted(path, limit, folder) as stream:
-        return _read_at_most(stream.fileno(), limit)
+    handle, size = _open_checked(path, limit, folder)
+    try:
+        return _read_at_most(handle, limit, size)
+    finally:
+        os.close(handle)
 
 
 def open_untrusted(path: Path | str, limit: int, folder: SentFolder | None) -> BinaryIO:
     """The regular file at ``path`` (inside ``folder``, if given, and at most ``limit`` bytes), open for reading."""
+    handle, _ = _open_checked(path, limit, folder)
+    return os.fdopen(handle, "rb")
+
+
+def _open_checked(path: Path | str, limit: int, folder: SentFolder | None) -> tuple[int, int]:
+    """The open descriptor of the regular file at ``path`` (checked as ``open_untrusted`` says), and its size."""
     target = resolve_inside(path, folder) if folder is not None else os.fspath(path)
     if "\x00" in target:
         raise UntrustedFileError("has a NUL character in its path")
@@ -146,13 +155,14 @@ def open_untrusted(path: Path | str, limit: int, folder: SentFolder | None) -> B
     except OSError as exc:
         raise _os_error(exc) from None
     try:
-        _check_regular(os.fstat(handle), limit)  # the file opened is the one checked
+        info = os.fstat(handle)
+        _check_regular(info, limit)  # the file opened is the one checked
         if folder is not None:
             _check_opened_inside(handle, folder)
     except BaseException:
         os.close(handle)
         raise
-    return os.fdopen(handle, "rb")
+    return handle, info.st_size
 
 
 def _check_opened_inside(handle: int, folder: SentFolder) -> None:
@@ -181,20 +191,24 @@ def _check_regular(info: os.stat_result, limit: int) -> None:
         raise UntrustedFileError(f"is {info.st_size} bytes, more than the {limit} allowed")
 
 
-def _read_at_most(handle: int, limit: int) -> bytes:
+def _read_at_most(handle: int, limit: int, size: int) -> bytes:
+    """At most ``limit`` bytes of a regular file of ``size`` bytes (as it was checked): one read when it has not
+    grown since (a regular file reads short only at its end), more if it has, until it ends or passes the limit."""
     chunks, total = [], 0
     while total <= limit:
+        left = size + 1 - total if total <= size else limit + 1 - total  # to its end, as checked, then the limit
+        wanted = min(limit + 1 - total, left, 16 * 1024 * 1024)
         try:
-            chunk = os.read(handle, min(limit + 1 - total, 16 * 1024 * 1024))
+            chunk = os.read(handle, wanted)
         except OSError as exc:
             raise _os_error(exc) from None
-        if not chunk:
-            break
         chunks.append(chunk)
         total += len(chunk)
+        if len(chunk) < wanted:  # the file's end
+            break
     if total > limit:  # the file grew after it was checked
         raise UntrustedFileError(f"is more than the {limit} bytes allowed")
-    return b"".join(chunks)
+    return b"".join(chunks) if len(chunks) > 1 else chunks[0]
 
 
 def _kind(mode: int) -> str:

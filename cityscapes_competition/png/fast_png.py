@@ -268,7 +268,24 @@ def _rows_that_may_hold_pixels(rows: np.ndarray) -> np.ndarray:
     has_bytes = rows[:, 1:].any(axis=1)
     decided = has_bytes | ~_ABOVE_DEPENDENT_FILTERS[rows[:, 0]]
     last_decided = np.maximum.accumulate(np.where(decided, np.arange(len(rows)), -1))
-    return (last_decided >= 0) & has_bytes[np.maximum(last_decided, 0)]
+    may_hold = (last_decided >= 0) & has_bytes[np.maximum(last_decided, 0)]
+    if may_hold[-1] and not has_bytes[-1]:  # zero rows at the bottom that inherit from above
+        _drop_zeros_below(rows, np.flatnonzero(has_bytes), may_hold)
+    return may_hold
+
+
+def _drop_zeros_below(rows: np.ndarray, byte_rows: np.ndarray, may_hold: np.ndarray) -> None:
+    """Where every row is filtered Up (png_write's masks), the zero rows below an object inherit its last row,
+    which its next row cancels: all zeros. The last row with bytes decodes to the sum, mod 256, of the Up rows
+    above it back to a None row (or the top), so if that sum is zero, the rows below it hold no pixel."""
+    last = byte_rows[-1]
+    others = np.flatnonzero(rows[: last + 1, 0] != _UP)
+    base = others[-1] if len(others) else 0
+    if len(others) and rows[base, 0] != _NONE:
+        return
+    summed = byte_rows[byte_rows >= base]
+    if not np.add.reduce(rows[summed, 1:], axis=0, dtype=np.uint8).any():
+        may_hold[last + 1 :] = False
 
 
 def _row_runs(may_hold: np.ndarray) -> list[tuple[int, int]]:
