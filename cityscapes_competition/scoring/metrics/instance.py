@@ -201,7 +201,7 @@ class _GroundTruthRuns:
         """(starts, stops, bins) of the runs."""
         if column_major not in self.orders:
             flat = (self.image.T if column_major else self.image).reshape(-1)
-            starts = np.flatnonzero(np.concatenate(([True], flat[1:] != flat[:-1])))
+            starts = np.concatenate(([0], np.flatnonzero(flat[1:] != flat[:-1]) + 1))
             stops = np.append(starts[1:], flat.size)
             self.orders[column_major] = (starts, stops, self.bins.table[flat[starts]])
         return self.orders[column_major]
