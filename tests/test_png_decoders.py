@@ -410,6 +410,73 @@ def test_top_rows_still_refuse_a_damaged_header(frame: FrameData) -> None:
         png_io.decode_top_rows(bytes(data), 10)
 
 
+# An 8-bit mask found by mutation fuzzing (an attack on the decoders): its zlib stream has no end and inflates to
+# more bytes than its rows need, yet Pillow runs out of input before its last row ("image file is truncated").
+_STREAM_PAST_ITS_ROWS_WITHOUT_AN_END = bytes.fromhex(
+    "89504e470d0a1a0a0000000d494844520000002d0000001a0800000000060e8a530000003b49444154789c63662005b090a4"
+    "9a9132d5ec30c64f4a5dc2ce443b9790683649aa7f32a38bc0bdfd178b72d2429034b349534d5a3aa1305551d197b4740969"
+    "073d10760000001749444154803497d012405dc28e5f159a60270e90967700460c0b5d2052d04c0000000049454e44ae4260"
+    "82"
+)
+
+
+def test_a_mask_whose_stream_runs_past_its_rows_without_an_end_is_refused_as_pillow_refuses_it(tmp_path: Path) -> None:
+    path = tmp_path / "mask.png"
+    path.write_bytes(_STREAM_PAST_ITS_ROWS_WITHOUT_AN_END)
+    assert pillow_reading(path, "mask") is None
+    with pytest.raises(png_io.PngReadError, match="truncated"):
+        png_io.read_mask_runs(path)
+    with pytest.raises(png_io.PngReadError, match="truncated"):
+        list(png_io.read_masks_runs([path]))
+
+
+@pytest.mark.parametrize("depth", [8, 16])
+@pytest.mark.parametrize("first_filter", range(5))
+def test_top_rows_whatever_the_first_row_filter(depth: int, first_filter: int) -> None:
+    """pywuffs stopped early on a file whose first row is Paeth-filtered gave other pixels in the first rows (an
+    attack found it): such files, and Average ones, are decoded whole; the rows are Pillow's whatever the filter."""
+    rng = np.random.default_rng(first_filter)
+    pixels = rng.integers(0, 2**depth, (9, 16)).astype(np.uint16 if depth == 16 else np.uint8)
+    samples = pixels.astype(">u2").view(np.uint8) if depth == 16 else pixels
+    step = depth // 8
+    rows = []
+    above = np.zeros(samples.shape[1], np.int64)
+    for index, row in enumerate(samples.astype(np.int64)):
+        kind = first_filter if index == 0 else index % 5
+        rows.append(bytes([kind]) + _filtered(row, above, kind, step).tobytes())
+        above = row
+    header = struct.pack(">IIBBBBB", 16, 9, depth, 0, 0, 0, 0)
+    data = _SIGNATURE + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"".join(rows))) + chunk(b"IEND", b"")
+    with Image.open(io.BytesIO(data)) as image:
+        pillow = np.asarray(image)
+    np.testing.assert_array_equal(pillow, pixels)
+    for top in (1, 2, 5, 9):
+        np.testing.assert_array_equal(png_io.decode_top_rows(data, top), pillow[:top])
+
+
+def _filtered(row: np.ndarray, above: np.ndarray, kind: int, step: int) -> np.ndarray:
+    """The specification's filter of one row (bytes as int64), the bytes ``step`` to the left as 'left'."""
+    left = np.concatenate([np.zeros(step, np.int64), row[:-step]])
+    above_left = np.concatenate([np.zeros(step, np.int64), above[:-step]])
+    if kind == 0:
+        predicted = np.zeros_like(row)
+    elif kind == 1:
+        predicted = left
+    elif kind == 2:
+        predicted = above
+    elif kind == 3:
+        predicted = (left + above) // 2
+    else:
+        estimate = left + above - above_left
+        to_left, to_above, to_above_left = abs(estimate - left), abs(estimate - above), abs(estimate - above_left)
+        predicted = np.where(
+            (to_left <= to_above) & (to_left <= to_above_left),
+            left,
+            np.where(to_above <= to_above_left, above, above_left),
+        )
+    return ((row - predicted) % 256).astype(np.uint8)
+
+
 def test_pywuffs_is_asked_for_bytes_checksums_and_bounded_dimensions() -> None:
     """A str would be read as a file's path; Wuffs skips checksums unless told; the header checks come first."""
     for config in png_io._WUFFS_CONFIGS.values():

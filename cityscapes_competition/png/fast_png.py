@@ -117,6 +117,16 @@ def nonzero_bitmask_rows(data: bytes) -> tuple[np.ndarray, int, int] | None:
     return None if pixels is None else (pixels, width, height)
 
 
+def first_row_filter(data: bytes) -> int | None:
+    """The filter byte of a PNG's first row, from the first inflated byte; None if the stream does not start
+    cleanly."""
+    try:
+        head = zlib_ng.decompressobj().decompress(_image_data(data), 1)
+    except (zlib_ng.error, zlib.error, PngFormatError):
+        return None
+    return head[0] if head else None
+
+
 def row_filters(data: bytes) -> np.ndarray:
     """The filter byte of every row of a non-interlaced PNG."""
     width, height, depth, color_type, interlace = read_header(data)
@@ -338,7 +348,7 @@ def _inflate(compressed: bytes, expected: int, photo: bool = False) -> bytes | b
 
     libdeflate for photos only, which come from the organiser's data: it accepts two invalid deflate codes
     (distances 30-31, lengths 286-287) that zlib, and so Pillow, refuses, so a participant's file never
-    goes through it."""
+    goes through it. Data past the last row: a photo's rows are read; any other file is left to a library."""
     if photo and expected >= _LIBDEFLATE_FROM_BYTES:
         with contextlib.suppress(deflate.DeflateError):  # zlib-ng below says what is wrong, or is lenient
             raw = deflate.zlib_decompress(compressed, expected)
@@ -354,6 +364,10 @@ def _inflate(compressed: bytes, expected: int, photo: bool = False) -> bytes | b
     if len(raw) == expected and not inflater.eof:
         # Every row, but the stream stops before its end: Pillow never flushes the last bytes and fails.
         raise PngFormatError("image data without its end")
+    if len(raw) > expected and not photo:
+        # Data past the last row of a participant's file: Pillow reads the rows or not depending on where the
+        # stream ends (a library decides; no encoder writes such a file). The organiser's photos: the rows.
+        raise PngFormatError("image data past the last row")
     return raw[:expected] if len(raw) > expected else raw
 
 

@@ -51,6 +51,7 @@ from .fast_png import (
     decode_grayscale,
     decode_palette_indices,
     decode_rgb,
+    first_row_filter,
     mask_rows,
     nonzero_mask_runs,
     nonzero_runs_of_masks,
@@ -180,7 +181,13 @@ def decode_top_rows(data: bytes, rows: int, expected_size: Size | None = None) -
     scene's, and its decoding costs 10-14 ms). A damaged stream below those rows goes unnoticed."""
     layout = _check_header(data, expected_size)
     _, height, _, _, interlace = _header(data)
-    if 0 < rows < height and not interlace and layout.color_type == _GRAYSCALE and _wuffs_may_read(layout, data, True):
+    if (
+        0 < rows < height
+        and not interlace
+        and layout.color_type == _GRAYSCALE
+        and _wuffs_may_read(layout, data, True)
+        and first_row_filter(data) in _TOP_ROWS_FIRST_FILTERS
+    ):
         pixels = _wuffs(_with_height(data, rows), layout.color_type, layout.depth, _STOPPED_EARLY)
         if pixels is not None:
             return pixels
@@ -189,6 +196,10 @@ def decode_top_rows(data: bytes, rows: int, expected_size: Size | None = None) -
 
 # pywuffs' message for image data past the rows its header declares: expected when the header says fewer rows.
 _STOPPED_EARLY = "base: too much data"
+# The first row's filters with which pywuffs stopped early gives the rows of a full decode: None and Sub
+# (Pillow's and OpenCV's first rows), Up (png_write's). With a Paeth first row it does not (an attack found
+# it: other pixels in the first rows), nor is it trusted with Average: Pillow decodes those files whole.
+_TOP_ROWS_FIRST_FILTERS = (0, 1, 2)
 
 
 def _with_height(data: bytes, rows: int) -> bytes:
