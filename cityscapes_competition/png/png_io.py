@@ -186,6 +186,7 @@ def decode_top_rows(data: bytes, rows: int, expected_size: Size | None = None) -
         and not interlace
         and layout.color_type == _GRAYSCALE
         and _wuffs_may_read(layout, data, True)
+        and data[8:12] == b"\x00\x00\x00\x0d"  # an IHDR of 13 bytes, as _with_height rewrites it
         and first_row_filter(data) in _TOP_ROWS_FIRST_FILTERS
     ):
         pixels = _wuffs(_with_height(data, rows), layout.color_type, layout.depth, _STOPPED_EARLY)
