@@ -201,10 +201,14 @@ class _GroundTruthRuns:
     def runs(self, column_major: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(starts, stops, bins) of the runs."""
         if column_major not in self.orders:
-            flat = (self.image.T if column_major else self.image).reshape(-1)
-            starts = np.concatenate(([0], np.flatnonzero(flat[1:] != flat[:-1]) + 1))
-            stops = np.append(starts[1:], flat.size)
-            self.orders[column_major] = (starts, stops, self.bins.table[flat[starts]])
+            image = self.image if self.image.ndim == 2 else self.image.reshape(1, -1)
+            starts = _column_major_run_starts(image) if column_major else _run_starts(image.reshape(-1))
+            stops = np.append(starts[1:], image.size)
+            if column_major:
+                values = image[starts % image.shape[0], starts // image.shape[0]]
+            else:
+                values = image.reshape(-1)[starts]
+            self.orders[column_major] = (starts, stops, self.bins.table[values])
         return self.orders[column_major]
 
     def counts(self, masks: list[PixelRuns]) -> np.ndarray:
@@ -250,6 +254,22 @@ class _RegionBins:
         overlap = counts[candidates]
         hit = overlap > 0
         return candidates[hit], overlap[hit]
+
+
+def _run_starts(flat: np.ndarray) -> np.ndarray:
+    """Where each run of equal values begins."""
+    return np.concatenate(([0], np.flatnonzero(flat[1:] != flat[:-1]) + 1))
+
+
+def _column_major_run_starts(image: np.ndarray) -> np.ndarray:
+    """``_run_starts`` of the image read column by column, without transposing it (numpy's strided copy of a
+    2048x1024 image takes 7 ms): the changes down each column, found row against row and read off in column
+    order, and the columns whose first value differs from the previous column's last."""
+    height = image.shape[0]
+    columns, rows = np.nonzero((image[1:] != image[:-1]).T)
+    inside = columns * height + rows + 1
+    between = (np.flatnonzero(image[0, 1:] != image[-1, :-1]) + 1) * height
+    return np.concatenate(([0], np.insert(inside, np.searchsorted(inside, between), between)))
 
 
 def _concat(parts: list[np.ndarray]) -> np.ndarray:
