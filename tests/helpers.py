@@ -12,8 +12,10 @@ import math
 import multiprocessing
 import queue
 import resource
+import struct
 import subprocess
 import sys
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -331,3 +333,57 @@ def pillow_reading(path: Path, reader: str) -> np.ndarray | None:
             return np.asarray(image.convert("RGB") if reader == "photo" else image)
     except Exception:  # whatever a damaged file makes Pillow raise
         return None
+
+
+# ---- PNGs with chosen row filters (an encoder independent of the decoders under test) ----
+
+
+def png_chunk(kind: bytes, payload: bytes) -> bytes:
+    return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
+
+
+def filter_row(row: np.ndarray, above: np.ndarray, bpp: int, kind: int) -> np.ndarray:
+    """One row filtered as the PNG specification says (``bpp`` bytes per pixel: the step to "left")."""
+    row, above = row.astype(np.int64), above.astype(np.int64)
+    left = np.concatenate([np.zeros(bpp, np.int64), row[:-bpp]])
+    upper_left = np.concatenate([np.zeros(bpp, np.int64), above[:-bpp]])
+    if kind == 0:
+        prediction = np.zeros_like(row)
+    elif kind == 1:
+        prediction = left
+    elif kind == 2:
+        prediction = above
+    elif kind == 3:
+        prediction = (left + above) // 2
+    else:
+        estimate = left + above - upper_left
+        pa, pb, pc = np.abs(estimate - left), np.abs(estimate - above), np.abs(estimate - upper_left)
+        prediction = np.where((pa <= pb) & (pa <= pc), left, np.where(pb <= pc, above, upper_left))
+    return ((row - prediction) % 256).astype(np.uint8)
+
+
+def filtered_png(pixels: np.ndarray, depth: int, filters: np.ndarray, idat_pieces: int = 1) -> bytes:
+    """A grayscale (h, w) or 8-bit RGB (h, w, 3) PNG with the given row filters (an encoder
+    independent of the decoder under test)."""
+    height, width = pixels.shape[:2]
+    color_type = 2 if pixels.ndim == 3 else 0
+    if color_type == 2:
+        rows = pixels.astype(np.uint8).reshape(height, width * 3)
+    elif depth == 1:
+        rows = np.packbits(pixels.astype(bool), axis=1)
+    elif depth == 16:
+        rows = pixels.astype(">u2").view(np.uint8).reshape(height, width * 2)
+    else:
+        rows = pixels.astype(np.uint8)
+    bpp = 3 if color_type == 2 else max(1, depth // 8)
+    above = np.zeros(rows.shape[1], np.uint8)
+    stream = bytearray()
+    for row, kind in zip(rows, filters, strict=True):
+        stream.append(int(kind))
+        stream += filter_row(row, above, bpp, int(kind)).tobytes()
+        above = row
+    compressed = zlib.compress(bytes(stream), 6)
+    pieces = np.array_split(np.frombuffer(compressed, np.uint8), idat_pieces)
+    header = struct.pack(">IIBBBBB", width, height, depth, color_type, 0, 0, 0)
+    body = b"".join(png_chunk(b"IDAT", piece.tobytes()) for piece in pieces)
+    return b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", header) + body + png_chunk(b"IEND", b"")

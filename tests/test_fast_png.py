@@ -8,6 +8,7 @@ import zlib
 
 import numpy as np
 import pytest
+from helpers import filter_row, filtered_png, png_chunk
 from PIL import Image
 
 from cityscapes_competition.png import fast_png
@@ -18,56 +19,6 @@ from cityscapes_competition.png.png_io import (
     read_rgb,
     read_single_channel,
 )
-
-
-def _chunk(kind: bytes, payload: bytes) -> bytes:
-    return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
-
-
-def _filter_row(row: np.ndarray, above: np.ndarray, bpp: int, kind: int) -> np.ndarray:
-    row, above = row.astype(np.int64), above.astype(np.int64)
-    left = np.concatenate([np.zeros(bpp, np.int64), row[:-bpp]])
-    upper_left = np.concatenate([np.zeros(bpp, np.int64), above[:-bpp]])
-    if kind == 0:
-        prediction = np.zeros_like(row)
-    elif kind == 1:
-        prediction = left
-    elif kind == 2:
-        prediction = above
-    elif kind == 3:
-        prediction = (left + above) // 2
-    else:
-        estimate = left + above - upper_left
-        pa, pb, pc = np.abs(estimate - left), np.abs(estimate - above), np.abs(estimate - upper_left)
-        prediction = np.where((pa <= pb) & (pa <= pc), left, np.where(pb <= pc, above, upper_left))
-    return ((row - prediction) % 256).astype(np.uint8)
-
-
-def encode_png(pixels: np.ndarray, depth: int, filters: np.ndarray, idat_pieces: int = 1) -> bytes:
-    """A grayscale (h, w) or 8-bit RGB (h, w, 3) PNG with the given row filters (an encoder
-    independent of the decoder under test)."""
-    height, width = pixels.shape[:2]
-    color_type = 2 if pixels.ndim == 3 else 0
-    if color_type == 2:
-        rows = pixels.astype(np.uint8).reshape(height, width * 3)
-    elif depth == 1:
-        rows = np.packbits(pixels.astype(bool), axis=1)
-    elif depth == 16:
-        rows = pixels.astype(">u2").view(np.uint8).reshape(height, width * 2)
-    else:
-        rows = pixels.astype(np.uint8)
-    bpp = 3 if color_type == 2 else max(1, depth // 8)
-    above = np.zeros(rows.shape[1], np.uint8)
-    stream = bytearray()
-    for row, kind in zip(rows, filters, strict=True):
-        stream.append(int(kind))
-        stream += _filter_row(row, above, bpp, int(kind)).tobytes()
-        above = row
-    compressed = zlib.compress(bytes(stream), 6)
-    pieces = np.array_split(np.frombuffer(compressed, np.uint8), idat_pieces)
-    header = struct.pack(">IIBBBBB", width, height, depth, color_type, 0, 0, 0)
-    body = b"".join(_chunk(b"IDAT", piece.tobytes()) for piece in pieces)
-    return b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", header) + body + _chunk(b"IEND", b"")
 
 
 def _scene(rng: np.random.Generator, height: int, width: int, high: int) -> np.ndarray:
@@ -89,7 +40,7 @@ def test_masks_decode_as_pillow_reads_them_for_every_filter_mix(seed: int) -> No
     pixels = _scene(rng, height, width, 2)
     filters = rng.integers(0, 3, height)
     filters[rng.integers(0, height, 6)] = rng.integers(3, 5, 6)
-    data = encode_png(pixels, 1, filters, idat_pieces=int(rng.integers(1, 4)))
+    data = filtered_png(pixels, 1, filters, idat_pieces=int(rng.integers(1, 4)))
     expected = np.asarray(Image.open(io.BytesIO(data)))
     decoded = fast_png.decode_grayscale(data)
     assert decoded is not None and decoded.dtype == expected.dtype == bool
@@ -120,7 +71,7 @@ def test_mask_pixels_are_pillows_for_every_filter_mix(depth: int, seed: int) -> 
     mask = _sparse_mask(rng, height, width, 1 if depth == 1 else int(rng.choice([1, 255, 200])))
     filter_choice = seed % 6  # each filter alone, then mixes
     filters = np.full(height, filter_choice) if filter_choice < 5 else rng.integers(0, 5, height)
-    data = encode_png(mask, depth, filters, idat_pieces=int(rng.integers(1, 3)))
+    data = filtered_png(mask, depth, filters, idat_pieces=int(rng.integers(1, 3)))
     expected = np.flatnonzero(np.asarray(Image.open(io.BytesIO(data)).convert("L")))
     runs = fast_png.nonzero_mask_runs(data)
     assert runs is not None
@@ -133,7 +84,7 @@ def test_masks_past_the_byte_budget_go_to_a_library_and_read_the_same(tmp_path, 
     pywuffs (8-bit) decodes the mask, for the same pixels."""
     noise = np.random.default_rng(kind).integers(0, 2, (90, 400))
     for depth in (1, 8):
-        data = encode_png(noise * (255 if depth == 8 else 1), depth, np.full(90, kind))
+        data = filtered_png(noise * (255 if depth == 8 else 1), depth, np.full(90, kind))
         assert fast_png.nonzero_mask_runs(data) is None
         path = tmp_path / f"noise_{depth}.png"
         path.write_bytes(data)
@@ -143,7 +94,7 @@ def test_masks_past_the_byte_budget_go_to_a_library_and_read_the_same(tmp_path, 
 def test_masks_of_noise_in_sub_rows_go_to_pywuffs_and_read_the_same(tmp_path) -> None:
     """Past 65,536 nonzero bytes in Sub rows (an OpenCV mask holds a few thousand) pywuffs is faster."""
     noise = np.random.default_rng(5).integers(0, 256, (300, 300))
-    data = encode_png(noise, 8, np.full(300, 1))
+    data = filtered_png(noise, 8, np.full(300, 1))
     assert fast_png.nonzero_mask_runs(data) is None
     path = tmp_path / "noise.png"
     path.write_bytes(data)
@@ -170,7 +121,7 @@ def test_paeth_rows_repeat_the_left_byte_away_from_edges() -> None:
 def test_deeper_grayscale_is_left_to_pywuffs(depth: int) -> None:
     """pywuffs reads 8- and 16-bit gray 2 to 4.5 times faster than numpy did (test_png_decoders.py)."""
     pixels = _scene(np.random.default_rng(depth), 20, 30, 2**depth)
-    data = encode_png(pixels, depth, np.zeros(20, int))
+    data = filtered_png(pixels, depth, np.zeros(20, int))
     assert fast_png.decode_grayscale(data) is None and fast_png.nonzero_bitmask_rows(data) is None
 
 
@@ -181,7 +132,7 @@ def test_photos_decode_as_pillow_reads_them(seed: int) -> None:
     height, width = int(rng.integers(2, 60)), int(rng.integers(1, 120))
     pixels = np.stack([_scene(rng, height, width, 256) for _ in range(3)], axis=-1)
     filters = rng.choice([0, 2], height)
-    data = encode_png(pixels, 8, filters, idat_pieces=int(rng.integers(1, 4)))
+    data = filtered_png(pixels, 8, filters, idat_pieces=int(rng.integers(1, 4)))
     decoded = fast_png.decode_rgb(data)
     assert decoded is not None and decoded.shape == (height, width, 3) and decoded.dtype == np.uint8
     np.testing.assert_array_equal(decoded, np.asarray(Image.open(io.BytesIO(data))))
@@ -195,7 +146,7 @@ def test_photos_with_other_filters_go_to_pywuffs_and_read_the_same(tmp_path, kin
     pixels = np.stack([_scene(rng, 40, 70, 256) for _ in range(3)], axis=-1)
     filters = np.zeros(40, int)
     filters[-1] = kind
-    data = encode_png(pixels, 8, filters)
+    data = filtered_png(pixels, 8, filters)
     assert fast_png.decode_rgb(data) is None
     path = tmp_path / "photo.png"
     path.write_bytes(data)
@@ -206,13 +157,13 @@ def test_photos_filtered_as_encoders_filter_them_are_told_from_their_first_rows(
     """A photo whose first rows are Paeth is declined before its megabytes are inflated."""
     pixels = np.random.default_rng(13).integers(0, 256, (40, 70, 3))
     monkeypatch.setattr(fast_png, "_inflate", lambda *args: pytest.fail("inflated whole"))
-    assert fast_png.decode_rgb(encode_png(pixels, 8, np.full(40, 4))) is None
+    assert fast_png.decode_rgb(filtered_png(pixels, 8, np.full(40, 4))) is None
 
 
 def _with_height(data: bytes, height: int) -> bytes:
     """The PNG with another height in its header (and the header's checksum redone)."""
     header = data[16:20] + struct.pack(">I", height) + data[24:29]
-    return data[:8] + _chunk(b"IHDR", header) + data[33:]
+    return data[:8] + png_chunk(b"IHDR", header) + data[33:]
 
 
 def _inflated_with_libdeflate(monkeypatch) -> list[int]:
@@ -231,11 +182,11 @@ def test_megabyte_photos_inflate_with_libdeflate_as_pillow_reads_them(monkeypatc
     rng = np.random.default_rng(8)
     height, width = 600, 700  # 1.26 MB of rows: libdeflate's share; masks stay with zlib-ng
     pixels = rng.integers(0, 256, (height, width, 3))
-    data = encode_png(pixels, 8, rng.choice([0, 2], height), idat_pieces=3)
+    data = filtered_png(pixels, 8, rng.choice([0, 2], height), idat_pieces=3)
     calls = _inflated_with_libdeflate(monkeypatch)
     np.testing.assert_array_equal(fast_png.decode_rgb(data), pixels)
     assert calls == [height * (3 * width + 1)]
-    mask = encode_png(rng.random((1024, 2048)) < 0.01, 1, np.zeros(1024, int))
+    mask = filtered_png(rng.random((1024, 2048)) < 0.01, 1, np.zeros(1024, int))
     assert fast_png.decode_grayscale(mask) is not None and len(calls) == 1
 
 
@@ -245,11 +196,11 @@ def test_megabyte_streams_libdeflate_refuses_are_read_as_pillow_reads_them(monke
     rng = np.random.default_rng(9)
     pixels = rng.integers(0, 256, (610, 700, 3))
     calls = _inflated_with_libdeflate(monkeypatch)
-    longer = _with_height(encode_png(pixels, 8, np.zeros(610, int)), 600)
+    longer = _with_height(filtered_png(pixels, 8, np.zeros(610, int)), 600)
     decoded = fast_png.decode_rgb(longer)
     np.testing.assert_array_equal(decoded, np.asarray(Image.open(io.BytesIO(longer))))
     np.testing.assert_array_equal(decoded, pixels[:600])
-    data = encode_png(pixels, 8, np.zeros(610, int))
+    data = filtered_png(pixels, 8, np.zeros(610, int))
     end = data.rindex(b"IEND") - 8  # the last IDAT's checksum, then the stream's Adler-32 before it
     wrong_checksum = data[: end - 8] + bytes(4) + data[end - 4 :]
     with pytest.raises(fast_png.PngFormatError, match="corrupt image data"):
@@ -275,7 +226,7 @@ def test_unreadable_photos_are_refused(tmp_path) -> None:
     with pytest.raises(PngReadError, match="JPEG"):
         read_rgb(jpeg)
     truncated = tmp_path / "truncated.png"
-    truncated.write_bytes(encode_png(np.zeros((30, 30, 3), np.uint8), 8, np.zeros(30))[:60])
+    truncated.write_bytes(filtered_png(np.zeros((30, 30, 3), np.uint8), 8, np.zeros(30))[:60])
     with pytest.raises(PngReadError, match="corrupt or truncated"):
         read_rgb(truncated)
 
@@ -286,7 +237,7 @@ def test_grayscale_images_read_as_pillow_reads_them_for_every_filter_mix(tmp_pat
     """pywuffs's reading, through png_io, of files whose rows take every filter (an encoder of our own)."""
     rng = np.random.default_rng(11 + seed)
     pixels = _scene(rng, int(rng.integers(2, 64)), int(rng.integers(2, 90)), 2**depth)
-    data = encode_png(pixels, depth, rng.integers(0, 5, len(pixels)), idat_pieces=int(rng.integers(1, 4)))
+    data = filtered_png(pixels, depth, rng.integers(0, 5, len(pixels)), idat_pieces=int(rng.integers(1, 4)))
     path = tmp_path / "filters.png"
     path.write_bytes(data)
     np.testing.assert_array_equal(read_single_channel(path), pixels)
@@ -321,7 +272,7 @@ def test_oversized_header_is_refused_before_decoding(tmp_path) -> None:
     """A bomb declares a huge size; it is refused from its header."""
     header = struct.pack(">IIBBBBB", 100_000, 100_000, 8, 0, 0, 0, 0)
     bomb = zlib.compress(b"\x00" * 10_000_000)
-    data = b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", header) + _chunk(b"IDAT", bomb) + _chunk(b"IEND", b"")
+    data = b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", header) + png_chunk(b"IDAT", bomb) + png_chunk(b"IEND", b"")
     path = tmp_path / "bomb.png"
     path.write_bytes(data)
     with pytest.raises(PngReadError, match="larger than any Cityscapes image"):
@@ -329,7 +280,7 @@ def test_oversized_header_is_refused_before_decoding(tmp_path) -> None:
 
 
 def test_truncated_and_foreign_files_are_refused(tmp_path) -> None:
-    data = encode_png(np.ones((20, 30), np.int64), 8, np.zeros(20, int))
+    data = filtered_png(np.ones((20, 30), np.int64), 8, np.zeros(20, int))
     truncated = tmp_path / "truncated.png"
     truncated.write_bytes(data[: len(data) // 2])
     with pytest.raises(PngReadError, match="corrupt or truncated"):
@@ -361,7 +312,7 @@ def test_masks_read_together_are_each_read_as_alone(tmp_path) -> None:
         if index == 8:  # 8-bit noise in Paeth rows: 60 rows of about 130 edges
             mask, filters = rng.integers(0, 2, (height, width)) * 255, np.full(height, 4)
         path = tmp_path / f"mask_{index}.png"
-        path.write_bytes(encode_png(mask, depth, filters))
+        path.write_bytes(filtered_png(mask, depth, filters))
         paths.append(path)
         expected.append(np.flatnonzero(mask))
     assert fast_png.nonzero_mask_runs(paths[8].read_bytes()) is None  # noise past the byte budget
@@ -374,7 +325,7 @@ def test_masks_read_together_are_each_read_as_alone(tmp_path) -> None:
 def test_a_bad_mask_among_others_is_named(tmp_path) -> None:
     from cityscapes_competition.png.png_io import read_masks_runs
 
-    good = encode_png(_sparse_mask(np.random.default_rng(1), 20, 30, 1), 1, np.zeros(20, int))
+    good = filtered_png(_sparse_mask(np.random.default_rng(1), 20, 30, 1), 1, np.zeros(20, int))
     paths = [tmp_path / f"{name}.png" for name in ("a", "b", "c")]
     paths[0].write_bytes(good)
     paths[1].write_bytes(b"GIF89a" + bytes(40))  # another format named .png
@@ -382,6 +333,14 @@ def test_a_bad_mask_among_others_is_named(tmp_path) -> None:
     with pytest.raises(PngReadError) as caught:
         list(read_masks_runs(paths))
     assert caught.value.path == str(paths[1])
+
+
+def _packed_1_bit_png(rows: np.ndarray, width: int) -> bytes:
+    """A 1-bit PNG of already packed rows (their padding bits as given), every row filtered None."""
+    stream = b"".join(b"\x00" + row.tobytes() for row in rows)
+    header = struct.pack(">IIBBBBB", width, len(rows), 1, 0, 0, 0, 0)
+    idat = png_chunk(b"IDAT", zlib.compress(stream))
+    return b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", header) + idat + png_chunk(b"IEND", b"")
 
 
 @pytest.mark.parametrize("width", [8, 13, 16, 63, 64])
@@ -402,11 +361,7 @@ def test_runs_of_1_bit_rows_across_bytes_rows_and_padding(width: int) -> None:
     rows = np.packbits(mask, axis=1)
     if width % 8:
         rows[::2, -1] |= np.uint8((1 << (8 - width % 8)) - 1)  # padding bits set on every other row
-    stream = b"".join(b"\x00" + row.tobytes() for row in rows)
-    header = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
-    data = (
-        b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", header) + _chunk(b"IDAT", zlib.compress(stream)) + _chunk(b"IEND", b"")
-    )
+    data = _packed_1_bit_png(rows, width)
     expected = np.flatnonzero(np.asarray(Image.open(io.BytesIO(data)).convert("L")))
     np.testing.assert_array_equal(expected, np.flatnonzero(mask))
     runs = fast_png.nonzero_mask_runs(data)
@@ -441,7 +396,7 @@ def test_rows_below_an_up_filtered_object_are_left_when_they_decode_to_zeros(dep
         (two, up, 24),  # rows 10-33: the gap between the objects stays; only the rows below the last are summed
     ]
     for mask, filters, may_hold in cases:
-        data = encode_png(mask, depth, filters)
+        data = filtered_png(mask, depth, filters)
         rows = fast_png._inflated_rows(data, height, (width * depth + 7) // 8)
         assert fast_png._rows_that_may_hold_pixels(rows).sum() == may_hold
         expected = np.flatnonzero(np.asarray(Image.open(io.BytesIO(data)).convert("L")))
@@ -455,11 +410,7 @@ def test_padding_bits_past_the_width_are_not_pixels() -> None:
     mask[1, 12] = True
     rows = np.packbits(mask, axis=1)
     rows[:, -1] |= 0b0000_0111  # the three bits past column 12
-    stream = b"".join(b"\x00" + row.tobytes() for row in rows)
-    header = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
-    data = (
-        b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", header) + _chunk(b"IDAT", zlib.compress(stream)) + _chunk(b"IEND", b"")
-    )
+    data = _packed_1_bit_png(rows, width)
     expected = np.flatnonzero(np.asarray(Image.open(io.BytesIO(data)).convert("L")))
     np.testing.assert_array_equal(expected, [1 * width + 12])
     np.testing.assert_array_equal(fast_png.nonzero_mask_runs(data).pixels(), expected)
@@ -477,11 +428,16 @@ def test_palette_label_maps_read_as_their_indices(filters: str, palette_entries:
     for row in indices.astype(np.int64):
         kind = {"none": 0, "up": 2, "sub": 1}[filters]
         stream.append(kind)
-        stream += _filter_row(row, above, 1, kind).tobytes()
+        stream += filter_row(row, above, 1, kind).tobytes()
         above = row
     header = struct.pack(">IIBBBBB", 50, 30, 8, 3, 0, 0, 0)
-    palette = _chunk(b"PLTE", bytes(i % 256 for i in range(palette_entries * 3))) if palette_entries else b""
-    chunks = _chunk(b"IHDR", header) + palette + _chunk(b"IDAT", zlib.compress(bytes(stream))) + _chunk(b"IEND", b"")
+    palette = png_chunk(b"PLTE", bytes(i % 256 for i in range(palette_entries * 3))) if palette_entries else b""
+    chunks = (
+        png_chunk(b"IHDR", header)
+        + palette
+        + png_chunk(b"IDAT", zlib.compress(bytes(stream)))
+        + png_chunk(b"IEND", b"")
+    )
     data = b"\x89PNG\r\n\x1a\n" + chunks
     expected = np.asarray(Image.open(io.BytesIO(data)))
     np.testing.assert_array_equal(expected, indices)
@@ -500,7 +456,7 @@ def test_long_up_runs_continue_past_the_rows_stepped_together(depth: int) -> Non
     mask = _sparse_mask(rng, 150, 90, 1 if depth == 1 else 255)
     mask[20:140, 10:80] = 1 if depth == 1 else 255
     for filters in (np.full(150, 2), np.where(rng.random(150) < 0.9, 2, 0)):
-        data = encode_png(mask, depth, filters)
+        data = filtered_png(mask, depth, filters)
         np.testing.assert_array_equal(fast_png.nonzero_mask_runs(data).pixels(), np.flatnonzero(mask))
 
 
@@ -509,8 +465,8 @@ def test_a_palette_of_more_than_256_colours_is_refused_as_pillow_refuses_it() ->
     raw = zlib.compress(b"\x00" + bytes([7, 7, 7, 7]))
     header = struct.pack(">IIBBBBB", 4, 1, 8, 3, 0, 0, 0)
     for palette_bytes, accepted in ((768, True), (770, True), (771, False), (900, False)):
-        chunks = _chunk(b"IHDR", header) + _chunk(b"PLTE", bytes(palette_bytes)) + _chunk(b"IDAT", raw)
-        data = b"\x89PNG\r\n\x1a\n" + chunks + _chunk(b"IEND", b"")
+        chunks = png_chunk(b"IHDR", header) + png_chunk(b"PLTE", bytes(palette_bytes)) + png_chunk(b"IDAT", raw)
+        data = b"\x89PNG\r\n\x1a\n" + chunks + png_chunk(b"IEND", b"")
         if accepted:
             np.testing.assert_array_equal(decode_single_channel(data), [[7, 7, 7, 7]])
         else:
@@ -537,7 +493,7 @@ def test_mask_batches_hold_at_most_an_image_of_rows_and_16_mb(tmp_path, monkeypa
         mask = _sparse_mask(rng, 40, 64, 255)
         depth = 16 if index % 3 == 0 else 8  # 16-bit: a library reads it; its file counts
         path = tmp_path / f"m{index}.png"
-        path.write_bytes(encode_png(mask * 257 if depth == 16 else mask, depth, np.zeros(40, int)))
+        path.write_bytes(filtered_png(mask * 257 if depth == 16 else mask, depth, np.zeros(40, int)))
         paths.append(path)
         expected.append(np.flatnonzero(mask))
     # 1 pixel, or 1 byte: a mask a batch (no two 16-bit masks follow each other); no bound: all in one
@@ -555,5 +511,5 @@ def test_a_ground_truth_header_too_large_to_size_is_not_up_filtered() -> None:
     from cityscapes_competition.png.png_io import rows_filtered_none_or_up
 
     header = struct.pack(">IIBBBBB", 0xFFFFFFFF, 0xFFFFFFFF, 16, 6, 0, 0, 0)
-    chunks = _chunk(b"IHDR", header) + _chunk(b"IDAT", zlib.compress(bytes(10))) + _chunk(b"IEND", b"")
+    chunks = png_chunk(b"IHDR", header) + png_chunk(b"IDAT", zlib.compress(bytes(10))) + png_chunk(b"IEND", b"")
     assert rows_filtered_none_or_up(b"\x89PNG\r\n\x1a\n" + chunks) is False

@@ -23,7 +23,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from helpers import pillow_reading
+from helpers import filtered_png, pillow_reading
 from PIL import Image
 
 from cityscapes_competition.core.labels import color_of, id2label
@@ -448,44 +448,12 @@ def test_top_rows_whatever_the_first_row_filter(depth: int, first_filter: int) -
     attack found it): such files, and Average ones, are decoded whole; the rows are Pillow's whatever the filter."""
     rng = np.random.default_rng(first_filter)
     pixels = rng.integers(0, 2**depth, (9, 16)).astype(np.uint16 if depth == 16 else np.uint8)
-    samples = pixels.astype(">u2").view(np.uint8) if depth == 16 else pixels
-    step = depth // 8
-    rows = []
-    above = np.zeros(samples.shape[1], np.int64)
-    for index, row in enumerate(samples.astype(np.int64)):
-        kind = first_filter if index == 0 else index % 5
-        rows.append(bytes([kind]) + _filtered(row, above, kind, step).tobytes())
-        above = row
-    header = struct.pack(">IIBBBBB", 16, 9, depth, 0, 0, 0, 0)
-    data = _SIGNATURE + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"".join(rows))) + chunk(b"IEND", b"")
+    data = filtered_png(pixels, depth, np.array([first_filter] + [row % 5 for row in range(1, 9)]))
     with Image.open(io.BytesIO(data)) as image:
         pillow = np.asarray(image)
     np.testing.assert_array_equal(pillow, pixels)
     for top in (1, 2, 5, 9):
         np.testing.assert_array_equal(png_io.decode_top_rows(data, top), pillow[:top])
-
-
-def _filtered(row: np.ndarray, above: np.ndarray, kind: int, step: int) -> np.ndarray:
-    """The specification's filter of one row (bytes as int64), the bytes ``step`` to the left as 'left'."""
-    left = np.concatenate([np.zeros(step, np.int64), row[:-step]])
-    above_left = np.concatenate([np.zeros(step, np.int64), above[:-step]])
-    if kind == 0:
-        predicted = np.zeros_like(row)
-    elif kind == 1:
-        predicted = left
-    elif kind == 2:
-        predicted = above
-    elif kind == 3:
-        predicted = (left + above) // 2
-    else:
-        estimate = left + above - above_left
-        to_left, to_above, to_above_left = abs(estimate - left), abs(estimate - above), abs(estimate - above_left)
-        predicted = np.where(
-            (to_left <= to_above) & (to_left <= to_above_left),
-            left,
-            np.where(to_above <= to_above_left, above, above_left),
-        )
-    return ((row - predicted) % 256).astype(np.uint8)
 
 
 def test_pywuffs_is_asked_for_bytes_checksums_and_bounded_dimensions() -> None:
