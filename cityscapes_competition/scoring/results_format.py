@@ -229,7 +229,7 @@ def parse_instance_txt(path: Path, results_root: Path, sent: SentFolder | None =
     ``sent``: ``results_root`` as ``sent_folder`` resolved it, when the caller reads many txt files.
     """
     text = read_result_text(path, MAX_TEXT_BYTES, sent or sent_folder(results_root), _TXT_FIX)
-    root = os.path.abspath(results_root)
+    inside_root = os.path.abspath(results_root).rstrip(os.sep) + os.sep
     folder = os.path.dirname(os.path.abspath(path))
     name = os.path.basename(path)
     lines: dict[str, InstanceLine] = {}
@@ -240,24 +240,26 @@ def parse_instance_txt(path: Path, results_root: Path, sent: SentFolder | None =
         where = f"{name} line {number}"
         if len(fields) != 3:
             raise SubmissionError(f"line {number} has {len(fields)} fields, not 3: {shown(line)}", path, _TXT_FIX)
-        mask_path = _mask_path(path, folder, fields[0], number, root)
+        mask_path = _mask_path(path, folder, fields[0], number, inside_root)
         label_id = _parse_label(fields[1], path, number)
         confidence = _parse_confidence(fields[2], path, number)
         lines[mask_path] = InstanceLine(MaskFile(mask_path), label_id, confidence, where)
     return list(lines.values())
 
 
-def _mask_path(txt: Path, folder: str, relative: str, number: int, root: str) -> str:
-    if "\x00" in relative:
-        raise SubmissionError(f"line {number}: the mask path {shown(relative)} holds a NUL character", txt, _TXT_FIX)
-    if os.path.isabs(relative):
-        fix = "Mask paths are relative to the txt file."
-        raise SubmissionError(f"line {number}: the mask path {shown(relative)} is absolute", txt, fix)
-    if os.sep == "/" and _PLAIN_RELATIVE_PATH.fullmatch(relative):  # no '.', '..' or empty part
-        joined = f"{folder.rstrip('/')}/{relative}"  # what normpath would give
+def _mask_path(txt: Path, folder: str, relative: str, number: int, inside_root: str) -> str:
+    """The mask's absolute path; ``inside_root``: the results folder's path and a separator."""
+    if os.sep == "/" and _PLAIN_RELATIVE_PATH.fullmatch(relative):  # relative, no NUL, '.', '..' or empty part
+        joined = f"{folder}/{relative}" if folder != "/" else f"/{relative}"  # what normpath would give
     else:
+        if "\x00" in relative:
+            fix = _TXT_FIX
+            raise SubmissionError(f"line {number}: the mask path {shown(relative)} holds a NUL character", txt, fix)
+        if os.path.isabs(relative):
+            fix = "Mask paths are relative to the txt file."
+            raise SubmissionError(f"line {number}: the mask path {shown(relative)} is absolute", txt, fix)
         joined = os.path.normpath(os.path.join(folder, relative))  # officially abspath(join(dirname(txt), path))
-    if not joined.startswith(root.rstrip(os.sep) + os.sep):
+    if not joined.startswith(inside_root):
         raise SubmissionError(
             f"line {number}: the mask path {shown(relative)} leaves the results folder",
             txt,
