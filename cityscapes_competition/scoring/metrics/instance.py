@@ -31,7 +31,7 @@ Rules (the official arguments in brackets):
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -123,35 +123,12 @@ def evaluate_frame(
     region_class = _CLASS_INDEX[label_of_region(region_id)]
     gt_image = _as_unsigned(gt_instance_ids)
     bins = _RegionBins(region_id, region_class, gt_image.dtype)
-    gt_runs = _GroundTruthRuns(gt_image, bins)
     preds: list[tuple[int, float, int, int]] = []
     pairs: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
-    batch: list[Prediction] = []
-    batch_runs = 0
-
-    def count_batch() -> None:
-        for prediction, counts in zip(batch, gt_runs.counts([p.runs for p in batch]), strict=True):
-            class_index = _CLASS_INDEX[prediction.label_id]
-            regions_hit, intersection = bins.regions_of_class(counts, class_index)
-            pairs.append((np.full(len(regions_hit), len(preds)), regions_hit, intersection))
-            preds.append((class_index, float(prediction.confidence), int(counts.sum()), int(counts[bins.void])))
-        batch.clear()
-
-    for prediction in predictions:
-        class_index = _CLASS_INDEX[prediction.label_id] if 0 <= prediction.label_id < NUM_LABEL_IDS else -1
-        runs = len(prediction.runs.starts)
-        if class_index < 0 or runs == 0:
-            continue
-        if batch and (
-            batch_runs + runs > _RUNS_PER_BATCH
-            or (len(batch) + 1) * (bins.other + 1) > _COUNTS_PER_BATCH
-            or prediction.runs.column_major != batch[0].runs.column_major
-        ):
-            count_batch()
-            batch_runs = 0
-        batch.append(prediction)
-        batch_runs += runs
-    count_batch()
+    for prediction, class_index, counts in _counted(predictions, _GroundTruthRuns(gt_image, bins)):
+        regions_hit, intersection = bins.regions_of_class(counts, class_index)
+        pairs.append((np.full(len(regions_hit), len(preds)), regions_hit, intersection))
+        preds.append((class_index, float(prediction.confidence), int(counts.sum()), int(counts[bins.void])))
     if distances is None:
         distances = RegionDistances(np.full(len(region_id), -1.0), np.zeros(len(region_id)))
     pred_columns = np.array(preds, dtype=float).reshape(-1, 4)
@@ -189,13 +166,47 @@ _COUNTS_PER_BATCH = 1 << 20
 _OVERLAPS_PER_CHUNK = 1 << 20
 
 
+def _counted(
+    predictions: Iterable[Prediction], gt_runs: _GroundTruthRuns
+) -> Iterator[tuple[Prediction, int, np.ndarray]]:
+    """Each prediction of a class of the task with pixels, its class index and its pixels per bin: counted in
+    batches of one flat order, within the bounds above."""
+    batch: list[tuple[Prediction, int]] = []
+    batch_runs = 0
+    for prediction in predictions:
+        label = prediction.label_id
+        class_index = int(_CLASS_INDEX[label]) if 0 <= label < NUM_LABEL_IDS else -1
+        runs = len(prediction.runs.starts)
+        if class_index < 0 or runs == 0:
+            continue
+        if batch and (
+            batch_runs + runs > _RUNS_PER_BATCH
+            or (len(batch) + 1) * gt_runs.bin_count > _COUNTS_PER_BATCH
+            or prediction.runs.column_major != batch[0][0].runs.column_major
+        ):
+            yield from _with_counts(batch, gt_runs)
+            batch, batch_runs = [], 0
+        batch.append((prediction, class_index))
+        batch_runs += runs
+    yield from _with_counts(batch, gt_runs)
+
+
+def _with_counts(
+    batch: list[tuple[Prediction, int]], gt_runs: _GroundTruthRuns
+) -> Iterator[tuple[Prediction, int, np.ndarray]]:
+    counts = gt_runs.counts([prediction.runs for prediction, _ in batch])
+    for (prediction, class_index), prediction_counts in zip(batch, counts, strict=True):
+        yield prediction, class_index, prediction_counts
+
+
 class _GroundTruthRuns:
     """The ground truth as runs of equal instanceIds values, in the flat order of the masks counted (row-major
-    for PNG masks, column-major for RLE ones: one transposed copy), each run with its bin. A mask's pixels
-    per bin are then its runs' overlaps with these runs: work in proportion to runs, not pixels."""
+    for PNG masks, column-major for RLE ones), each run with its bin. A mask's pixels per bin are then its
+    runs' overlaps with these runs: work in proportion to runs, not pixels."""
 
     def __init__(self, gt_image: np.ndarray, bins: _RegionBins) -> None:
         self.image, self.bins = gt_image, bins
+        self.bin_count = bins.other + 1
         self.orders: dict[bool, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
 
     def runs(self, column_major: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -213,7 +224,7 @@ class _GroundTruthRuns:
 
     def counts(self, masks: list[PixelRuns]) -> np.ndarray:
         """Each mask's pixels per bin, (masks, bins): masks of one order, their runs inside the image."""
-        bin_count = self.bins.other + 1
+        bin_count = self.bin_count
         totals = np.zeros(len(masks) * bin_count, np.int64)
         if not masks:
             return totals.reshape(0, bin_count)
