@@ -208,7 +208,7 @@ def _read_at_most(handle: int, limit: int, size: int) -> bytes:
             break
     if total > limit:  # the file grew after it was checked
         raise UntrustedFileError(f"is more than the {limit} bytes allowed")
-    return b"".join(chunks) if len(chunks) > 1 else chunks[0]
+    return b"".join(chunks)  # of one chunk: that chunk, not a copy
 
 
 def _kind(mode: int) -> str:

@@ -199,7 +199,7 @@ def decode_top_rows(data: bytes, rows: int, expected_size: Size | None = None) -
 _STOPPED_EARLY = "base: too much data"
 # The first row's filters with which pywuffs stopped early gives the rows of a full decode: None and Sub
 # (Pillow's and OpenCV's first rows), Up (png_write's). With a Paeth first row it does not (an attack found
-# it: other pixels in the first rows), nor is it trusted with Average: Pillow decodes those files whole.
+# it: other pixels in the first rows), nor is it trusted with Average: those files are decoded whole.
 _TOP_ROWS_FIRST_FILTERS = (0, 1, 2)
 
 
