@@ -24,6 +24,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from cityscapes_competition.core.arrays import PixelRuns
 from cityscapes_competition.core.labels import EVAL_CLASS_IDS, INSTANCE_CLASS_NAMES, LABEL_NAMES
 from cityscapes_competition.scoring.scores import InstanceScores, PixelScores, Scores
 from cityscapes_competition.scoring.submission_rules import CSV_COLUMNS
@@ -387,3 +388,12 @@ def filtered_png(pixels: np.ndarray, depth: int, filters: np.ndarray, idat_piece
     header = struct.pack(">IIBBBBB", width, height, depth, color_type, 0, 0, 0)
     body = b"".join(png_chunk(b"IDAT", piece.tobytes()) for piece in pieces)
     return b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", header) + body + png_chunk(b"IEND", b"")
+
+
+def runs_of_pixels(pixels: np.ndarray) -> PixelRuns:
+    """A mask given by its ascending distinct flat pixel indices, as runs (what the decoders give)."""
+    pixels = np.asarray(pixels, np.int64)
+    if len(pixels) == 0:
+        return PixelRuns(pixels, pixels)
+    breaks = np.flatnonzero(np.diff(pixels) != 1) + 1
+    return PixelRuns(pixels[np.concatenate([[0], breaks])], np.append(pixels[breaks - 1], pixels[-1]) + 1)

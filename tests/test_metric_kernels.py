@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import memory_growth_within
+from helpers import memory_growth_within, runs_of_pixels
 
 from cityscapes_competition.core.arrays import PixelRuns
 from cityscapes_competition.core.errors import ReferenceDataError
@@ -154,7 +154,7 @@ REGION_SIZES = as_int64(2, 2, 2, 4, 2)
 
 
 def prediction(pixels: list[int], label: int, confidence: float) -> instance_metric.Prediction:
-    return instance_metric.Prediction(PixelRuns.of_pixels(np.unique(np.array(pixels, np.int64))), label, confidence)
+    return instance_metric.Prediction(runs_of_pixels(np.unique(np.array(pixels, np.int64))), label, confidence)
 
 
 FRAME_PREDICTIONS = [

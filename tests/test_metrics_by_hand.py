@@ -8,8 +8,8 @@ import math
 
 import numpy as np
 import pytest
+from helpers import runs_of_pixels
 
-from cityscapes_competition.core.arrays import PixelRuns
 from cityscapes_competition.core.labels import AVERAGE_INSTANCE_SIZE
 from cityscapes_competition.scoring.metrics import instance as instance_metric
 from cityscapes_competition.scoring.metrics import pixel as pixel_metric
@@ -73,7 +73,7 @@ def instance_scores(*predictions: tuple[int, float]) -> instance_metric.Instance
     gt = np.zeros((20, 20), np.int32)
     gt[CAR_ROWS] = CAR * 1000
     found = [
-        instance_metric.Prediction(PixelRuns.of_pixels(np.arange(inside)), CAR, confidence)
+        instance_metric.Prediction(runs_of_pixels(np.arange(inside)), CAR, confidence)
         for inside, confidence in predictions
     ]
     record = instance_metric.evaluate_frame(gt, found)
@@ -118,8 +118,8 @@ def test_a_prediction_mostly_on_a_group_region_is_ignored() -> None:
     record = instance_metric.evaluate_frame(
         gt,
         [
-            instance_metric.Prediction(PixelRuns.of_pixels(np.arange(150)), CAR, 0.9),
-            instance_metric.Prediction(PixelRuns.of_pixels(on_group), CAR, 0.99),
+            instance_metric.Prediction(runs_of_pixels(np.arange(150)), CAR, 0.9),
+            instance_metric.Prediction(runs_of_pixels(on_group), CAR, 0.99),
         ],
     )
     scores = instance_metric.summarize(instance_metric.combine([record], with_distances=False))

@@ -40,13 +40,3 @@ class PixelRuns:
         """The runs of True in a flat bool array."""
         edges = np.flatnonzero(np.diff(flags, prepend=False, append=False))
         return cls(edges[::2], edges[1::2])
-
-    @classmethod
-    def of_pixels(cls, pixels: np.ndarray) -> PixelRuns:
-        """The runs of ascending distinct flat indices."""
-        pixels = np.asarray(pixels, np.int64)
-        breaks = np.flatnonzero(np.diff(pixels) != 1) + 1
-        return cls(
-            pixels[np.concatenate([[0], breaks])] if len(pixels) else pixels,
-            np.append(pixels[breaks - 1], pixels[-1:]) + 1,
-        )
