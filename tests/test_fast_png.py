@@ -513,3 +513,15 @@ def test_a_ground_truth_header_too_large_to_size_is_not_up_filtered() -> None:
     header = struct.pack(">IIBBBBB", 0xFFFFFFFF, 0xFFFFFFFF, 16, 6, 0, 0, 0)
     chunks = png_chunk(b"IHDR", header) + png_chunk(b"IDAT", zlib.compress(bytes(10))) + png_chunk(b"IEND", b"")
     assert rows_filtered_none_or_up(b"\x89PNG\r\n\x1a\n" + chunks) is False
+
+
+@pytest.mark.parametrize("pieces", [1, 7])
+def test_the_first_row_filter_is_read_off_the_first_inflated_byte(pieces: int) -> None:
+    """However the image data is split into IDAT chunks; None where the stream is not zlib."""
+    pixels = np.random.default_rng(pieces).integers(0, 256, (6, 40))
+    for kind in range(5):
+        data = filtered_png(pixels, 8, np.array([kind, 4, 3, 2, 1, 0]), idat_pieces=pieces)
+        assert fast_png.first_row_filter(data) == kind == fast_png.row_filters(data)[0]
+    damaged = bytearray(filtered_png(pixels, 8, np.zeros(6, int)))
+    damaged[damaged.index(b"IDAT") + 4] ^= 0xFF  # the zlib header's first byte
+    assert fast_png.first_row_filter(bytes(damaged)) is None

@@ -118,13 +118,24 @@ def nonzero_bitmask_rows(data: bytes) -> tuple[np.ndarray, int, int] | None:
 
 
 def first_row_filter(data: bytes) -> int | None:
-    """The filter byte of a PNG's first row, from the first inflated byte; None if the stream does not start
-    cleanly."""
+    """The filter byte of a PNG's first row, from the first inflated byte (the first IDAT chunks only, not a copy
+    of all of them); None if the stream does not start cleanly."""
+    inflater = zlib_ng.decompressobj()
+    position = 8
     try:
-        head = zlib_ng.decompressobj().decompress(_image_data(data), 1)
-    except (zlib_ng.error, zlib.error, PngFormatError):
+        while position + 8 <= len(data):
+            (length,) = struct.unpack_from(">I", data, position)
+            kind = data[position + 4 : position + 8]
+            if kind == b"IDAT":
+                head = inflater.decompress(data[position + 8 : position + 8 + length], 1)
+                if head:
+                    return head[0]
+            elif kind == b"IEND":
+                break
+            position += 12 + length
+    except (zlib_ng.error, zlib.error):
         return None
-    return head[0] if head else None
+    return None
 
 
 def row_filters(data: bytes) -> np.ndarray:

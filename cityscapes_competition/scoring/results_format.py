@@ -253,8 +253,8 @@ def _mask_path(txt: Path, folder: str, relative: str, number: int, inside_root: 
         joined = f"{folder}/{relative}" if folder != "/" else f"/{relative}"  # what normpath would give
     else:
         if "\x00" in relative:
-            fix = _TXT_FIX
-            raise SubmissionError(f"line {number}: the mask path {shown(relative)} holds a NUL character", txt, fix)
+            message = f"line {number}: the mask path {shown(relative)} holds a NUL character"
+            raise SubmissionError(message, txt, _TXT_FIX)
         if os.path.isabs(relative):
             fix = "Mask paths are relative to the txt file."
             raise SubmissionError(f"line {number}: the mask path {shown(relative)} is absolute", txt, fix)
