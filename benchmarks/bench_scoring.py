@@ -50,6 +50,10 @@ sys.path.insert(0, str(REPO))
 
 from cityscapes_competition.core.labels import NUM_LABEL_IDS, color_of  # noqa: E402
 from cityscapes_competition.organiser.competition_data import place_reference_file  # noqa: E402
+from cityscapes_competition.png.png_io import read_single_channel  # noqa: E402
+from cityscapes_competition.scoring.evaluation import plan_evaluation  # noqa: E402
+from cityscapes_competition.scoring.frame_evaluation import FrameJob  # noqa: E402
+from cityscapes_competition.scoring.groundtruth import add_disparity, decode_ground_truth, read_file  # noqa: E402
 from cityscapes_competition.scoring.reference_index import INDEX_NAME, build_reference_index  # noqa: E402
 from cityscapes_competition.synthetic import results as synthetic_results  # noqa: E402
 from cityscapes_competition.synthetic import scenes as synthetic  # noqa: E402
@@ -612,6 +616,48 @@ def _run(command: list[str]) -> str:
     return done.stdout.splitlines()[-1]
 
 
+# --- the decoding floor --------------------------------------------------------------------------
+
+
+def decoding_floor(case: Path, row: Row, workers: int, repeat: int) -> float:
+    """Seconds to decode, in ``workers`` processes, only the pixels an exact evaluation of the row cannot do
+    without when the ground truth is as downloaded and there is no index: each frame's labelIds and instanceIds,
+    its disparity down to the lowest instance-class pixel, and the pixel prediction, with this scorer's decoders
+    (the fastest measured), nothing else (no mask, no metric, no start-up): a bound on any scorer using them."""
+    gt, res = _folders(case, row, "downloaded, no index")
+    jobs = [job for job in plan_evaluation(gt, res).jobs if job.pixel_prediction is not None]
+    with ProcessPoolExecutor(workers) as pool:
+        list(pool.map(_decode_frame, jobs[: 2 * workers]))  # the workers started and warm
+        seconds = []
+        for _ in range(repeat):
+            start = time.perf_counter()
+            list(pool.map(_decode_frame, jobs, chunksize=max(1, len(jobs) // (8 * workers))))
+            seconds.append(time.perf_counter() - start)
+    return statistics.median(seconds)
+
+
+def _decode_frame(job: FrameJob) -> None:
+    frame = job.ground_truth
+    image = decode_ground_truth(frame, read_file(frame.label_ids), read_file(frame.instance_ids))
+    add_disparity(image, frame)  # down to the lowest instance-class pixel
+    read_single_channel(job.pixel_prediction, image.size, job.results_root)
+
+
+def floor_table(results: list[Measured], floors: dict[str, float]) -> Iterator[str]:
+    yield (
+        "| files written by | official evaluation | decoding alone, as downloaded, no index | the most it allows "
+        "| this scorer, as downloaded, no index |"
+    )
+    yield "| --- | ---: | ---: | ---: | ---: |"
+    for m in results:
+        if m.row.name in floors:
+            floor, wall = floors[m.row.name], _median(m.runs["downloaded, no index"], "wall")
+            yield (
+                f"| {m.row.title} | {m.official_seconds:.1f} s | {floor:.2f} s | {m.official_seconds / floor:.1f}x "
+                f"| {wall:.2f} s ({m.official_seconds / wall:.1f}x) |"
+            )
+
+
 # --- report -------------------------------------------------------------------------------------
 
 
@@ -688,6 +734,16 @@ def main() -> None:
     for line in table(results):
         print(line)
     print()
+    floors = {
+        m.row.name: decoding_floor(case, m.row, args.workers, args.repeat)
+        for m in results
+        if not m.row.project  # the project row's ground truth is the builder's, not a download's
+    }
+    if floors:
+        print("the decoding floor: the ground truth as downloaded and the pixel predictions decoded, nothing else")
+        for line in floor_table(results, floors):
+            print(line)
+        print()
     mask_rows = [row for row in rows if row.masks != "rle"]  # a one-image copy of an RLE JSON is not made
     with tempfile.TemporaryDirectory() as scratch:
         for line in fixed_costs(case, mask_rows[0], Path(scratch), args.workers, args.repeat) if mask_rows else ():

@@ -1,6 +1,7 @@
 """The benchmarks run to their end on a tiny case: every row and setting of bench_scoring (with the official
-evaluation and the comparison of every metric), its one-image fixed costs, and bench_png_decode's check that
-each reader gives Pillow's pixels. Their timings are not judged here (they go in the README, measured)."""
+evaluation and the comparison of every metric), its decoding floor, its one-image fixed costs, and
+bench_png_decode's check that each reader gives Pillow's pixels. Their timings are not judged here (they go in
+the README, measured)."""
 
 from __future__ import annotations
 
@@ -33,6 +34,8 @@ def test_bench_scoring_runs_every_row_and_setting_and_agrees_with_the_official(t
     assert len(rows) == 6, output
     assert "metrics compared: all equal to 1e-9" in output
     assert "one image (pillow files, no index), score.py whole process" in output
+    floor = output.split("the decoding floor:")[1].split("\n\n")[0]
+    assert len([line for line in floor.splitlines() if line.startswith("| ")]) == 2 + 5, output  # all but the project's
 
 
 def test_bench_scoring_on_the_rle_row_alone(tmp_path: Path) -> None:

@@ -91,7 +91,7 @@ def test_builds_the_three_folders_from_a_download(cityscapes: Path, tmp_path: Pa
     )
     assert _files(data.reference_data) == _expected_reference(stems)  # no _gtFine_color.png
     assert _files(data.input_data) == {f"leftImg8bit/val/{s.split('_')[0]}/{s}_leftImg8bit.png" for s in stems}
-    assert set(load_reference_index(data.reference_data)) == {FrameId(*s.split("_")) for s in stems}
+    assert set(load_reference_index(data.reference_data).entries) == {FrameId(*s.split("_")) for s in stems}
     assert any("500" in warning for warning in data.warnings)  # 6 frames, not the 500 of the val split
     label = "gtFine/val/lindau/lindau_000000_000019_gtFine_labelIds.png"
     assert (data.reference_data / label).samefile(cityscapes / label)  # hard-linked on one file system

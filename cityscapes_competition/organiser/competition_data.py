@@ -47,7 +47,7 @@ from ..core.naming import (
     FrameId,
     pick_samples,
 )
-from ..png.png_io import PngReadError, decode_photo, decode_single_channel, rows_filtered_none_or_up
+from ..png.png_io import PngReadError, decode_photo, up_filtered_copy
 from ..png.png_write import encode_png
 from ..scoring.reference_index import build_reference_index
 from ..synthetic import scenes as synthetic
@@ -271,11 +271,8 @@ def _build(
     return _data(out, manifest, reused=False)
 
 
-# The PNGs the scorer decodes. Re-encoded Up-filtered at zlib level 6, pywuffs decodes a Pillow-written one
-# (Paeth rows) in a sixth to a third of the time: labelIds 3.7 -> 0.5 ms, instanceIds 5.0 -> 2.0, disparity
-# 13.6 -> 4.5 (levels 1, 2 and 9 measured slower or no smaller).
+# The PNGs the scorer decodes, re-encoded for pywuffs (png_io.up_filtered_copy).
 _REENCODED_SUFFIXES = (GT_LABEL_IDS_SUFFIX, GT_INSTANCE_IDS_SUFFIX, DISPARITY_SUFFIX)
-_REENCODE_LEVEL = 6
 
 
 def _place_frames(staging: Path, source: Source, samples: list[FrameId], progress: bool) -> dict[Path, Path]:
@@ -300,16 +297,10 @@ def place_reference_file(source: Path, target: Path) -> Path:
     if not source.name.endswith(_REENCODED_SUFFIXES):
         return _place(source, target)
     try:
-        data = source.read_bytes()
-        if rows_filtered_none_or_up(data):
-            return _place(source, target)
-        pixels = decode_single_channel(data, trusted=True)
+        encoded = up_filtered_copy(source.read_bytes())
     except (OSError, PngReadError) as exc:
         raise ReferenceDataError(f"is not a readable PNG: {exc}", source, "Unpack the download again.") from None
-    if pixels.dtype not in (np.uint8, np.uint16):
-        return _place(source, target)  # a writer png_write does not reproduce: left as it is
-    encoded = encode_png(np.ascontiguousarray(pixels), _REENCODE_LEVEL)
-    if not np.array_equal(decode_single_channel(encoded, trusted=True), pixels):  # never expected; never risked
+    if encoded is None:
         return _place(source, target)
     target.parent.mkdir(parents=True, exist_ok=True)
     write_bytes_atomic(target, encoded, durable=False)

@@ -18,7 +18,7 @@ from .frame_evaluation import FrameJob, FrameRecords, frame_records
 from .groundtruth import GroundTruthFrame, discover_ground_truth
 from .metrics import instance as instance_metric
 from .metrics import pixel as pixel_metric
-from .reference_index import load_reference_index
+from .reference_index import copy_paths, load_reference_index
 from .results_format import (
     INSTANCE_DIR,
     PIXEL_DIR,
@@ -67,13 +67,16 @@ def plan_evaluation(ref_root: Path, res_root: Path) -> EvaluationPlan:
     instances = _instance_predictions(folder, frame_ids, warnings)
     with_distances, distance_note = _distance_availability(frames)
     index = load_reference_index(ref_root)
+    if index.note:
+        warnings.append(index.note)
     jobs = [
         FrameJob(
             gt,
             pixel[gt.frame] if pixel is not None else None,
             tuple(instances.get(gt.frame, ())) if instances is not None else None,
             with_distances,
-            index.get(gt.frame),
+            index.entries.get(gt.frame),
+            copy_paths(ref_root, gt.frame.stem),
             folder.sent,
         )
         for gt in frames

@@ -36,6 +36,7 @@ class FrameJob:
     instance_lines: tuple[InstanceLine, ...] | None  # None: instance task not entered
     with_distances: bool
     index: FrameIndex | None = None  # the reference index's entry, used only if the files still match it
+    index_copies: tuple[Path, Path] | None = None  # where the index keeps the frame's labelIds/instanceIds copies
     results_root: SentFolder | None = None  # the results folder every prediction file must lie in
 
 
@@ -50,13 +51,18 @@ def frame_records(job: FrameJob) -> FrameRecords:
     """One image's records for both metrics (their ``evaluate_frame``), from its files: run in a worker process."""
     frame = job.ground_truth
     label_bytes, instance_bytes = read_file(frame.label_ids), read_file(frame.instance_ids)
-    gt = decode_ground_truth(frame, label_bytes, instance_bytes)
     entry = job.index
     if entry is not None and (fingerprint(label_bytes), fingerprint(instance_bytes)) != (
         entry.label_ids,
         entry.instance_ids,
     ):
         entry = None
+    label_stale = instance_stale = False
+    if entry is not None and job.index_copies is not None:  # decoded in place of the files: the same pixels
+        label_copy, instance_copy = job.index_copies
+        label_bytes, label_stale = _indexed_copy(label_copy, entry.label_copy, label_bytes)
+        instance_bytes, instance_stale = _indexed_copy(instance_copy, entry.instance_copy, instance_bytes)
+    gt = decode_ground_truth(frame, label_bytes, instance_bytes)
     pixel = None
     if job.pixel_prediction is not None:
         prediction = read_pixel_prediction(job.pixel_prediction, gt, job.results_root)
@@ -71,8 +77,20 @@ def frame_records(job: FrameJob) -> FrameRecords:
     instance, distances_indexed = None, True
     if job.instance_lines is not None:
         instance, distances_indexed = _evaluate_instances(job, gt, entry)
-    stale = job.index is not None and (entry is None or not distances_indexed)
+    stale = job.index is not None and (entry is None or not distances_indexed or label_stale or instance_stale)
     return FrameRecords(pixel, instance, stale)
+
+
+def _indexed_copy(path: Path, expected: str | None, original: bytes) -> tuple[bytes, bool]:
+    """The bytes to decode: the index's re-encoded copy of a ground-truth file if it has one and it is still as
+    the index fingerprinted it, else the file's own; and whether a copy was expected but not found so."""
+    if expected is None:
+        return original, False
+    try:
+        copy = path.read_bytes()
+    except OSError:
+        return original, True
+    return (copy, False) if fingerprint(copy) == expected else (original, True)
 
 
 def read_pixel_prediction(path: Path, gt: GroundTruthImage, results_root: SentFolder | None) -> np.ndarray:

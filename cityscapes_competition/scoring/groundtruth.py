@@ -21,7 +21,7 @@ from ..core.naming import (
 )
 from ..png.png_io import PngReadError, Size, decode_single_channel, decode_top_rows
 
-_FIX = "Regenerate the reference data or check the Cityscapes download it was built from."
+GROUND_TRUTH_FIX = "Regenerate the reference data or check the Cityscapes download it was built from."
 
 
 @dataclass(frozen=True)
@@ -75,38 +75,36 @@ class GroundTruthImage:
 def discover_ground_truth(ref_root: Path) -> list[GroundTruthFrame]:
     """Every ``*_gtFine_labelIds.png`` under ``ref_root``, with its companions, in frame order."""
     if not ref_root.is_dir():
-        raise ReferenceDataError("the reference data folder does not exist", ref_root, _FIX)
-    label_files = index_by_frame(ref_root, GT_LABEL_IDS_SUFFIX, _FIX)
+        raise ReferenceDataError("the reference data folder does not exist", ref_root, GROUND_TRUTH_FIX)
+    label_files = index_by_frame(ref_root, GT_LABEL_IDS_SUFFIX, GROUND_TRUTH_FIX)
     if not label_files:
         raise ReferenceDataError(
-            f"holds no ground truth (no file named *{GT_LABEL_IDS_SUFFIX} in any sub-folder)", ref_root, _FIX
+            f"holds no ground truth (no file named *{GT_LABEL_IDS_SUFFIX} in any sub-folder)",
+            ref_root,
+            GROUND_TRUTH_FIX,
         )
-    disparities = index_by_frame(ref_root, DISPARITY_SUFFIX, _FIX)
-    cameras = index_by_frame(ref_root, CAMERA_SUFFIX, _FIX)
+    disparities = index_by_frame(ref_root, DISPARITY_SUFFIX, GROUND_TRUTH_FIX)
+    cameras = index_by_frame(ref_root, CAMERA_SUFFIX, GROUND_TRUTH_FIX)
     frames = []
     for frame_id, label_path in sorted(label_files.items()):
         instance_path = label_path.with_name(frame_id.stem + GT_INSTANCE_IDS_SUFFIX)
         if not instance_path.is_file():
-            raise ReferenceDataError(f"is missing; it belongs with {label_path.name}", instance_path, _FIX)
+            raise ReferenceDataError(f"is missing; it belongs with {label_path.name}", instance_path, GROUND_TRUTH_FIX)
         frames.append(
             GroundTruthFrame(frame_id, label_path, instance_path, disparities.get(frame_id), cameras.get(frame_id))
         )
     return frames
 
 
-def load_ground_truth(frame: GroundTruthFrame, with_distances: bool) -> GroundTruthImage:
-    image = decode_ground_truth(frame, read_file(frame.label_ids), read_file(frame.instance_ids))
-    if with_distances:
-        add_disparity(image, frame)
-    return image
-
-
 def decode_ground_truth(frame: GroundTruthFrame, label_bytes: bytes, instance_bytes: bytes) -> GroundTruthImage:
-    """Decode and check a frame's labelIds and instanceIds, given the files' bytes."""
+    """Decode and check a frame's labelIds and instanceIds, given the files' bytes (or those of the reference
+    index's copies of them)."""
     label_ids = _decode(label_bytes, frame.label_ids, None)
     if label_ids.size and (int(label_ids.max()) >= NUM_LABEL_IDS or _has_negative(label_ids)):
         raise ReferenceDataError(
-            f"holds label ids {int(label_ids.min())}..{int(label_ids.max())}; ids are 0..33", frame.label_ids, _FIX
+            f"holds label ids {int(label_ids.min())}..{int(label_ids.max())}; ids are 0..33",
+            frame.label_ids,
+            GROUND_TRUTH_FIX,
         )
     label_ids = label_ids.astype(np.uint8, copy=False)
     size = (label_ids.shape[1], label_ids.shape[0])
@@ -124,7 +122,7 @@ def add_disparity(image: GroundTruthImage, frame: GroundTruthFrame) -> None:
         try:
             disparity = decode_top_rows(read_file(frame.disparity), rows, image.size)
         except PngReadError as exc:
-            raise ReferenceDataError(str(exc), frame.disparity, _FIX) from None
+            raise ReferenceDataError(str(exc), frame.disparity, GROUND_TRUTH_FIX) from None
         image.disparity = disparity.astype(np.uint16, copy=False)
         image.camera = read_camera(frame.camera)
 
@@ -133,25 +131,26 @@ def read_file(path: Path) -> bytes:
     try:
         return path.read_bytes()
     except OSError as exc:
-        raise ReferenceDataError(f"cannot be read ({exc.strerror})", path, _FIX) from None
+        raise ReferenceDataError(f"cannot be read ({exc.strerror})", path, GROUND_TRUTH_FIX) from None
 
 
 def _instance_class_pixels(instance_ids: np.ndarray, path: Path) -> InstanceClassPixels:
     """Select the instance-class pixels once, checking every value names a label 0..33."""
     flat = instance_ids.ravel()
     if _has_negative(flat):
-        raise ReferenceDataError(_bad_instance_value(int(flat.min())), path, _FIX)
+        raise ReferenceDataError(_bad_instance_value(int(flat.min())), path, GROUND_TRUTH_FIX)
     index = np.flatnonzero(flat >= FIRST_INSTANCE_CLASS_ID)
     value = flat[index].astype(np.int64)
     if flat.dtype.itemsize > 2 and len(value) and int(value.max()) >= NUM_LABEL_IDS * 1000:
-        raise ReferenceDataError(_bad_instance_value(int(value.max())), path, _FIX)  # before bincount sizes by it
+        # before bincount sizes by it
+        raise ReferenceDataError(_bad_instance_value(int(value.max())), path, GROUND_TRUTH_FIX)
     counts = np.bincount(value)
     if len(counts) > NUM_LABEL_IDS * 1000:  # the largest value is len(counts) - 1
-        raise ReferenceDataError(_bad_instance_value(len(counts) - 1), path, _FIX)
+        raise ReferenceDataError(_bad_instance_value(len(counts) - 1), path, GROUND_TRUTH_FIX)
     present = np.flatnonzero(counts)
     bad = present[(present >= NUM_LABEL_IDS) & (present < 1000)]
     if len(bad):
-        raise ReferenceDataError(_bad_instance_value(int(bad[0])), path, _FIX)
+        raise ReferenceDataError(_bad_instance_value(int(bad[0])), path, GROUND_TRUTH_FIX)
     return InstanceClassPixels(index, value, counts)
 
 
@@ -170,10 +169,10 @@ def read_camera(path: Path) -> Camera:
         camera = Camera(float(data["extrinsic"]["baseline"]), float(data["intrinsic"]["fx"]))
     except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as exc:
         raise ReferenceDataError(
-            f"is not a Cityscapes camera file with extrinsic.baseline and intrinsic.fx ({exc})", path, _FIX
+            f"is not a Cityscapes camera file with extrinsic.baseline and intrinsic.fx ({exc})", path, GROUND_TRUTH_FIX
         ) from None
     if not (math.isfinite(camera.baseline) and math.isfinite(camera.fx) and camera.baseline > 0 and camera.fx > 0):
-        raise ReferenceDataError("has a baseline or fx that is not a positive number", path, _FIX)
+        raise ReferenceDataError("has a baseline or fx that is not a positive number", path, GROUND_TRUTH_FIX)
     return camera
 
 
@@ -181,4 +180,4 @@ def _decode(data: bytes, path: Path, size: Size | None) -> np.ndarray:
     try:
         return decode_single_channel(data, size, trusted=True)  # the organiser's files
     except PngReadError as exc:
-        raise ReferenceDataError(str(exc), path, _FIX) from None
+        raise ReferenceDataError(str(exc), path, GROUND_TRUTH_FIX) from None
