@@ -273,6 +273,13 @@ def test_overlaps_counted_by_runs_are_the_pixels_in_both_orders(seed: int, limit
         assert got == {key: n for key, n in expected.items() if CAR in (key[1], key[1] // 1000)}  # instances, groups
 
 
+@pytest.mark.parametrize("shape", [(1, 1), (1, 9), (9, 1), (13, 17), (64, 32)])
+def test_column_major_run_starts_are_those_of_the_transposed_image(shape) -> None:
+    image = _blocky_instance_ids(np.random.default_rng(sum(shape)), *shape)
+    expected = instance_metric._run_starts(np.ascontiguousarray(image.T).reshape(-1))
+    np.testing.assert_array_equal(instance_metric._column_major_run_starts(image), expected)
+
+
 def _count_hostile_frame() -> None:
     """A ground truth of one-pixel runs (2M, cars alternating with void) against 24 checkerboard masks (1M runs
     each) and one mask of the whole image (one run meeting every ground-truth run)."""

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from pycocotools import mask as rle_codec
 
-from cityscapes_competition.scoring.rle_results import compressed_runs
+from cityscapes_competition.scoring.rle_results import compressed_runs, compressed_runs_of
 
 
 def _painted(runs: np.ndarray, height: int, width: int) -> np.ndarray:
@@ -130,3 +130,24 @@ def test_the_runs_are_pycocotools_decoding(seed: int) -> None:
         expected = np.flatnonzero(rle_codec.decode(encoded).ravel(order="F"))
         np.testing.assert_array_equal(runs.pixels(), expected)
         assert (runs.stops > runs.starts).all()
+
+
+def test_strings_decoded_together_are_decoded_as_one_by_one() -> None:
+    """The scorer decodes an image's strings in one batch: each text's runs (or refusal) are its own, whatever
+    its neighbours: pycocotools' strings of every kind of mask, refused ones, empty ones, one with more runs
+    than the image has pixels."""
+    rng = np.random.default_rng(11)
+    height, width = 48, 96
+    texts = [
+        rle_codec.encode(np.asfortranarray(_random_mask(rng, height, width).astype(np.uint8)))["counts"].decode()
+        for _ in range(30)
+    ]
+    texts[3:3] = ["6P", "", "0\x00PP0", "PPPPPPPP0", "ö", "PPPPPP2", "p"]
+    texts.insert(15, "0" * (height * width + 2))  # more runs than pixels
+    texts.append("")
+    together = compressed_runs_of(texts, height * width)
+    assert sum(runs is None for runs in together) == 7
+    for text, runs in zip(texts, together, strict=True):
+        alone = compressed_runs(text, height * width)
+        assert (runs is None and alone is None) or np.array_equal(runs, alone)
+    assert compressed_runs_of([], height * width) == []

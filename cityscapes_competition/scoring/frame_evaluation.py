@@ -23,7 +23,7 @@ from .metrics import instance as instance_metric
 from .metrics import pixel as pixel_metric
 from .reference_index import FrameIndex, fingerprint
 from .results_format import InstanceLine, MaskFile
-from .rle_results import rle_runs
+from .rle_results import rle_runs_of_masks
 
 _PIXEL_FIX = "A pixel prediction is a one-channel PNG of label ids 0..33 at the size of the test image."
 _MASK_FIX = "A mask is a PNG at the size of the test image whose nonzero pixels are the instance."
@@ -158,8 +158,7 @@ def _runs_of(lines: list[InstanceLine], gt: GroundTruthImage, results_root: Sent
     (``read_masks_runs``, a bounded batch at a time), RLE masks straight from their counts."""
     if not lines or not isinstance(lines[0].mask, MaskFile):  # one RLE JSON holds all of an image's masks
         width, height = gt.size
-        for line in lines:
-            yield rle_runs(line.mask, height, width, line.source)
+        yield from rle_runs_of_masks([line.mask for line in lines], height, width, [line.source for line in lines])
         return
     by_path = {line.mask.path: line for line in lines}  # to name the line of a mask that fails
     try:

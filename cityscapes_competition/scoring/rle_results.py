@@ -26,7 +26,7 @@ from __future__ import annotations
 import heapq
 import math
 from array import array
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -285,10 +285,43 @@ def _is_number(value: object) -> bool:
 # ---- decoding one mask exactly as pycocotools does ---------------------------------------------------
 
 
-def rle_runs(mask: RleMask, height: int, width: int, source: str) -> PixelRuns:
+def rle_runs_of_masks(masks: Sequence[RleMask], height: int, width: int, sources: Sequence[str]) -> Iterator[PixelRuns]:
+    """``rle_runs`` of each mask, in order: the compressed strings of up to ``_BATCH_CHARACTERS`` characters
+    decoded together (``compressed_runs_of``; one at a time, an image's 40 cost 3.7 ms, together 0.8)."""
+    pending: list[int] = []
+    characters = 0
+    for index, mask in enumerate(masks):
+        length = len(mask.counts) if isinstance(mask.counts, str) else 0
+        if pending and characters + length > _BATCH_CHARACTERS:
+            yield from _runs_of_batch([masks[i] for i in pending], height, width, [sources[i] for i in pending])
+            pending, characters = [], 0
+        pending.append(index)
+        characters += length
+    yield from _runs_of_batch([masks[i] for i in pending], height, width, [sources[i] for i in pending])
+
+
+# Characters of compressed counts decoded at once: a few bytes of arrays each (a car's mask has a few hundred).
+_BATCH_CHARACTERS = 1 << 20
+
+
+def _runs_of_batch(masks: list[RleMask], height: int, width: int, sources: list[str]) -> Iterator[PixelRuns]:
+    decodable = [isinstance(m.counts, str) and (m.height, m.width) == (height, width) for m in masks]
+    texts = [m.counts for m, ok in zip(masks, decodable, strict=True) if ok]
+    decoded = iter(compressed_runs_of(texts, height * width))  # type: ignore[arg-type]
+    for mask, source, ok in zip(masks, sources, decodable, strict=True):
+        yield rle_runs(mask, height, width, source, next(decoded) if ok else _NOT_DECODED)
+
+
+_NOT_DECODED = np.zeros(0, np.int64)  # a marker: rle_runs decodes the counts itself
+
+
+def rle_runs(
+    mask: RleMask, height: int, width: int, source: str, decoded: np.ndarray | None = _NOT_DECODED
+) -> PixelRuns:
     """The mask's runs of pixels, column-major as pycocotools encodes them, once they are proven to cover the
     image exactly as pycocotools decodes them (tests/test_rle_results.py compares with pycocotools' own
-    decoding). Runs alternate unset and set pixels, unset first; the set ones are the mask's."""
+    decoding). Runs alternate unset and set pixels, unset first; the set ones are the mask's. ``decoded``: the
+    compressed string's ``compressed_runs``, if already computed."""
     where, _, prediction = source.partition(" ")  # "predictions.json prediction 3"
     if (mask.height, mask.width) != (height, width):
         raise SubmissionError(
@@ -297,7 +330,7 @@ def rle_runs(mask: RleMask, height: int, width: int, source: str) -> PixelRuns:
             "RLE sizes are [height, width] of the test image.",
         )
     if isinstance(mask.counts, str):
-        runs = compressed_runs(mask.counts, height * width)
+        runs = compressed_runs(mask.counts, height * width) if decoded is _NOT_DECODED else decoded
     else:
         runs = mask.counts.astype(np.int64) if mask.counts.size <= height * width + 1 else None
     if runs is None or not _cover_exactly(runs, height * width):
@@ -325,35 +358,68 @@ def compressed_runs(text: str, pixel_count: int | None = None) -> np.ndarray | N
     character bit 0x10 the sign; from the fourth run on, each is added to the one two before it. Refused:
     characters outside the encoder's alphabet '0'..'o' (a NUL would end the C loop early), an unterminated
     last group (C would read past the string), and groups whose 32-bit int shift is undefined or overflows
-    (the seventh character may only be '0' or '1'; no group has more than seven). Memory: a byte per
+    (the seventh character may only be '0' or '1'; no group has more than seven). Memory: a few bytes per
     character and a few integers per run, so that a hostile 100 MB string costs little before it is refused.
     """
-    try:
-        data = np.frombuffer(text.encode("ascii"), np.uint8)
-    except UnicodeEncodeError:
-        return None
-    if data.size == 0:
-        return np.zeros(0, np.int64)
-    if np.any((data < 48) | (data > 111)):
-        return None
-    chars = data - np.uint8(48)
+    return compressed_runs_of([text], pixel_count)[0]
+
+
+def compressed_runs_of(texts: Sequence[str], pixel_count: int | None = None) -> list[np.ndarray | None]:
+    """``compressed_runs`` of each text, decoded together: numpy calls per batch, not per mask."""
+    encoded = [_ascii(text) for text in texts]
+    refused = np.array([data is None for data in encoded], bool)
+    lengths = np.array([0 if data is None else len(data) for data in encoded], np.int64)
+    joined = encoded[0] if len(encoded) == 1 and encoded[0] is not None else b"".join(d for d in encoded if d)
+    chars = np.frombuffer(joined, np.uint8) - np.uint8(48)
+    text_ends = np.cumsum(lengths)
+    filled = np.flatnonzero(lengths)
+    refused[filled] |= np.logical_or.reduceat(chars > 63, text_ends[filled] - lengths[filled])  # beyond 'o'
     last = (chars & 0x20) == 0  # the last character of each group
-    run_count = int(np.count_nonzero(last))
-    if not last[-1] or (pixel_count is not None and run_count > pixel_count + 1):
-        return None
+    refused[filled] |= ~last[text_ends[filled] - 1]  # an unterminated last group
+    last[text_ends[filled] - 1] = True  # so that no group runs into the next text
+    # Counted text by text: numpy's add.reduceat would first copy ``last`` as 8-byte integers.
+    run_counts = np.array([np.count_nonzero(last[end - n : end]) for end, n in zip(text_ends, lengths, strict=True)])
+    run_counts = run_counts.astype(np.int64).reshape(-1)
+    if pixel_count is not None and (run_counts[~refused] > pixel_count + 1).any():
+        # More runs than pixels: refused before a few integers per run are spent on it, the rest decoded alone.
+        too_many = ~refused & (run_counts > pixel_count + 1)
+        rest = np.flatnonzero(~too_many)
+        results: list[np.ndarray | None] = [None] * len(texts)
+        for index, runs in zip(rest, compressed_runs_of([texts[i] for i in rest], pixel_count), strict=True):
+            results[index] = runs
+        return results
     ends = np.flatnonzero(last)
     starts = np.concatenate(([0], ends[:-1] + 1))
-    lengths = ends - starts + 1
-    if int(lengths.max()) > 7 or np.any(chars[starts[lengths == 7] + 6] > 1):
-        return None
-    values = np.zeros(run_count, np.int64)
+    group_lengths = ends - starts + 1
+    owner = np.repeat(np.arange(len(texts)), run_counts)  # each group's text
+    # Undefined or overflowing 32-bit shifts: more than seven characters, or a seventh holding more than a bit.
+    overflowing = group_lengths > 7
+    overflowing[group_lengths == 7] = chars[starts[group_lengths == 7] + 6] > 1
+    refused[owner[overflowing]] = True
+    group_lengths = np.minimum(group_lengths, 7)  # the refused ones' values are never used
+    values = np.zeros(len(ends), np.int64)
     for position in range(7):
-        present = lengths > position
+        present = group_lengths > position
         payload = (chars[starts[present] + position] & 0x1F).astype(np.int64)
         values[present] |= payload << (5 * position)
     negative = (chars[ends] & 0x10) != 0
-    values[negative] -= np.int64(1) << (5 * lengths[negative])
-    runs = values
-    runs[1::2] = np.cumsum(values[1::2])  # run m adds run m - 2, from m = 3 on
-    runs[2::2] = np.cumsum(values[2::2])
-    return runs
+    values[negative] -= np.int64(1) << (5 * group_lengths[negative])
+    # Run m adds run m - 2 from m = 3 on: running sums of each text's odd runs and of its even runs from run 2.
+    first_group = np.cumsum(run_counts) - run_counts
+    rank = np.arange(len(ends)) - first_group[owner]
+    for chain in (rank % 2 == 1, (rank % 2 == 0) & (rank >= 2)):
+        members = np.flatnonzero(chain)
+        sums = np.cumsum(values[members])
+        starts_text = np.ones(len(members), bool)
+        starts_text[1:] = owner[members[1:]] != owner[members[:-1]]
+        before = np.concatenate(([0], sums[:-1]))[starts_text]  # the sum of the chains of earlier texts
+        values[members] = sums - np.repeat(before, np.diff(np.append(np.flatnonzero(starts_text), len(members))))
+    runs = np.split(values, np.cumsum(run_counts)[:-1])
+    return [None if refused[index] else runs[index] for index in range(len(texts))]
+
+
+def _ascii(text: str) -> bytes | None:
+    try:
+        return text.encode("ascii")
+    except UnicodeEncodeError:
+        return None

@@ -274,11 +274,14 @@ def _run_starts(flat: np.ndarray) -> np.ndarray:
 
 def _column_major_run_starts(image: np.ndarray) -> np.ndarray:
     """``_run_starts`` of the image read column by column, without transposing it (numpy's strided copy of a
-    2048x1024 image takes 7 ms): the changes down each column, found row against row and read off in column
-    order, and the columns whose first value differs from the previous column's last."""
-    height = image.shape[0]
-    columns, rows = np.nonzero((image[1:] != image[:-1]).T)
-    inside = columns * height + rows + 1
+    2048x1024 image takes 7 ms, its nonzero of the transposed changes 4): the changes down each column, found
+    row against row in memory order and put in column order by a radix sort of their columns (1 ms), and the
+    columns whose first value differs from the previous column's last."""
+    height, width = image.shape
+    changes = np.flatnonzero(image[1:] != image[:-1])  # (row, column) of each change, row-major
+    columns = changes % width
+    order = np.argsort(columns.astype(np.uint16) if width <= 1 << 16 else columns, kind="stable")  # rows stay sorted
+    inside = columns[order] * height + changes[order] // width + 1
     between = (np.flatnonzero(image[0, 1:] != image[-1, :-1]) + 1) * height
     return np.concatenate(([0], np.insert(inside, np.searchsorted(inside, between), between)))
 
