@@ -525,3 +525,28 @@ def test_the_first_row_filter_is_read_off_the_first_inflated_byte(pieces: int) -
     damaged = bytearray(filtered_png(pixels, 8, np.zeros(6, int)))
     damaged[damaged.index(b"IDAT") + 4] ^= 0xFF  # the zlib header's first byte
     assert fast_png.first_row_filter(bytes(damaged)) is None
+
+
+@pytest.mark.parametrize("depth", [1, 8])
+def test_chains_of_up_average_and_paeth_rows_across_masks_read_as_pillow_reads_them(tmp_path, depth: int) -> None:
+    """The rows adding the row above are undone level by level across an image's masks (their k-th rows at
+    once), Average and Paeth rows among the Up ones wherever they fall: in the levels stepped together and in
+    the long chains that go on alone (a chain of 120 rows)."""
+    from cityscapes_competition.png.png_io import read_masks_runs
+
+    rng = np.random.default_rng(depth + 20)
+    paths, expected = [], []
+    for index in range(8):
+        mask = _sparse_mask(rng, 120, 64, 1 if depth == 1 else 255)
+        mask[10 : 20 + 12 * index, 5 + index : 40] = 1 if depth == 1 else 255
+        filters = np.where(rng.random(120) < 0.9, 2, rng.integers(3, 5, 120))  # Up, some Average and Paeth
+        if index == 0:  # one long chain with Paeth rows in its tail, its last row among them
+            mask[5:, 20:30] = 1 if depth == 1 else 255
+            filters[:] = 2
+            filters[[40, 77, 78, 119]] = 4
+        path = tmp_path / f"mask_{index}.png"
+        path.write_bytes(filtered_png(mask, depth, filters))
+        paths.append(path)
+        expected.append(np.flatnonzero(np.asarray(Image.open(path).convert("L"))))
+    for got, want in zip(read_masks_runs(paths), expected, strict=True):
+        np.testing.assert_array_equal(got.pixels(), want)

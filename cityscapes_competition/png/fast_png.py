@@ -176,7 +176,7 @@ def mask_rows(data: bytes) -> MaskRows | None:
         return None
     row_bytes = (width * depth + 7) // 8
     rows = _inflated_rows(data, height, row_bytes)
-    if not _MASK_FILTERS[rows[:, 0]].all():
+    if int(rows[:, 0].max()) > _PAETH:  # a filter byte no encoder writes (a lookup in _MASK_FILTERS costs more)
         return None
     runs = _row_runs(_rows_that_may_hold_pixels(rows))
     zeros = np.zeros((1, row_bytes + 1), np.uint8)
@@ -401,7 +401,7 @@ class _Budget:
 def _unfilter(rows: np.ndarray, allowed: np.ndarray, budget: _Budget | None = None) -> np.ndarray | None:
     """Undo the row filters of ``rows`` (filter byte first; the row above the first is zeros), or None if a
     row's filter is not ``allowed`` or the Average and Paeth rows exceed ``budget``. Sub rows go first, all
-    at once; then, in order, each run of Up rows and each Average or Paeth row. Sub, Average and Paeth rows
+    at once; then the rows that add the row above (``_undo_dependent_rows``). Sub, Average and Paeth rows
     are decoded for one-byte steps only (gray masks). Returns a writable view of the bytes."""
     filters = rows[:, 0]
     if not allowed[filters].all():
@@ -414,57 +414,74 @@ def _unfilter(rows: np.ndarray, allowed: np.ndarray, budget: _Budget | None = No
         if decoded is None:
             return None
         out[sub_rows] = decoded
-    predicted = np.flatnonzero(filters >= _AVERAGE)  # Average and Paeth rows: one at a time, in order
-    if budget is not None and len(predicted) > budget.predicted_rows:
+    predicted = np.count_nonzero(filters >= _AVERAGE)  # Average and Paeth rows: one at a time
+    if budget is not None and predicted > budget.predicted_rows:
         return None
-    zeros = np.zeros(out.shape[1], np.uint8)
-    start = 0  # the first row not decoded yet
-    for row in predicted.tolist():
-        _undo_up_rows(out[start:row], filters[start:row], out[start - 1] if start > 0 else zeros)
-        above = out[row - 1] if row > 0 else zeros
-        if filters[row] == _PAETH:
-            decoded = _undo_paeth(out[row], above, budget)
-            if decoded is None:
-                return None
-            out[row] = decoded
-        elif out[row].any() or above.any():  # an Average row; else zeros stay zeros
-            if budget is not None and not budget.spend(out.shape[1]):
-                return None
-            out[row] = _undo_average(out[row], above)
-        start = row + 1
-    _undo_up_rows(out[start:], filters[start:], out[start - 1] if start > 0 else zeros)
-    return out
+    return out if _undo_dependent_rows(out, filters, budget) else None
 
 
-def _undo_up_rows(out: np.ndarray, filters: np.ndarray, above: np.ndarray) -> None:
-    """Every run of Up rows in ``out`` (the rows other than Up decoded, ``above`` the row above the first):
-    no row depends on anything but the row above. The runs step down together, their k-th rows at once, while
-    at least _UP_RUNS_TOGETHER of them go on (a Pillow mask's runs are 3 rows long at the median, 40 at the
-    95th percentile, ten to a mask); the few longer ones (png_write's masks are Up on every row) go on alone."""
-    up_rows = np.flatnonzero(filters == _UP)
-    if len(up_rows) == 0:
-        return
-    starts_run = np.ones(len(up_rows), bool)
-    starts_run[1:] = up_rows[1:] != up_rows[:-1] + 1
-    run = np.cumsum(starts_run) - 1
-    run_first = up_rows[starts_run]
-    run_length = np.bincount(run)
-    depth = up_rows - run_first[run]
-    by_depth = up_rows[np.argsort(depth, kind="stable")]  # rows of depth 0, then 1...: a slice per level
+def _undo_dependent_rows(out: np.ndarray, filters: np.ndarray, budget: _Budget | None) -> bool:
+    """Every row that adds the row above (Up, Average, Paeth) in ``out``, the others decoded (the row above the
+    first is zeros); False past ``budget``. A chain of such rows depends on nothing but the row before it: the
+    chains step down together, their k-th rows at once (the Up ones in one addition, the few Average and
+    Paeth ones one by one), while at least _UP_RUNS_TOGETHER of them go on (a Pillow mask's chains are 3
+    rows long at the median, 40 at the 95th percentile, ten to a mask); the few longer ones (png_write's masks
+    are Up on every row) go on alone."""
+    rows = np.flatnonzero(_ABOVE_DEPENDENT_FILTERS[filters])
+    if len(rows) == 0:
+        return True
+    starts_chain = np.ones(len(rows), bool)
+    starts_chain[1:] = rows[1:] != rows[:-1] + 1
+    chain = np.cumsum(starts_chain) - 1
+    chain_first = rows[starts_chain]
+    chain_length = np.bincount(chain)
+    depth = rows - chain_first[chain]
+    by_depth = rows[np.argsort(depth, kind="stable")]  # rows of depth 0, then 1...: a slice per level
     level_sizes = np.bincount(depth)
     level_ends = np.cumsum(level_sizes)
     levels = 0
     while levels < len(level_sizes) and level_sizes[levels] >= _UP_RUNS_TOGETHER:
-        rows = by_depth[level_ends[levels] - level_sizes[levels] : level_ends[levels]]
-        if rows[0] == 0:  # the first row: its above is ``above``
-            out[0] += above
-            rows = rows[1:]
-        out[rows] += out[rows - 1]
+        level = by_depth[level_ends[levels] - level_sizes[levels] : level_ends[levels]]
+        level_filters = filters[level]
+        up = level[level_filters == _UP]
+        up = up[1:] if len(up) and up[0] == 0 else up  # the first row adds zeros
+        out[up] += out[up - 1]
+        for row in level[level_filters != _UP].tolist():
+            if not _undo_predicted_row(out, row, filters[row], budget):
+                return False
         levels += 1
-    for first, length in zip(run_first.tolist(), run_length.tolist(), strict=True):
-        if length > levels:
-            rest = first + levels
-            _undo_up_chain(out, rest, first + length - 1, out[rest - 1] if rest > 0 else above)
+    for first, length in zip(chain_first.tolist(), chain_length.tolist(), strict=True):
+        if length > levels and not _undo_chain(out, filters, first + levels, first + length - 1, budget):
+            return False
+    return True
+
+
+def _undo_chain(out: np.ndarray, filters: np.ndarray, first: int, last: int, budget: _Budget | None) -> bool:
+    """Rows ``first``..``last`` (all adding the row above, the one above ``first`` decoded), in order: runs of
+    Up rows (``_undo_up_chain``) and the Average and Paeth rows between them."""
+    row = first
+    for predicted in [*(first + np.flatnonzero(filters[first : last + 1] != _UP)).tolist(), last + 1]:
+        if predicted > row:
+            _undo_up_chain(out, row, predicted - 1, out[row - 1] if row > 0 else np.zeros(out.shape[1], np.uint8))
+        if predicted <= last and not _undo_predicted_row(out, predicted, filters[predicted], budget):
+            return False
+        row = predicted + 1
+    return True
+
+
+def _undo_predicted_row(out: np.ndarray, row: int, kind: int, budget: _Budget | None) -> bool:
+    """An Average or Paeth row, the row above decoded; False past ``budget``."""
+    above = out[row - 1] if row > 0 else np.zeros(out.shape[1], np.uint8)
+    if kind == _PAETH:
+        decoded = _undo_paeth(out[row], above, budget)
+        if decoded is None:
+            return False
+        out[row] = decoded
+    elif out[row].any() or above.any():  # an Average row; else zeros stay zeros
+        if budget is not None and not budget.spend(out.shape[1]):
+            return False
+        out[row] = _undo_average(out[row], above)
+    return True
 
 
 def _undo_sub(raw: np.ndarray, budget: _Budget | None = None) -> np.ndarray | None:
