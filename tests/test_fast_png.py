@@ -8,7 +8,7 @@ import zlib
 
 import numpy as np
 import pytest
-from helpers import filter_row, filtered_png, png_chunk
+from helpers import filter_row, filtered_png, memory_growth_within, png_chunk
 from PIL import Image
 
 from cityscapes_competition.png import fast_png
@@ -474,9 +474,10 @@ def test_a_palette_of_more_than_256_colours_is_refused_as_pillow_refuses_it() ->
                 decode_single_channel(data)
 
 
-def test_mask_batches_hold_at_most_an_image_of_rows_and_16_mb(tmp_path, monkeypatch) -> None:
-    """The masks read together are bounded by the pixels of their rows that may hold any and by their bytes,
-    files included (a mask a library reads counts its file): a batch holds one mask more only when alone."""
+def test_mask_batches_are_bounded_by_their_rows_pixels_and_bytes(tmp_path, monkeypatch) -> None:
+    """The masks read together are bounded by the bytes and the pixels of their rows that may hold pixels and
+    by their bytes, files included (a mask a library reads counts its file): a batch holds one mask more only
+    when alone."""
     from cityscapes_competition.png import png_io
 
     sizes: list[tuple[int, int]] = []  # per batch: masks, masks fast_png reads
@@ -496,9 +497,16 @@ def test_mask_batches_hold_at_most_an_image_of_rows_and_16_mb(tmp_path, monkeypa
         path.write_bytes(filtered_png(mask * 257 if depth == 16 else mask, depth, np.zeros(40, int)))
         paths.append(path)
         expected.append(np.flatnonzero(mask))
-    # 1 pixel, or 1 byte: a mask a batch (no two 16-bit masks follow each other); no bound: all in one
-    for pixels, size, most, most_fast in ((1, 10**9, 1, 1), (10**9, 1, 1, 1), (10**9, 10**9, 9, 6)):
+    # 1 byte of rows, 1 pixel or 1 byte: a mask a batch (no two 16-bit masks follow each other); none: all in one
+    big = 10**9
+    for row_bytes, pixels, size, most, most_fast in (
+        (1, big, big, 1, 1),
+        (big, 1, big, 1, 1),
+        (big, big, 1, 1, 1),
+        (big, big, big, 9, 6),
+    ):
         sizes.clear()
+        monkeypatch.setattr(png_io, "_MASK_BATCH_ROW_BYTES", row_bytes)
         monkeypatch.setattr(png_io, "_MASK_BATCH_PIXELS", pixels)
         monkeypatch.setattr(png_io, "_MASK_BATCH_BYTES", size)
         for got, want in zip(png_io.read_masks_runs(paths), expected, strict=True):
@@ -550,3 +558,33 @@ def test_chains_of_up_average_and_paeth_rows_across_masks_read_as_pillow_reads_t
         expected.append(np.flatnonzero(np.asarray(Image.open(path).convert("L"))))
     for got, want in zip(read_masks_runs(paths), expected, strict=True):
         np.testing.assert_array_equal(got.pixels(), want)
+
+
+@pytest.mark.parametrize("depth", [1, 8])
+def test_runs_of_masks_read_together_are_found_a_chunk_of_rows_at_a_time(depth: int, monkeypatch) -> None:
+    """Runs are found _RUN_CHUNK_PIXELS at a time (chunks of 3 rows here, mid-mask): the same runs."""
+    rng = np.random.default_rng(depth + 40)
+    masks = [_sparse_mask(rng, 30, 50, 1 if depth == 1 else 255) for _ in range(4)]
+    data = [filtered_png(mask, depth, rng.integers(0, 5, 30)) for mask in masks]
+    monkeypatch.setattr(fast_png, "_RUN_CHUNK_PIXELS", 3 * 50)
+    runs = fast_png.nonzero_runs_of_masks([fast_png.mask_rows(d) for d in data])
+    for got, mask in zip(runs, masks, strict=True):
+        np.testing.assert_array_equal(got.pixels(), np.flatnonzero(mask))
+
+
+def _read_hostile_masks(folder) -> None:
+    from cityscapes_competition.png.png_io import read_masks_runs
+
+    assert sum(len(runs.starts) for runs in read_masks_runs(sorted(folder.iterdir()))) == 8 * 1024 * 1024
+
+
+@pytest.mark.slow
+def test_masks_of_a_run_every_other_pixel_are_read_in_bounded_memory(tmp_path) -> None:
+    """Eight 1-bit masks of 2048x1024 pixels, every other one set (a million runs each), read together: at most
+    four images of pixels a batch, their runs found half an image at a time (eight at once: ~480 MB)."""
+    mask = np.zeros((1024, 2048), bool)
+    mask[:, ::2] = True
+    data = filtered_png(mask, 1, np.zeros(1024, int))
+    for index in range(8):
+        (tmp_path / f"m{index}.png").write_bytes(data)
+    assert memory_growth_within(_read_hostile_masks, tmp_path) < 200 * 1024 * 1024

@@ -59,9 +59,15 @@ def test_confusion_matrix_counts_each_truth_prediction_pair() -> None:
     np.testing.assert_array_equal(matrix, expected_confusion())
 
 
-def test_confusion_matrix_is_the_same_across_chunk_boundaries(monkeypatch) -> None:
-    monkeypatch.setattr(pixel_metric, "_CONFUSION_CHUNK", 5)  # chunks of 5, 5 and 2 pixels
-    np.testing.assert_array_equal(pixel_metric.confusion_matrix(TRUTH, PREDICTED, None), expected_confusion())
+def test_label_counts_come_from_the_runs_of_equal_labels() -> None:
+    # TRUTH's runs: ROAD x3, CAR x2, VOID x2, PERSON, ROAD, CAR, PERSON, ROAD: road 3+1+1, car 2+1, void 2, person 2
+    counts = pixel_metric.label_counts(TRUTH)
+    assert counts.dtype == np.int64 and counts.shape == (34,)
+    assert counts[[ROAD, CAR, VOID, PERSON]].tolist() == [5, 3, 2, 2] and counts.sum() == len(TRUTH)
+    rng = np.random.default_rng(0)
+    for labels in (rng.integers(0, 34, 5000).astype(np.uint8), np.repeat(rng.integers(0, 34, 50), 97).astype(np.uint8)):
+        np.testing.assert_array_equal(pixel_metric.label_counts(labels), np.bincount(labels, minlength=34))
+    assert not pixel_metric.label_counts(np.zeros(0, np.uint8)).any()
 
 
 def test_confusion_matrix_from_known_truth_counts_counts_only_the_wrong_pixels() -> None:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import struct
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import deflate
@@ -55,6 +56,9 @@ _MAX_PREDICTED_ROWS_PER_MASK = 64
 # Nonzero bytes a mask's Sub rows may hold (an OpenCV mask of a person: a few thousand): noise in Sub rows
 # costs 0.15 s here against pywuffs' 10 ms.
 _MAX_SUB_EDGES_PER_MASK = 65536
+# Pixels of decoded mask rows whose runs are found at once (``_runs_by_chunks``): about 40 MB of arrays at worst
+# (a run every other pixel).
+_RUN_CHUNK_PIXELS = 1024 * 1024
 # Runs of rows that may hold pixels closer than this are unfiltered together: fewer numpy calls.
 _ROW_RUN_GAP = 16
 # Rows whose filters are read before a photo is inflated whole: an encoder that mixes filters (Pillow,
@@ -217,21 +221,39 @@ def nonzero_runs_of_masks(masks: list[MaskRows]) -> list[PixelRuns] | None:
         if runs is None:
             return None
         starts, stops, values = runs
-        starts, stops = starts[values != 0], stops[values != 0]
+        pieces = [(starts[values != 0], stops[values != 0], 0)]
     else:
         decoded = _unfilter(stack, _MASK_FILTERS, budget)
         if decoded is None:
             return None
-        starts, stops = _byte_runs(decoded) if depth == 8 else _bit_runs(decoded, width)
-    row = starts // width  # in the stack: each run moves down by its row's shift, and belongs to its mask
-    shift = row_shift[row] * width
-    bounds = np.searchsorted(row, mask_starts[1:-1])
-    return [
-        PixelRuns(mask_starts_, mask_stops_)
-        for mask_starts_, mask_stops_ in zip(
-            np.split(starts + shift, bounds), np.split(stops + shift, bounds), strict=True
-        )
-    ]
+        pieces = _runs_by_chunks(decoded, width, depth)
+    per_mask: list[tuple[list[np.ndarray], list[np.ndarray]]] = [([], []) for _ in masks]
+    for starts, stops, first_row in pieces:  # positions in rows from ``first_row`` of the stack on
+        row = starts // width + first_row  # each run moves down by its stacked row's shift, and is its mask's
+        shift = (row_shift[row] + first_row) * width
+        bounds = np.searchsorted(row, mask_starts[1:-1])
+        for (mask_starts_, mask_stops_), piece_starts, piece_stops in zip(
+            per_mask, np.split(starts + shift, bounds), np.split(stops + shift, bounds), strict=True
+        ):
+            if len(piece_starts) or not mask_starts_:
+                mask_starts_.append(piece_starts)
+                mask_stops_.append(piece_stops)
+    return [PixelRuns(_joined(mask_starts_), _joined(mask_stops_)) for mask_starts_, mask_stops_ in per_mask]
+
+
+def _runs_by_chunks(decoded: np.ndarray, width: int, depth: int) -> Iterator[tuple[np.ndarray, np.ndarray, int]]:
+    """``_byte_runs`` or ``_bit_runs`` of the decoded rows, _RUN_CHUNK_PIXELS at a time (their arrays take a few
+    integers per run, and a row of pixels can hold a run for every other one), each chunk's with its first
+    row."""
+    rows_per_chunk = max(1, _RUN_CHUNK_PIXELS // width)
+    for first in range(0, len(decoded), rows_per_chunk):
+        chunk = decoded[first : first + rows_per_chunk]
+        yield *(_byte_runs(chunk) if depth == 8 else _bit_runs(chunk, width)), first
+
+
+def _joined(parts: list[np.ndarray]) -> np.ndarray:
+    """A mask's runs from the chunks it lies in (most lie in one: a view, not a copy)."""
+    return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
 
 def _row_shifts(rows: int, run_starts: np.ndarray, run_shifts: np.ndarray) -> np.ndarray:

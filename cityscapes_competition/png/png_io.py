@@ -281,21 +281,24 @@ def read_mask_runs(path: Path | str, expected_size: Size | None = None, folder: 
     return _mask_runs_by_library(data, layout)
 
 
-# Masks unfiltered together at most: their rows that may hold pixels cover at most an image's pixels (a street
-# scene's 40 masks cover about two), and their files and rows take at most 16 MB (or one mask more than that),
-# so that a batch's arrays take about 100 MB at worst (a worker's share of the memory; one by one, ~70 MB).
-_MASK_BATCH_PIXELS = 2048 * 1024
+# Masks unfiltered together at most: their rows that may hold pixels take at most 2 MB and four images of pixels
+# (an 8-bit image's rows, or four 1-bit ones: a street scene's 40 Pillow masks hold about four), and their files
+# and rows at most 16 MB (or one mask more than that), so that a batch's arrays take about 140 MB at worst (a
+# worker's share of the memory; masks of a run every other pixel, measured), their runs found half an image at
+# a time (fast_png._runs_by_chunks). Bounded by an image's pixels, 1.3 ms more an image of Pillow's masks.
+_MASK_BATCH_ROW_BYTES = 2048 * 1024
+_MASK_BATCH_PIXELS = 4 * 2048 * 1024
 _MASK_BATCH_BYTES = 16 * 1024 * 1024
 
 
 def read_masks_runs(
     paths: Sequence[Path | str], expected_size: Size | None = None, folder: SentFolder | None = None
 ) -> Iterator[PixelRuns]:
-    """``read_mask_runs`` of each path, in order. The masks ``fast_png`` reads are unfiltered together, a
-    few at a time (``_MASK_BATCH_PIXELS``): 0.2 ms a 1-bit mask less than one by one. A PngReadError
-    names its path (``.path``)."""
+    """``read_mask_runs`` of each path, in order. The masks ``fast_png`` reads are unfiltered together, a batch
+    at a time (bounded as above): 0.2 ms a 1-bit mask less than one by one. A PngReadError names its path
+    (``.path``)."""
     pending: list[tuple[str, bytes, _Layout, MaskRows | None]] = []
-    batch_pixels = batch_bytes = 0
+    batch_row_bytes = batch_pixels = batch_bytes = 0
     for path in paths:
         try:
             data = _read_bytes(path, folder)
@@ -303,11 +306,16 @@ def read_masks_runs(
         except PngReadError as exc:
             raise type(exc)(str(exc), str(path)) from None
         rows = _fast(mask_rows, data) if _may_read_as_mask_rows(layout, data) else None
-        pixels = 0 if rows is None else len(rows.rows) * rows.width
-        if pending and (batch_pixels + pixels > _MASK_BATCH_PIXELS or batch_bytes + len(data) > _MASK_BATCH_BYTES):
+        row_bytes, pixels = (0, 0) if rows is None else (rows.rows.size, len(rows.rows) * rows.width)
+        if pending and (
+            batch_row_bytes + row_bytes > _MASK_BATCH_ROW_BYTES
+            or batch_pixels + pixels > _MASK_BATCH_PIXELS
+            or batch_bytes + len(data) > _MASK_BATCH_BYTES
+        ):
             yield from _masks_of_batch(pending)
-            pending, batch_pixels, batch_bytes = [], 0, 0
+            pending, batch_row_bytes, batch_pixels, batch_bytes = [], 0, 0, 0
         pending.append((str(path), data, layout, rows))
+        batch_row_bytes += row_bytes
         batch_pixels += pixels
         batch_bytes += len(data) + (0 if rows is None else rows.rows.nbytes)
     yield from _masks_of_batch(pending)

@@ -99,14 +99,11 @@ def evaluate_frame(
     )
 
 
-# Pixels per bincount call in the confusion matrix: its int64 copy of the keys then stays in the cache.
-_CONFUSION_CHUNK = 1 << 18
-
-
 def confusion_matrix(truth: np.ndarray, predicted: np.ndarray, truth_counts: np.ndarray | None) -> np.ndarray:
-    """(34, 34) int64 pixel counts, rows ``truth``, columns ``predicted`` (flat uint8 label ids)."""
+    """(34, 34) int64 pixel counts, rows ``truth``, columns ``predicted`` (flat uint8 label ids); ``truth_counts``:
+    pixels per label id of ``truth``, if known."""
     if truth_counts is None:
-        return _pair_counts(truth, predicted).reshape(NUM_LABEL_IDS, NUM_LABEL_IDS)
+        truth_counts = label_counts(truth)
     # Most pixels are right: count the wrong ones, and the diagonal is what remains of each row.
     wrong = np.flatnonzero(truth != predicted)
     keys = truth[wrong] * np.uint16(NUM_LABEL_IDS) + predicted[wrong]
@@ -116,18 +113,12 @@ def confusion_matrix(truth: np.ndarray, predicted: np.ndarray, truth_counts: np.
     return matrix
 
 
-def _pair_counts(truth: np.ndarray, predicted: np.ndarray) -> np.ndarray:
-    """Pixels per key truth * 34 + predicted, counted chunk by chunk (a 2M-pixel int64 key array would
-    not fit in the cache, and bincount makes one from the uint16 keys)."""
-    counts = np.zeros(NUM_LABEL_IDS * NUM_LABEL_IDS, np.int64)
-    keys = np.empty(min(len(truth), _CONFUSION_CHUNK), np.uint16)
-    for start in range(0, len(truth), _CONFUSION_CHUNK):
-        stop = min(start + _CONFUSION_CHUNK, len(truth))
-        chunk_keys = keys[: stop - start]
-        np.multiply(truth[start:stop], np.uint16(NUM_LABEL_IDS), out=chunk_keys)
-        chunk_keys += predicted[start:stop]
-        counts += np.bincount(chunk_keys, minlength=NUM_LABEL_IDS * NUM_LABEL_IDS)
-    return counts
+def label_counts(labels: np.ndarray) -> np.ndarray:
+    """Pixels per label id 0..33 of flat uint8 label ids, from their runs: a label map has ~16,000 in 2 million
+    pixels (0.6 ms, where bincount takes 2.5 converting every pixel to an 8-byte index)."""
+    starts = np.concatenate(([0], np.flatnonzero(labels[1:] != labels[:-1]) + 1)) if labels.size else np.zeros(0, int)
+    lengths = np.diff(starts, append=labels.size)
+    return np.bincount(labels[starts], weights=lengths, minlength=NUM_LABEL_IDS).astype(np.int64)
 
 
 def _instance_hits(
