@@ -588,3 +588,11 @@ def test_masks_of_a_run_every_other_pixel_are_read_in_bounded_memory(tmp_path) -
     for index in range(8):
         (tmp_path / f"m{index}.png").write_bytes(data)
     assert memory_growth_within(_read_hostile_masks, tmp_path) < 200 * 1024 * 1024
+
+
+@pytest.mark.parametrize("depth", [1, 8])
+def test_masks_without_a_pixel_read_together_have_no_runs(depth: int) -> None:
+    """No row may hold a pixel: the masks are read (no runs each), not left to a library."""
+    data = [filtered_png(np.zeros((4, 8 * k + 3), np.uint8), depth, np.zeros(4, int)) for k in (2, 2, 2)]
+    runs = fast_png.nonzero_runs_of_masks([fast_png.mask_rows(d) for d in data])
+    assert runs is not None and [len(r.starts) for r in runs] == [0, 0, 0]

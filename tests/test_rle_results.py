@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from helpers import memory_growth_within
 from pycocotools import mask as rle_codec
 
 from cityscapes_competition.scoring.rle_results import compressed_runs, compressed_runs_of
@@ -151,3 +152,15 @@ def test_strings_decoded_together_are_decoded_as_one_by_one() -> None:
         alone = compressed_runs(text, height * width)
         assert (runs is None and alone is None) or np.array_equal(runs, alone)
     assert compressed_runs_of([], height * width) == []
+
+
+def _refuse_long_string(text: str) -> None:
+    assert compressed_runs_of(["0", text, "1"], 2048 * 1024)[1] is None
+
+
+@pytest.mark.parametrize("ending", ["p", "Q", ""])
+def test_a_long_refused_string_costs_no_integers_per_character(ending: str) -> None:
+    """Four million characters of one-character runs, ending with a character beyond 'o', an unterminated
+    group, or nothing (more runs than pixels): each refused before any array of integers per run (~280 MB)."""
+    text = "1" * 4_000_000 + ending
+    assert memory_growth_within(_refuse_long_string, text) < 64 * 1024 * 1024

@@ -252,8 +252,9 @@ def _runs_by_chunks(decoded: np.ndarray, width: int, depth: int) -> Iterator[tup
 
 
 def _joined(parts: list[np.ndarray]) -> np.ndarray:
-    """A mask's runs from the chunks it lies in (most lie in one: a view, not a copy)."""
-    return parts[0] if len(parts) == 1 else np.concatenate(parts)
+    """A mask's runs from the chunks it lies in (most lie in one: a view, not a copy; none if no row may hold
+    a pixel)."""
+    return parts[0] if len(parts) == 1 else np.concatenate(parts) if parts else np.zeros(0, np.int64)
 
 
 def _row_shifts(rows: int, run_starts: np.ndarray, run_shifts: np.ndarray) -> np.ndarray:

@@ -380,11 +380,13 @@ def compressed_runs_of(texts: Sequence[str], pixel_count: int | None = None) -> 
     # Counted text by text: numpy's add.reduceat would first copy ``last`` as 8-byte integers.
     run_counts = np.array([np.count_nonzero(last[end - n : end]) for end, n in zip(text_ends, lengths, strict=True)])
     run_counts = run_counts.astype(np.int64).reshape(-1)
-    if pixel_count is not None and (run_counts[~refused] > pixel_count + 1).any():
-        # More runs than pixels: refused before a few integers per run are spent on it, the rest decoded alone.
-        too_many = ~refused & (run_counts > pixel_count + 1)
-        rest = np.flatnonzero(~too_many)
+    if pixel_count is not None:
+        refused |= run_counts > pixel_count + 1  # more runs than pixels
+    if refused.any():
+        # Refused before a few integers per run are spent on them (a hostile string can hold 256 MB of runs);
+        # the others decoded alone.
         results: list[np.ndarray | None] = [None] * len(texts)
+        rest = np.flatnonzero(~refused)
         for index, runs in zip(rest, compressed_runs_of([texts[i] for i in rest], pixel_count), strict=True):
             results[index] = runs
         return results
