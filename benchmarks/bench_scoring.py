@@ -49,12 +49,15 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from cityscapes_competition.core.labels import NUM_LABEL_IDS, color_of  # noqa: E402
+from cityscapes_competition.core.processes import keep_freed_memory  # noqa: E402
 from cityscapes_competition.organiser.competition_data import place_reference_file  # noqa: E402
+from cityscapes_competition.png.fast_png import row_filters  # noqa: E402
 from cityscapes_competition.png.png_io import read_single_channel  # noqa: E402
 from cityscapes_competition.scoring.evaluation import plan_evaluation  # noqa: E402
 from cityscapes_competition.scoring.frame_evaluation import FrameJob  # noqa: E402
 from cityscapes_competition.scoring.groundtruth import add_disparity, decode_ground_truth, read_file  # noqa: E402
 from cityscapes_competition.scoring.reference_index import INDEX_NAME, build_reference_index  # noqa: E402
+from cityscapes_competition.scoring.results_format import MaskFile  # noqa: E402
 from cityscapes_competition.synthetic import results as synthetic_results  # noqa: E402
 from cityscapes_competition.synthetic import scenes as synthetic  # noqa: E402
 
@@ -620,13 +623,14 @@ def _run(command: list[str]) -> str:
 
 
 def decoding_floor(case: Path, row: Row, workers: int, repeat: int) -> float:
-    """Seconds to decode, in ``workers`` processes, only the pixels an exact evaluation of the row cannot do
-    without when the ground truth is as downloaded and there is no index: each frame's labelIds and instanceIds,
-    its disparity down to the lowest instance-class pixel, and the pixel prediction, with this scorer's decoders
-    (the fastest measured), nothing else (no mask, no metric, no start-up): a bound on any scorer using them."""
+    """Seconds to decode, in ``workers`` processes set up as the scorer's, only what an exact evaluation of the
+    row cannot do without when the ground truth is as downloaded and there is no index: each frame's labelIds
+    and instanceIds, its disparity down to the lowest instance-class pixel, the pixel prediction, with this
+    scorer's decoders (the fastest measured), and every mask file read and inflated (not unfiltered); nothing
+    else (no mask's pixels, no metric, no start-up): a bound on any scorer using these decoders."""
     gt, res = _folders(case, row, "downloaded, no index")
     jobs = [job for job in plan_evaluation(gt, res).jobs if job.pixel_prediction is not None]
-    with ProcessPoolExecutor(workers) as pool:
+    with ProcessPoolExecutor(workers, initializer=keep_freed_memory) as pool:
         list(pool.map(_decode_frame, jobs[: 2 * workers]))  # the workers started and warm
         seconds = []
         for _ in range(repeat):
@@ -641,6 +645,9 @@ def _decode_frame(job: FrameJob) -> None:
     image = decode_ground_truth(frame, read_file(frame.label_ids), read_file(frame.instance_ids))
     add_disparity(image, frame)  # down to the lowest instance-class pixel
     read_single_channel(job.pixel_prediction, image.size, job.results_root)
+    for line in job.instance_lines or ():
+        if isinstance(line.mask, MaskFile):
+            row_filters(Path(line.mask.path).read_bytes())  # the image data inflated
 
 
 def floor_table(results: list[Measured], floors: dict[str, float]) -> Iterator[str]:
@@ -740,7 +747,7 @@ def main() -> None:
         if not m.row.project  # the project row's ground truth is the builder's, not a download's
     }
     if floors:
-        print("the decoding floor: the ground truth as downloaded and the pixel predictions decoded, nothing else")
+        print("the decoding floor: the ground truth as downloaded, the pixel predictions and the masks' data decoded")
         for line in floor_table(results, floors):
             print(line)
         print()
