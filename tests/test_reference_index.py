@@ -133,6 +133,6 @@ def test_a_rebuilt_index_keeps_only_the_copies_it_needs(downloaded_case) -> None
     for path in ref.joinpath("gtFine").rglob("*.png"):  # re-encoded in place, as the data builder does
         path.write_bytes(up_filtered_copy(path.read_bytes()))
     build_reference_index(ref, workers=1)
-    assert not list((ref / COPIES_DIR).glob("*_copy.png"))
+    assert not (ref / COPIES_DIR).exists()
     entries = load_reference_index(ref).entries.values()
     assert all(entry.label_copy is None and entry.instance_copy is None for entry in entries)

@@ -15,6 +15,7 @@ hash the same. A missing or stale index costs time, never correctness.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import json
@@ -133,6 +134,8 @@ def build_reference_index(ref_root: Path, workers: int | None = None) -> Path:
     frames = discover_ground_truth(ref_root)
     _remove_copies(ref_root)  # an earlier build's: a frame gone, or its file now fast
     entries = dict(zip((f.frame.stem for f in frames), _index_frames(frames, ref_root, workers), strict=True))
+    with contextlib.suppress(OSError):  # no copy needed (the builder's files): no folder of them
+        (ref_root / COPIES_DIR).rmdir()
     document = {"version": INDEX_VERSION, "frames": {stem: entry.__dict__ for stem, entry in entries.items()}}
     path = ref_root / INDEX_NAME
     write_text_atomic(path, json.dumps(document, separators=(",", ":")))
