@@ -136,3 +136,13 @@ def test_a_rebuilt_index_keeps_only_the_copies_it_needs(downloaded_case) -> None
     assert not (ref / COPIES_DIR).exists()
     entries = load_reference_index(ref).entries.values()
     assert all(entry.label_copy is None and entry.instance_copy is None for entry in entries)
+
+
+def test_the_index_command_says_where_it_wrote_the_copies(downloaded_case, capsys) -> None:
+    from cityscapes_competition.cli import index_main
+
+    ref, _, _ = downloaded_case
+    assert index_main([str(ref), "--workers", "1"]) == 0
+    out = capsys.readouterr().out
+    frames = len(discover_ground_truth(ref))
+    assert f"Wrote {ref / INDEX_NAME}" in out and f"and {2 * frames} copies" in out and str(ref / COPIES_DIR) in out
