@@ -79,10 +79,10 @@ def index_main(argv: list[str] | None = None) -> int:
 
 def _run_index(args: argparse.Namespace) -> int:
     def run() -> None:
-        from .scoring.reference_index import COPIES_DIR, build_reference_index
+        from .scoring.reference_index import COPIES_DIR, build_reference_index, index_copies
 
         index = build_reference_index(args.reference, args.workers)
-        copies = len(list((index.parent / COPIES_DIR).glob("*_copy.png")))
+        copies = len(index_copies(index.parent))
         print(f"Wrote {index}")
         if copies:
             print(

@@ -317,7 +317,7 @@ def read_masks_runs(
         pending.append((str(path), data, layout, rows))
         batch_row_bytes += row_bytes
         batch_pixels += pixels
-        batch_bytes += len(data) + (0 if rows is None else rows.rows.nbytes)
+        batch_bytes += len(data) + row_bytes
     yield from _masks_of_batch(pending)
 
 

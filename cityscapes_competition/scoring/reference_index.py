@@ -47,8 +47,9 @@ COPIES_DIR = "cityscapes_reference_index"  # the re-encoded copies, beside the i
 # 2: SHA-256 fingerprints (version 1's BLAKE2b took twice as long: 1 ms per disparity file); 3: the copies.
 INDEX_VERSION = 3
 # The copies' names: not the ground truth's own suffixes, which the scorer's search of the folder looks for.
-LABEL_COPY_SUFFIX = "_labelIds_copy.png"
-INSTANCE_COPY_SUFFIX = "_instanceIds_copy.png"
+_COPY_ENDING = "_copy.png"
+LABEL_COPY_SUFFIX = "_labelIds" + _COPY_ENDING
+INSTANCE_COPY_SUFFIX = "_instanceIds" + _COPY_ENDING
 
 
 _WRITE_FIX = "Build the index where the reference folder is writable."
@@ -142,13 +143,17 @@ def build_reference_index(ref_root: Path, workers: int | None = None) -> Path:
     return path
 
 
+def index_copies(ref_root: Path) -> list[Path]:
+    """The copies an index build left in ``ref_root``."""
+    return sorted((ref_root / COPIES_DIR).glob(f"*{_COPY_ENDING}"))
+
+
 def _remove_copies(ref_root: Path) -> None:
-    folder = ref_root / COPIES_DIR
     try:
-        for path in folder.glob("*_copy.png"):
+        for path in index_copies(ref_root):
             path.unlink()
     except OSError as exc:
-        raise ReferenceDataError(f"cannot be emptied ({exc.strerror})", folder, _WRITE_FIX) from None
+        raise ReferenceDataError(f"cannot be emptied ({exc.strerror})", ref_root / COPIES_DIR, _WRITE_FIX) from None
 
 
 def _index_frames(frames: list[GroundTruthFrame], ref_root: Path, workers: int | None) -> Iterator[FrameIndex]:

@@ -309,19 +309,18 @@ def _runs_of_batch(masks: list[RleMask], height: int, width: int, sources: list[
     texts = [m.counts for m, ok in zip(masks, decodable, strict=True) if ok]
     decoded = iter(compressed_runs_of(texts, height * width))  # type: ignore[arg-type]
     for mask, source, ok in zip(masks, sources, decodable, strict=True):
-        yield rle_runs(mask, height, width, source, next(decoded) if ok else _NOT_DECODED)
+        yield _checked_runs(mask, height, width, source, next(decoded) if ok else None)
 
 
-_NOT_DECODED = np.zeros(0, np.int64)  # a marker: rle_runs decodes the counts itself
-
-
-def rle_runs(
-    mask: RleMask, height: int, width: int, source: str, decoded: np.ndarray | None = _NOT_DECODED
-) -> PixelRuns:
+def rle_runs(mask: RleMask, height: int, width: int, source: str) -> PixelRuns:
     """The mask's runs of pixels, column-major as pycocotools encodes them, once they are proven to cover the
     image exactly as pycocotools decodes them (tests/test_rle_results.py compares with pycocotools' own
-    decoding). Runs alternate unset and set pixels, unset first; the set ones are the mask's. ``decoded``: the
-    compressed string's ``compressed_runs``, if already computed."""
+    decoding). Runs alternate unset and set pixels, unset first; the set ones are the mask's."""
+    return next(rle_runs_of_masks([mask], height, width, [source]))
+
+
+def _checked_runs(mask: RleMask, height: int, width: int, source: str, decoded: np.ndarray | None) -> PixelRuns:
+    """``rle_runs``, given the compressed string's ``compressed_runs`` (unused for a list of counts)."""
     where, _, prediction = source.partition(" ")  # "predictions.json prediction 3"
     if (mask.height, mask.width) != (height, width):
         raise SubmissionError(
@@ -330,7 +329,7 @@ def rle_runs(
             "RLE sizes are [height, width] of the test image.",
         )
     if isinstance(mask.counts, str):
-        runs = compressed_runs(mask.counts, height * width) if decoded is _NOT_DECODED else decoded
+        runs = decoded
     else:
         runs = mask.counts.astype(np.int64) if mask.counts.size <= height * width + 1 else None
     if runs is None or not _cover_exactly(runs, height * width):
